@@ -1,0 +1,39 @@
+//go:build linux || freebsd || dragonfly
+
+package protocol
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxIovecs bounds one writev call; the rest goes in the next round. It
+// keeps the iovec array on the stack (x/sys's Writev allocates it).
+const maxIovecs = 16
+
+// writev writes up to maxIovecs non-empty buffers in one system call
+// without allocating.
+func writev(fd int, bufs [][]byte) (int, error) {
+	var iov [maxIovecs]unix.Iovec
+	n := 0
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if n == maxIovecs {
+			break
+		}
+		iov[n].Base = &b[0]
+		iov[n].SetLen(len(b))
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	r, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), nil
+}
