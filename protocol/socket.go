@@ -75,6 +75,18 @@ func (s *TCPSocket) Fd() int { return s.fd }
 
 // Read reads until p is full (Continue), the kernel has nothing more
 // (WouldBlock), the peer closed (Closed) or an error occurs.
+//
+// A read that returns fewer bytes than asked for also answers WouldBlock
+// without a second system call to see EAGAIN: on a stream socket a short
+// read means the receive queue was empty at that moment, and any byte
+// that arrives later raises a new edge (epoll and kqueue alike). This
+// saves one of the three system calls of a small request/response
+// exchange. The one thing a short read does not prove is that no FIN is
+// queued behind the data: a session must remember an event's
+// [eventloop.ReadClosed] bit and keep reading until Closed, because no
+// further edge will announce the EOF.
+//
+// [eventloop.ReadClosed]: https://pkg.go.dev/github.com/sluiceproxy/sluice/eventloop#ReadClosed
 func (s *TCPSocket) Read(p []byte) (int, SocketResult) {
 	total := 0
 	for total < len(p) {
@@ -82,6 +94,9 @@ func (s *TCPSocket) Read(p []byte) (int, SocketResult) {
 		switch {
 		case err == nil && n > 0:
 			total += n
+			if total < len(p) {
+				return total, WouldBlock
+			}
 		case err == nil:
 			return total, Closed
 		case err == unix.EINTR:

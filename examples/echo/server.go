@@ -40,6 +40,7 @@ type conn struct {
 	borrowed []byte // the borrowed buffer itself, nil when idle
 	readable bool
 	writable bool
+	rdhup    bool // the client's FIN is queued: read until EOF, whatever a short read says
 	eof      bool // the client shut down its side: flush, then close
 	closed   bool
 }
@@ -126,6 +127,9 @@ func (s *server) Event(t eventloop.Token, r eventloop.Ready) {
 	if r&(eventloop.Readable|eventloop.ReadClosed|eventloop.Error) != 0 {
 		c.readable = true
 	}
+	if r&(eventloop.ReadClosed|eventloop.Error) != 0 {
+		c.rdhup = true // sticky: no further edge will announce the EOF
+	}
 	if r&(eventloop.Writable|eventloop.Error) != 0 {
 		c.writable = true
 	}
@@ -180,7 +184,7 @@ func (s *server) drive(key int, c *conn) {
 		}
 		switch res {
 		case protocol.WouldBlock:
-			c.readable = false
+			c.readable = c.rdhup
 		case protocol.Closed:
 			c.eof = true
 		case protocol.Error:
