@@ -1,0 +1,170 @@
+package session
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+)
+
+// Commands are safe to call from any goroutine. Each runs on the loop
+// between two batches of events and answers when it has been applied;
+// none disturbs established sessions unless it says so.
+
+// do runs f on the loop and waits for its answer.
+func (w *Worker) do(f func() error) error {
+	reply := make(chan error, 1)
+	if err := w.loop.Post(func() { reply <- f() }); err != nil {
+		return ErrStopped
+	}
+	return <-reply
+}
+
+// AddListener opens a listening socket on addr and accepts with l. It
+// returns the bound address (the chosen port when addr's port is 0).
+func (w *Worker) AddListener(addr netip.AddrPort, l Listener, cfg ListenConfig) (netip.AddrPort, error) {
+	var bound netip.AddrPort
+	err := w.do(func() error {
+		if w.stopping {
+			return ErrStopped
+		}
+		if _, ok := w.listeners[addr]; ok && addr.Port() != 0 {
+			return ErrListenerExists
+		}
+		fd, err := protocol.Listen(addr, protocol.ListenConfig{Backlog: cfg.Backlog, ReusePort: cfg.ReusePort})
+		if err != nil {
+			return err
+		}
+		bound, _ = protocol.LocalAddr(fd)
+		ls := &listenSession{w: w, l: l, fd: fd, addr: bound, active: true, last: w.Now()}
+		v, err := w.tokens.Vacant()
+		if err != nil {
+			closeFD(fd)
+			return ErrTooManySessions
+		}
+		ls.token = eventloop.Token(v.Key())
+		if err := w.loop.Poller().Register(fd, ls.token, eventloop.InterestRead); err != nil {
+			v.Release()
+			closeFD(fd)
+			return err
+		}
+		v.Insert(entry{s: ls})
+		w.listeners[bound] = ls
+		w.status.Listeners = len(w.listeners)
+		return nil
+	})
+	return bound, err
+}
+
+// RemoveListener closes the listening socket on addr. Sessions it
+// accepted go on.
+func (w *Worker) RemoveListener(addr netip.AddrPort) error {
+	return w.do(func() error {
+		ls, ok := w.listeners[addr]
+		if !ok {
+			return ErrNoSuchListener
+		}
+		ls.close(w)
+		delete(w.listeners, addr)
+		return nil
+	})
+}
+
+// DeactivateListener stops accepting on addr but keeps the socket, so
+// connections wait in its backlog until ActivateListener.
+func (w *Worker) DeactivateListener(addr netip.AddrPort) error {
+	return w.do(func() error {
+		ls, ok := w.listeners[addr]
+		if !ok {
+			return ErrNoSuchListener
+		}
+		ls.active = false
+		return nil
+	})
+}
+
+// ActivateListener resumes accepting on addr, starting with what waited
+// in the backlog.
+func (w *Worker) ActivateListener(addr netip.AddrPort) error {
+	return w.do(func() error {
+		ls, ok := w.listeners[addr]
+		if !ok {
+			return ErrNoSuchListener
+		}
+		ls.active = true
+		w.accept(ls)
+		return nil
+	})
+}
+
+// Status returns a snapshot of the worker's counters.
+func (w *Worker) Status() (Status, error) {
+	var st Status
+	err := w.do(func() error {
+		st = w.status
+		st.Sessions = w.sessions
+		st.Tokens = w.tokens.Len()
+		st.Listeners = len(w.listeners)
+		st.AcceptPaused = w.paused
+		st.ShuttingDown = w.stopping
+		return nil
+	})
+	return st, err
+}
+
+// Exec runs f on the worker's loop and waits for it: the door for
+// commands of the layers above (clusters, backends, routes), which keep
+// their state on the loop too.
+func (w *Worker) Exec(f func() error) error { return w.do(f) }
+
+// SoftStop closes the listeners, then asks every session ShuttingDown
+// until all have closed, and stops the worker. It returns when the
+// worker is done or ctx ends (the soft stop goes on; HardStop ends it).
+func (w *Worker) SoftStop(ctx context.Context) error {
+	err := w.do(func() error {
+		if w.stopping {
+			return nil
+		}
+		w.stopping = true
+		for addr, ls := range w.listeners {
+			ls.close(w)
+			delete(w.listeners, addr)
+		}
+		w.log.Info("soft stop", "sessions", w.sessions)
+		w.shutdownRound()
+		return nil
+	})
+	if err != nil && err != ErrStopped {
+		return err
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// shutdownRound asks each session whether it can end now, and asks again
+// shortly for those that cannot.
+func (w *Worker) shutdownRound() {
+	// The next round is booked first, so that a session panicking in
+	// ShuttingDown cannot stall the stop.
+	w.loop.Timers().Cancel(w.stopTimer)
+	w.stopTimer = w.loop.Timers().Schedule(stopToken, 50*time.Millisecond)
+	for _, e := range w.tokens.All() {
+		if e.front && !e.closed && e.s.ShuttingDown() == Close {
+			w.closeSafely(e.s)
+		}
+	}
+}
+
+// HardStop closes every session and listener at once and stops the
+// worker; it returns when the worker is done. Run must have been called.
+func (w *Worker) HardStop() error {
+	w.loop.Stop() // Run closes everything once the loop returns
+	<-w.done
+	return nil
+}

@@ -1,0 +1,173 @@
+package session_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/session"
+	"github.com/sluiceproxy/sluice/timer"
+)
+
+// lineListener makes a lineSession of every accepted connection.
+type lineListener struct{ idle time.Duration }
+
+func (lineListener) Protocol() session.Protocol { return session.TCPListen }
+
+func (l lineListener) NewSession(w *session.Worker, a session.Accepted) (session.ProxySession, error) {
+	s := &lineSession{
+		Base:  session.Base{Peer: a.Peer},
+		w:     w,
+		sock:  protocol.NewTCPSocket(a.Fd),
+		token: a.Token,
+		last:  w.Now(),
+	}
+	if l.idle > 0 {
+		s.idle = l.idle
+		s.timer = w.Timers().Schedule(a.Token, l.idle)
+	}
+	return s, nil
+}
+
+// lineSession answers every line its client sends with the line in
+// upper case. It is a complete session in a few lines: edge-triggered
+// readiness kept per socket, a bounded input buffer, backpressure (it
+// stops reading while an answer waits), an idle timeout and a soft stop
+// that waits for a half-received line.
+type lineSession struct {
+	session.Base
+	w         *session.Worker
+	sock      protocol.TCPSocket
+	token     eventloop.Token
+	readiness eventloop.Ready
+	in, out   []byte
+	last      time.Time
+	idle      time.Duration
+	timer     timer.Handle
+}
+
+const maxLine = 1024
+
+func (s *lineSession) Protocol() session.Protocol    { return session.TCP }
+func (s *lineSession) FrontendToken() eventloop.Token { return s.token }
+func (s *lineSession) LastEvent() time.Time           { return s.last }
+
+func (s *lineSession) UpdateReadiness(_ eventloop.Token, r eventloop.Ready) {
+	s.readiness |= r
+	s.last = s.w.Now()
+}
+
+func (s *lineSession) Ready(session.ProxySession) session.Result {
+	for {
+		if len(s.out) > 0 { // answers first: backpressure
+			if s.readiness&eventloop.Writable == 0 {
+				return session.Continue
+			}
+			n, res := s.sock.Write(s.out)
+			s.out = s.out[n:]
+			switch res {
+			case protocol.WouldBlock:
+				s.readiness &^= eventloop.Writable
+				return session.Continue
+			case protocol.Closed, protocol.Error:
+				return session.Close
+			}
+			s.out = nil
+		}
+		if s.readiness&(eventloop.Readable|eventloop.ReadClosed) == 0 {
+			return session.Continue
+		}
+		var buf [512]byte
+		n, res := s.sock.Read(buf[:])
+		s.in = append(s.in, buf[:n]...)
+		for {
+			i := bytes.IndexByte(s.in, '\n')
+			if i < 0 {
+				break
+			}
+			line := s.in[:i]
+			if string(line) == "panic" {
+				panic("asked to panic")
+			}
+			s.out = append(s.out, bytes.ToUpper(line)...)
+			s.out = append(s.out, '\n')
+			s.in = s.in[i+1:]
+		}
+		if len(s.in) > maxLine {
+			return session.Close
+		}
+		if len(s.in) == 0 {
+			s.in = nil // an idle session keeps no buffer
+		}
+		if n > 0 && s.idle > 0 {
+			s.w.Timers().Reset(s.timer, s.idle)
+		}
+		switch res {
+		case protocol.WouldBlock:
+			s.readiness &^= eventloop.Readable
+		case protocol.Closed, protocol.Error:
+			if len(s.out) == 0 {
+				return session.Close
+			}
+			s.readiness &^= eventloop.Readable | eventloop.ReadClosed
+		}
+	}
+}
+
+func (s *lineSession) Timeout(eventloop.Token) session.Result { return session.Close }
+
+// ShuttingDown lets the session end unless a line is half received or
+// an answer is still on its way.
+func (s *lineSession) ShuttingDown() session.Result {
+	if len(s.in) == 0 && len(s.out) == 0 {
+		return session.Close
+	}
+	return session.Continue
+}
+
+func (s *lineSession) Close() {
+	s.w.Timers().Cancel(s.timer)
+	s.w.Release(s.token, s.sock.Fd())
+	s.sock.Close()
+}
+
+func (s *lineSession) PrintSession(w io.Writer) {
+	fmt.Fprintf(w, "line session %v: readiness %v, %d bytes in, %d out", s.Peer, s.readiness, len(s.in), len(s.out))
+}
+
+// Example shows a protocol of one's own plugged into a worker through a
+// Listener, with nothing but the exported API.
+func Example() {
+	w, err := session.NewWorker(session.Config{})
+	if err != nil {
+		panic(err)
+	}
+	go w.Run()
+	addr, err := w.AddListener(netip.MustParseAddrPort("127.0.0.1:0"), lineListener{idle: time.Minute}, session.ListenConfig{})
+	if err != nil {
+		panic(err)
+	}
+
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		panic(err)
+	}
+	fmt.Fprintf(conn, "hello, sluice\n")
+	answer, _ := bufio.NewReader(conn).ReadString('\n')
+	fmt.Print(answer)
+	conn.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println(w.SoftStop(ctx))
+	// Output:
+	// HELLO, SLUICE
+	// <nil>
+}

@@ -1,0 +1,170 @@
+package session
+
+import (
+	"errors"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+)
+
+// Listener turns accepted connections into sessions. The reference
+// sessions (TCP, HTTP) implement it, and so can an application's own
+// protocol: the worker knows nothing of a session's type.
+type Listener interface {
+	// Protocol is the listening protocol (TCPListen, HTTPListen, ...).
+	Protocol() Protocol
+	// NewSession builds the session of an accepted connection. The
+	// worker has already registered a.Fd under a.Token (edge-triggered,
+	// readable and writable), so the first event may come right after.
+	// On error the worker closes the socket and frees the token.
+	NewSession(w *Worker, a Accepted) (ProxySession, error)
+}
+
+// Accepted describes a connection a listener accepted.
+type Accepted struct {
+	Fd    int             // non-blocking, close-on-exec; the session owns it
+	Token eventloop.Token // the session's frontend token
+	Peer  netip.AddrPort  // the client as the kernel saw it
+	Local netip.AddrPort  // the listening address
+}
+
+// ListenConfig tunes a listening socket.
+type ListenConfig struct {
+	// Backlog is the kernel's accept queue length. Default 1024.
+	Backlog int
+	// ReusePort sets SO_REUSEPORT, so that the workers of a proxy each
+	// listen on the same address. Default off for a lone worker; the
+	// multi-worker front turns it on.
+	ReusePort bool
+}
+
+// listenSession is a listener's entry in the token slab.
+type listenSession struct {
+	w      *Worker
+	l      Listener
+	fd     int
+	token  eventloop.Token
+	addr   netip.AddrPort
+	active bool
+	last   time.Time
+}
+
+func (ls *listenSession) Protocol() Protocol { return ls.l.Protocol() }
+
+// Ready accepts until the queue is empty, unless the worker is paused at
+// its connection limit; resume retries then.
+func (ls *listenSession) Ready(ProxySession) Result {
+	ls.w.accept(ls)
+	return Continue
+}
+
+func (ls *listenSession) UpdateReadiness(eventloop.Token, eventloop.Ready) { ls.last = ls.w.Now() }
+func (ls *listenSession) Close()                                          {}
+func (ls *listenSession) Timeout(eventloop.Token) Result                  { return Continue }
+func (ls *listenSession) LastEvent() time.Time                            { return ls.last }
+func (ls *listenSession) FrontendToken() eventloop.Token                  { return ls.token }
+func (ls *listenSession) ShuttingDown() Result                            { return Continue }
+func (ls *listenSession) ClusterID() (string, bool)                       { return "", false }
+func (ls *listenSession) SessionAddress() (netip.AddrPort, bool)          { return ls.addr, true }
+func (ls *listenSession) PrintSession(w io.Writer) {
+	io.WriteString(w, ls.l.Protocol().String()+" listener "+ls.addr.String())
+}
+
+// close deregisters and closes the listening socket; established
+// sessions are not touched.
+func (ls *listenSession) close(w *Worker) {
+	if ls.fd < 0 {
+		return
+	}
+	w.Release(ls.token, ls.fd)
+	sock := protocol.NewTCPSocket(ls.fd)
+	sock.Close()
+	ls.fd = -1
+}
+
+// accept takes connections until the queue is empty or a limit is hit.
+func (w *Worker) accept(ls *listenSession) {
+	for ls.active && ls.fd >= 0 && !w.paused && !w.stopping {
+		fd, peer, err := protocol.Accept(ls.fd)
+		if errors.Is(err, protocol.ErrWouldBlock) {
+			return
+		}
+		if err != nil {
+			// Out of descriptors, most likely. What waits stays in the
+			// backlog and raises no new edge: try again shortly.
+			w.log.Warn("accept failed; pausing accept for 100ms", "listener", ls.addr, "err", err)
+			w.pauseAccept()
+			w.loop.Timers().Schedule(retryToken, 100*time.Millisecond)
+			return
+		}
+		w.admit(ls, fd, peer)
+		if w.sessions >= w.cfg.MaxConnections {
+			w.pauseAccept()
+		}
+	}
+}
+
+// admit applies the per-IP limit, then has the listener build a session.
+func (w *Worker) admit(ls *listenSession, fd int, peer netip.AddrPort) {
+	ip := peer.Addr()
+	if lim := w.cfg.MaxConnectionsPerIP; lim > 0 && int(w.perIP[ip]) >= lim {
+		w.status.RefusedPerIP++
+		closeFD(fd)
+		return
+	}
+	v, err := w.tokens.Vacant()
+	if err != nil {
+		w.status.RefusedFull++
+		closeFD(fd)
+		return
+	}
+	t := eventloop.Token(v.Key())
+	if err := w.loop.Poller().Register(fd, t, eventloop.InterestBoth); err != nil {
+		v.Release()
+		closeFD(fd)
+		w.status.RefusedNoSession++
+		return
+	}
+	// The token is reserved; the session may register more tokens while
+	// it is built, so it is filled only afterwards.
+	s, err := ls.l.NewSession(w, Accepted{Fd: fd, Token: t, Peer: peer, Local: ls.addr})
+	if err != nil || s == nil {
+		w.loop.Poller().Deregister(fd)
+		v.Release()
+		closeFD(fd)
+		w.status.RefusedNoSession++
+		w.log.Debug("listener refused a session", "listener", ls.addr, "err", err)
+		return
+	}
+	v.Insert(entry{s: s, peer: ip, front: true})
+	w.sessions++
+	w.status.Accepted++
+	w.perIP[ip]++
+}
+
+func (w *Worker) pauseAccept() {
+	if !w.paused {
+		w.paused = true
+		w.log.Info("accept paused", "sessions", w.sessions)
+	}
+}
+
+// resumeAccept drains every listener's backlog: connections that waited
+// there during the pause raised their edge long ago.
+func (w *Worker) resumeAccept() {
+	w.paused = false
+	w.log.Info("accept resumed", "sessions", w.sessions)
+	for _, ls := range w.listeners {
+		w.accept(ls)
+	}
+}
+
+func closeFD(fd int) {
+	sock := protocol.NewTCPSocket(fd)
+	sock.Close()
+}
+
+var _ ProxySession = (*listenSession)(nil)

@@ -1,0 +1,396 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/slab"
+	"github.com/sluiceproxy/sluice/timer"
+)
+
+// Errors returned by the worker's commands.
+var (
+	ErrStopped         = errors.New("session: worker stopped")
+	ErrListenerExists  = errors.New("session: a listener already uses that address")
+	ErrNoSuchListener  = errors.New("session: no listener on that address")
+	ErrTooManySessions = errors.New("session: no token left")
+)
+
+// Config holds a worker's settings. Zero values take the defaults.
+type Config struct {
+	// MaxConnections bounds the client sessions of the worker. At the
+	// limit the listeners stop accepting (connections wait in the
+	// kernel's backlog); they resume below 90 %. Default 10,000.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the sessions of one client address; a
+	// connection beyond it is closed at once. 0 means no limit.
+	MaxConnectionsPerIP int
+	// MaxTokensPerSession sizes the token slab: MaxConnections times this,
+	// plus the listeners (a proxied session holds a frontend and a
+	// backend token, so 2 is enough for them). Default 2.
+	MaxTokensPerSession int
+	// ZombieCheckInterval is how often sessions are checked for having
+	// seen no event for that long; such sessions are closed and counted.
+	// Default 30 minutes, as in Sōzu.
+	ZombieCheckInterval time.Duration
+	// Logger receives the worker's logs. Default: discard.
+	Logger *slog.Logger
+	// Loop configures the worker's event loop.
+	Loop eventloop.Config
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 10000
+	}
+	if c.MaxTokensPerSession <= 0 {
+		c.MaxTokensPerSession = 2
+	}
+	if c.ZombieCheckInterval <= 0 {
+		c.ZombieCheckInterval = 30 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// Status is a worker's snapshot, answered by [Worker.Status].
+type Status struct {
+	Sessions         int // client sessions open
+	Tokens           int // slab entries in use (sessions' sockets, listeners)
+	Listeners        int
+	AcceptPaused     bool
+	Accepted         uint64 // sessions created since start
+	Closed           uint64 // sessions closed since start
+	RefusedFull      uint64 // accepted then closed: MaxConnections reached
+	RefusedPerIP     uint64 // accepted then closed: per-IP limit reached
+	RefusedNoSession uint64 // the listener could not build a session
+	Zombies          uint64 // closed by the zombie check
+	Panics           uint64 // sessions closed because they panicked
+	ShuttingDown     bool
+}
+
+// entry is what the slab maps a token to.
+type entry struct {
+	s      ProxySession
+	peer   netip.Addr // client address counted for the per-IP limit; front tokens only
+	front  bool       // the session's frontend token (the one that counts as a session)
+	closed bool       // closed this batch; the key is freed at its end
+}
+
+// Worker drives sessions on one event loop. It owns the token slab, the
+// listeners and the connection accounting; every method that is not a
+// command must be called on its loop (from a session's methods).
+type Worker struct {
+	cfg    Config
+	loop   *eventloop.Loop
+	tokens *slab.Slab[entry]
+	log    *slog.Logger
+
+	listeners map[netip.AddrPort]*listenSession
+	perIP     map[netip.Addr]int32
+	sessions  int
+	paused    bool
+	doomed    []eventloop.Token
+	status    Status
+
+	stopping    bool // soft stop in progress
+	zombieTimer timer.Handle
+	stopTimer   timer.Handle
+	done        chan struct{}
+	err         error
+}
+
+// The worker's own timers use the highest tokens a loop hands out; the
+// slab never reaches them.
+const (
+	zombieToken = eventloop.MaxToken
+	stopToken   = eventloop.MaxToken - 1
+	retryToken  = eventloop.MaxToken - 2
+	maxUser     = eventloop.MaxToken - 3
+)
+
+// NewWorker creates a worker and its loop. Start it with Run.
+func NewWorker(cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	loop, err := eventloop.New(cfg.Loop)
+	if err != nil {
+		return nil, err
+	}
+	limit := cfg.MaxConnections*cfg.MaxTokensPerSession + 64
+	if limit > int(maxUser) {
+		limit = int(maxUser)
+	}
+	return &Worker{
+		cfg:       cfg,
+		loop:      loop,
+		tokens:    slab.New[entry](limit),
+		log:       cfg.Logger,
+		listeners: map[netip.AddrPort]*listenSession{},
+		perIP:     map[netip.Addr]int32{},
+		done:      make(chan struct{}),
+	}, nil
+}
+
+// Run drives the worker until it is stopped, then closes every session
+// and listener. It returns once all descriptors are closed.
+func (w *Worker) Run() error {
+	defer close(w.done)
+	if err := w.loop.Post(func() {
+		w.zombieTimer = w.loop.Timers().Schedule(zombieToken, w.cfg.ZombieCheckInterval)
+	}); err != nil {
+		return err
+	}
+	err := w.loop.Run(w)
+	w.closeAll()
+	w.EndBatch()
+	return err
+}
+
+// Done is closed when Run has returned.
+func (w *Worker) Done() <-chan struct{} { return w.done }
+
+// Loop is the worker's event loop.
+func (w *Worker) Loop() *eventloop.Loop { return w.loop }
+
+// Logger is the worker's logger, for sessions.
+func (w *Worker) Logger() *slog.Logger { return w.log }
+
+// Now is the time the current batch started.
+func (w *Worker) Now() time.Time { return w.loop.Now() }
+
+// Timers is the worker's timer wheel; a session keys its timers by its
+// own tokens and hears of them through its Timeout method.
+func (w *Worker) Timers() *timer.Wheel[eventloop.Token] { return w.loop.Timers() }
+
+// Register gives s a new token for fd and registers fd with the poller
+// (InterestBoth, edge-triggered). Sessions call it for backend sockets.
+func (w *Worker) Register(fd int, s ProxySession) (eventloop.Token, error) {
+	v, err := w.tokens.Vacant()
+	if err != nil {
+		return 0, ErrTooManySessions
+	}
+	t := eventloop.Token(v.Key())
+	if err := w.loop.Poller().Register(fd, t, eventloop.InterestBoth); err != nil {
+		v.Release()
+		return 0, err
+	}
+	v.Insert(entry{s: s})
+	return t, nil
+}
+
+// Release deregisters fd (when fd >= 0) and frees t at the end of the
+// batch, so that an event already queued for t is dropped instead of
+// reaching whoever gets t next. Sessions call it from Close for every
+// token but the frontend one, and when they drop a backend connection.
+func (w *Worker) Release(t eventloop.Token, fd int) {
+	if fd >= 0 {
+		w.loop.Poller().Deregister(fd)
+	}
+	e := w.tokens.Ptr(int(t))
+	if e == nil || e.closed {
+		return
+	}
+	e.closed = true
+	w.doomed = append(w.doomed, t)
+}
+
+// Event implements eventloop.Handler.
+func (w *Worker) Event(t eventloop.Token, r eventloop.Ready) {
+	e := w.tokens.Ptr(int(t))
+	if e == nil || e.closed {
+		return
+	}
+	s := e.s
+	s.UpdateReadiness(t, r)
+	w.drive(s)
+}
+
+// drive calls Ready until the session has nothing left to do.
+func (w *Worker) drive(s ProxySession) {
+	for i := 0; ; i++ {
+		res := s.Ready(s)
+		switch res {
+		case Continue:
+			return
+		case Close:
+			w.closeSession(s)
+			return
+		case ConnectBackend:
+			c, ok := s.(BackendConnector)
+			if !ok {
+				w.log.Error("session asked for a backend but cannot connect one", "protocol", s.Protocol())
+				w.closeSession(s)
+				return
+			}
+			if c.ConnectBackend(s) == Close {
+				w.closeSession(s)
+				return
+			}
+		}
+		if i > 1000 {
+			// A session that never settles would starve every other one.
+			w.log.Error("session did not settle after 1000 rounds; closing it", "protocol", s.Protocol())
+			w.closeSession(s)
+			return
+		}
+	}
+}
+
+// Timeout implements eventloop.Handler.
+func (w *Worker) Timeout(t eventloop.Token) {
+	switch t {
+	case zombieToken:
+		w.zombieCheck()
+		return
+	case stopToken:
+		w.shutdownRound()
+		return
+	case retryToken:
+		if w.sessions < w.cfg.MaxConnections {
+			w.resumeAccept()
+		}
+		return
+	}
+	e := w.tokens.Ptr(int(t))
+	if e == nil || e.closed {
+		return
+	}
+	s := e.s
+	switch s.Timeout(t) {
+	case Close:
+		w.closeSession(s)
+	case ConnectBackend:
+		w.drive(s)
+	}
+}
+
+// Panic implements eventloop.Handler: the session whose event panicked
+// is closed and counted; the others go on.
+func (w *Worker) Panic(t eventloop.Token, v any, stack []byte) {
+	w.status.Panics++
+	w.log.Error("session panicked; closing it", "token", t, "panic", fmt.Sprint(v), "stack", string(stack))
+	e := w.tokens.Ptr(int(t))
+	if e == nil || e.closed {
+		return
+	}
+	w.closeSafely(e.s)
+}
+
+// closeSafely closes a session whose state may be broken: a second panic
+// from its Close is contained too, and its frontend slot is freed anyway.
+func (w *Worker) closeSafely(s ProxySession) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.log.Error("session panicked in Close", "panic", fmt.Sprint(v))
+			w.forget(s.FrontendToken())
+		}
+	}()
+	w.closeSession(s)
+}
+
+// closeSession closes s and frees its frontend slot.
+func (w *Worker) closeSession(s ProxySession) {
+	t := s.FrontendToken()
+	e := w.tokens.Ptr(int(t))
+	if e == nil || e.closed || e.s != s {
+		return
+	}
+	e.closed = true // before Close, so that a panic there cannot loop
+	s.Close()
+	w.forget(t)
+}
+
+// forget frees a frontend token and its connection accounting.
+func (w *Worker) forget(t eventloop.Token) {
+	e := w.tokens.Ptr(int(t))
+	if e == nil {
+		return
+	}
+	e.closed = true
+	w.doomed = append(w.doomed, t)
+	if !e.front {
+		return
+	}
+	e.front = false
+	w.sessions--
+	w.status.Closed++
+	if e.peer.IsValid() {
+		if n := w.perIP[e.peer] - 1; n > 0 {
+			w.perIP[e.peer] = n
+		} else {
+			delete(w.perIP, e.peer)
+		}
+	}
+	if w.paused && w.sessions < w.cfg.MaxConnections*9/10 {
+		w.resumeAccept()
+	}
+}
+
+// EndBatch implements eventloop.BatchEnder: tokens closed during the
+// batch are freed now that no event of the batch can name them.
+func (w *Worker) EndBatch() {
+	for _, t := range w.doomed {
+		w.tokens.Remove(int(t))
+	}
+	w.doomed = w.doomed[:0]
+	if w.stopping && w.sessions == 0 {
+		w.loop.Stop()
+	}
+}
+
+func (w *Worker) zombieCheck() {
+	now := w.loop.Now()
+	limit := w.cfg.ZombieCheckInterval
+	for key, e := range w.tokens.All() {
+		if !e.front || e.closed {
+			continue
+		}
+		if now.Sub(e.s.LastEvent()) > limit {
+			w.status.Zombies++
+			var b dumpBuffer
+			e.s.PrintSession(&b)
+			w.log.Warn("closing zombie session", "token", key, "state", b.String())
+			w.closeSafely(e.s)
+		}
+	}
+	w.zombieTimer = w.loop.Timers().Schedule(zombieToken, w.cfg.ZombieCheckInterval)
+}
+
+// closeAll closes every session and listener: hard stop, or the end of
+// Run.
+func (w *Worker) closeAll() {
+	for _, e := range w.tokens.All() {
+		if e.front && !e.closed {
+			w.closeSafely(e.s)
+		}
+	}
+	for addr, l := range w.listeners {
+		l.close(w)
+		delete(w.listeners, addr)
+	}
+}
+
+// dumpBuffer collects a session dump for a log line.
+type dumpBuffer struct{ b []byte }
+
+func (d *dumpBuffer) Write(p []byte) (int, error) {
+	if len(d.b)+len(p) > 4096 {
+		p = p[:max(0, 4096-len(d.b))]
+	}
+	d.b = append(d.b, p...)
+	return len(p), nil
+}
+
+func (d *dumpBuffer) String() string { return string(d.b) }
+
+var (
+	_ eventloop.Handler    = (*Worker)(nil)
+	_ eventloop.BatchEnder = (*Worker)(nil)
+)

@@ -1,0 +1,288 @@
+package session_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluiceproxy/sluice/session"
+)
+
+// tester runs one worker with a line listener for a test and checks at
+// the end that the worker, its sessions and their descriptors are gone.
+type tester struct {
+	t    *testing.T
+	w    *session.Worker
+	addr netip.AddrPort
+	runc chan error
+}
+
+func newTester(t *testing.T, cfg session.Config, l session.Listener) *tester {
+	t.Helper()
+	fds, gs := openFDs(t), runtime.NumGoroutine()
+	w, err := session.NewWorker(cfg)
+	require.NoError(t, err)
+	tt := &tester{t: t, w: w, runc: make(chan error, 1)}
+	go func() { tt.runc <- w.Run() }()
+	tt.addr, err = w.AddListener(netip.MustParseAddrPort("127.0.0.1:0"), l, session.ListenConfig{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		w.HardStop()
+		require.NoError(t, <-tt.runc)
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > gs && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > gs {
+			buf := make([]byte, 1<<16)
+			t.Errorf("goroutines leaked: %d before, %d after\n%s", gs, n, buf[:runtime.Stack(buf, true)])
+		}
+		assert.Equal(t, fds, openFDs(t), "descriptors leaked")
+	})
+	return tt
+}
+
+func openFDs(t *testing.T) int {
+	if runtime.GOOS != "linux" {
+		return 0
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
+
+type client struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (tt *tester) dial() *client {
+	tt.t.Helper()
+	c, err := net.Dial("tcp", tt.addr.String())
+	require.NoError(tt.t, err)
+	tt.t.Cleanup(func() { c.Close() })
+	return &client{Conn: c, r: bufio.NewReader(c)}
+}
+
+// ask sends a line and returns the answer.
+func (c *client) ask(t *testing.T, line string) string {
+	t.Helper()
+	_, err := io.WriteString(c, line+"\n")
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := c.r.ReadString('\n')
+	require.NoError(t, err)
+	return strings.TrimSuffix(got, "\n")
+}
+
+// closedByServer reports whether the server closed the connection.
+func (c *client) closedByServer(t *testing.T) bool {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.r.ReadByte()
+	return err == io.EOF || (err != nil && strings.Contains(err.Error(), "reset"))
+}
+
+func (tt *tester) status() session.Status {
+	st, err := tt.w.Status()
+	require.NoError(tt.t, err)
+	return st
+}
+
+func TestSessionsAnswerConcurrently(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{})
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := tt.dial()
+			for j := 0; j < 10; j++ {
+				assert.Equal(t, "PING", c.ask(t, "ping"))
+			}
+		}()
+	}
+	wg.Wait()
+	st := tt.status()
+	assert.EqualValues(t, 20, st.Accepted)
+	assert.Equal(t, 1, st.Listeners)
+}
+
+func TestPanickingSessionDoesNotHurtOthers(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{})
+	good := tt.dial()
+	assert.Equal(t, "BEFORE", good.ask(t, "before"))
+	bad := tt.dial()
+	_, err := io.WriteString(bad, "panic\n")
+	require.NoError(t, err)
+	assert.True(t, bad.closedByServer(t), "the panicking session is closed")
+	assert.Equal(t, "AFTER", good.ask(t, "after"))
+	st := tt.status()
+	assert.EqualValues(t, 1, st.Panics)
+	assert.Equal(t, 1, st.Sessions)
+}
+
+func TestMaxConnectionsPausesAndResumes(t *testing.T) {
+	tt := newTester(t, session.Config{MaxConnections: 3}, lineListener{})
+	var cs []*client
+	for i := 0; i < 3; i++ {
+		c := tt.dial()
+		assert.Equal(t, "X", c.ask(t, "x"))
+		cs = append(cs, c)
+	}
+	assert.True(t, tt.status().AcceptPaused)
+	// The fourth waits in the kernel's backlog: connected, not served.
+	waiting := tt.dial()
+	_, err := io.WriteString(waiting, "queued\n")
+	require.NoError(t, err)
+	waiting.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	_, err = waiting.r.ReadByte()
+	require.Error(t, err, "not served while the worker is at its limit")
+	assert.Equal(t, 3, tt.status().Sessions)
+
+	// Below 90 % of the limit (here: 2 of 3 would not be; 1 of 3 is)
+	// accepting resumes and the backlog is served.
+	cs[0].Close()
+	cs[1].Close()
+	waiting.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := waiting.r.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "QUEUED\n", got)
+	assert.False(t, tt.status().AcceptPaused)
+}
+
+func TestPerIPLimit(t *testing.T) {
+	tt := newTester(t, session.Config{MaxConnectionsPerIP: 2}, lineListener{})
+	a, b := tt.dial(), tt.dial()
+	assert.Equal(t, "A", a.ask(t, "a"))
+	assert.Equal(t, "B", b.ask(t, "b"))
+	c := tt.dial()
+	assert.True(t, c.closedByServer(t), "a third connection from 127.0.0.1 is refused")
+	assert.EqualValues(t, 1, tt.status().RefusedPerIP)
+	a.Close()
+	require.Eventually(t, func() bool { return tt.status().Sessions == 1 }, 5*time.Second, time.Millisecond)
+	d := tt.dial()
+	assert.Equal(t, "D", d.ask(t, "d"), "a slot freed by a close is usable again")
+}
+
+func TestZombieCheckClosesSilentSessions(t *testing.T) {
+	tt := newTester(t, session.Config{ZombieCheckInterval: 100 * time.Millisecond}, lineListener{})
+	c := tt.dial()
+	assert.Equal(t, "HI", c.ask(t, "hi"))
+	assert.True(t, c.closedByServer(t))
+	assert.GreaterOrEqual(t, tt.status().Zombies, uint64(1))
+}
+
+func TestIdleTimeoutFromSessionTimer(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{idle: 100 * time.Millisecond})
+	c := tt.dial()
+	start := time.Now()
+	assert.True(t, c.closedByServer(t))
+	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
+}
+
+func TestRemoveListenerKeepsSessions(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{})
+	c := tt.dial()
+	assert.Equal(t, "ONE", c.ask(t, "one"))
+	require.NoError(t, tt.w.RemoveListener(tt.addr))
+	assert.ErrorIs(t, tt.w.RemoveListener(tt.addr), session.ErrNoSuchListener)
+	_, err := net.DialTimeout("tcp", tt.addr.String(), time.Second)
+	assert.Error(t, err, "nobody listens any more")
+	assert.Equal(t, "TWO", c.ask(t, "two"), "the established session goes on")
+}
+
+func TestDeactivateAndActivateListener(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{})
+	require.NoError(t, tt.w.DeactivateListener(tt.addr))
+	c := tt.dial() // waits in the backlog
+	_, err := io.WriteString(c, "later\n")
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	_, err = c.r.ReadByte()
+	require.Error(t, err)
+	require.NoError(t, tt.w.ActivateListener(tt.addr))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := c.r.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "LATER\n", got)
+}
+
+func TestSoftStopLetsExchangesFinish(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{})
+	idle := tt.dial()
+	assert.Equal(t, "IDLE", idle.ask(t, "idle"))
+	busy := tt.dial()
+	_, err := io.WriteString(busy, "half a li") // a line in flight
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return tt.status().Sessions == 2 }, 5*time.Second, time.Millisecond)
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- tt.w.SoftStop(ctx)
+	}()
+	assert.True(t, idle.closedByServer(t), "an idle session ends at once")
+	require.Eventually(t, func() bool {
+		_, err := net.DialTimeout("tcp", tt.addr.String(), 100*time.Millisecond)
+		return err != nil
+	}, 5*time.Second, 10*time.Millisecond, "new connections are refused")
+	select {
+	case <-stopped:
+		t.Fatal("soft stop returned while a line was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	_, err = io.WriteString(busy, "ne\n")
+	require.NoError(t, err)
+	busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := busy.r.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "HALF A LINE\n", got, "the in-flight exchange completed")
+	select {
+	case err := <-stopped:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("soft stop did not finish")
+	}
+}
+
+func TestHardStopClosesAtOnce(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{})
+	c := tt.dial()
+	_, err := io.WriteString(c, "unfinished")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return tt.status().Sessions == 1 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, tt.w.HardStop())
+	assert.True(t, c.closedByServer(t))
+	_, err = tt.w.Status()
+	assert.ErrorIs(t, err, session.ErrStopped)
+}
+
+func TestProtocolAndResultNames(t *testing.T) {
+	assert.Equal(t, "HTTPSListen", session.HTTPSListen.String())
+	assert.Equal(t, "Timer", session.Timer.String())
+	assert.Equal(t, "Protocol(42)", session.Protocol(42).String())
+	assert.True(t, session.TCPListen.IsListener())
+	assert.False(t, session.TCP.IsListener())
+	assert.Equal(t, "connect-backend", session.ConnectBackend.String())
+	b := session.Base{Peer: netip.MustParseAddrPort("10.0.0.1:5")}
+	a, ok := b.SessionAddress()
+	assert.True(t, ok)
+	assert.Equal(t, b.Peer, a)
+	b.Source = netip.MustParseAddrPort("192.0.2.7:9")
+	a, _ = b.SessionAddress()
+	assert.Equal(t, b.Source, a, "a PROXY-protocol source wins")
+	_, ok = b.ClusterID()
+	assert.False(t, ok)
+}
