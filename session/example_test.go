@@ -55,7 +55,7 @@ type lineSession struct {
 
 const maxLine = 1024
 
-func (s *lineSession) Protocol() session.Protocol    { return session.TCP }
+func (s *lineSession) Protocol() session.Protocol     { return session.TCP }
 func (s *lineSession) FrontendToken() eventloop.Token { return s.token }
 func (s *lineSession) LastEvent() time.Time           { return s.last }
 

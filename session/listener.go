@@ -62,13 +62,13 @@ func (ls *listenSession) Ready(ProxySession) Result {
 }
 
 func (ls *listenSession) UpdateReadiness(eventloop.Token, eventloop.Ready) { ls.last = ls.w.Now() }
-func (ls *listenSession) Close()                                          {}
-func (ls *listenSession) Timeout(eventloop.Token) Result                  { return Continue }
-func (ls *listenSession) LastEvent() time.Time                            { return ls.last }
-func (ls *listenSession) FrontendToken() eventloop.Token                  { return ls.token }
-func (ls *listenSession) ShuttingDown() Result                            { return Continue }
-func (ls *listenSession) ClusterID() (string, bool)                       { return "", false }
-func (ls *listenSession) SessionAddress() (netip.AddrPort, bool)          { return ls.addr, true }
+func (ls *listenSession) Close()                                           {}
+func (ls *listenSession) Timeout(eventloop.Token) Result                   { return Continue }
+func (ls *listenSession) LastEvent() time.Time                             { return ls.last }
+func (ls *listenSession) FrontendToken() eventloop.Token                   { return ls.token }
+func (ls *listenSession) ShuttingDown() Result                             { return Continue }
+func (ls *listenSession) ClusterID() (string, bool)                        { return "", false }
+func (ls *listenSession) SessionAddress() (netip.AddrPort, bool)           { return ls.addr, true }
 func (ls *listenSession) PrintSession(w io.Writer) {
 	io.WriteString(w, ls.l.Protocol().String()+" listener "+ls.addr.String())
 }

@@ -134,4 +134,3 @@ func (b *Base) SessionAddress() (netip.AddrPort, bool) {
 	}
 	return b.Peer, b.Peer.IsValid()
 }
-
