@@ -20,10 +20,13 @@ const (
 	// WouldBlock: the kernel answered EAGAIN. Clear the readiness bit and
 	// wait for the next edge.
 	WouldBlock
-	// Closed: the peer closed (read returned 0) or reset the connection
-	// (EPIPE, ECONNRESET). Bytes counted before it are valid.
+	// Closed: the peer closed in order (a read returned EOF), or can take
+	// no more bytes (a write failed with EPIPE or ECONNRESET). Bytes
+	// counted before it are valid.
 	Closed
-	// Error: any other failure; the socket is unusable.
+	// Error: the peer reset the connection while we were reading
+	// (ECONNRESET: an abort, unlike EOF, so a proxy must not pass it on as
+	// a clean FIN), or any other failure; the socket is unusable.
 	Error
 )
 
@@ -102,8 +105,6 @@ func (s *TCPSocket) Read(p []byte) (int, SocketResult) {
 		case err == unix.EINTR:
 		case err == unix.EAGAIN:
 			return total, WouldBlock
-		case err == unix.ECONNRESET:
-			return total, Closed
 		default:
 			return total, Error
 		}
