@@ -15,8 +15,8 @@ import (
 // while it lasts. After a readable event the owner must read until the
 // socket answers EAGAIN before it can expect another readable event;
 // the same holds for writes. Read-side closes are always reported
-// (EPOLLRDHUP), and errors and hang-ups are reported whatever the
-// interest. A Poller is owned by one loop: Register, Reregister and
+// (EPOLLRDHUP), and so is TCP urgent data (EPOLLPRI, as [Priority]);
+// errors and hang-ups are reported whatever the interest. A Poller is owned by one loop: Register, Reregister and
 // Deregister may be called from other goroutines by the kernel's rules,
 // but sluice only calls them on the loop.
 type Poller struct {
@@ -49,8 +49,11 @@ func (e *Events) Get(i int) (Token, Ready) {
 
 func readyFromEpoll(ev uint32) Ready {
 	var r Ready
-	if ev&(unix.EPOLLIN|unix.EPOLLPRI) != 0 {
+	if ev&unix.EPOLLIN != 0 {
 		r |= Readable
+	}
+	if ev&unix.EPOLLPRI != 0 {
+		r |= Readable | Priority
 	}
 	if ev&unix.EPOLLOUT != 0 {
 		r |= Writable
@@ -79,7 +82,7 @@ func NewPoller() (*Poller, error) {
 func epollFlags(i Interest) uint32 {
 	f := uint32(unix.EPOLLET | unix.EPOLLRDHUP)
 	if i&InterestRead != 0 {
-		f |= unix.EPOLLIN
+		f |= unix.EPOLLIN | unix.EPOLLPRI
 	}
 	if i&InterestWrite != 0 {
 		f |= unix.EPOLLOUT

@@ -199,5 +199,5 @@ func TestReadyString(t *testing.T) {
 	assert.Equal(t, "readable|read-closed", (eventloop.Readable | eventloop.ReadClosed).String())
 	assert.True(t, eventloop.HangUp.IsHangUp())
 	assert.False(t, eventloop.ReadClosed.IsHangUp())
-	assert.Equal(t, eventloop.Readable|eventloop.ReadClosed|eventloop.Error, eventloop.InterestRead.Ready())
+	assert.Equal(t, eventloop.Readable|eventloop.ReadClosed|eventloop.Error|eventloop.Priority, eventloop.InterestRead.Ready())
 }

@@ -53,6 +53,10 @@ const (
 	// WriteClosed: the socket can no longer send (EPOLLHUP, EV_EOF on
 	// EVFILT_WRITE).
 	WriteClosed
+	// Priority: TCP urgent data arrived (EPOLLPRI; Linux only). A read
+	// stops at the urgent mark with bytes still queued behind it, so
+	// until a read answers EAGAIN a short read does not mean drained.
+	Priority
 )
 
 // HangUp is both directions closed: nothing more can be exchanged once the
@@ -71,6 +75,9 @@ func (r Ready) IsError() bool { return r&Error != 0 }
 // IsReadClosed reports whether the peer will send nothing more.
 func (r Ready) IsReadClosed() bool { return r&ReadClosed != 0 }
 
+// IsPriority reports whether urgent data arrived.
+func (r Ready) IsPriority() bool { return r&Priority != 0 }
+
 // IsHangUp reports whether both directions are closed.
 func (r Ready) IsHangUp() bool { return r&HangUp == HangUp }
 
@@ -82,7 +89,7 @@ func (r Ready) String() string {
 	if r == 0 {
 		return "none"
 	}
-	names := [...]string{"readable", "writable", "error", "read-closed", "write-closed"}
+	names := [...]string{"readable", "writable", "error", "read-closed", "write-closed", "priority"}
 	var b strings.Builder
 	for i, n := range names {
 		if r&(1<<i) != 0 {
@@ -100,7 +107,7 @@ func (r Ready) String() string {
 func (i Interest) Ready() Ready {
 	var r Ready
 	if i&InterestRead != 0 {
-		r |= Readable | ReadClosed | Error
+		r |= Readable | ReadClosed | Error | Priority
 	}
 	if i&InterestWrite != 0 {
 		r |= Writable | WriteClosed | Error

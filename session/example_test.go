@@ -81,7 +81,9 @@ func (s *lineSession) Ready(session.ProxySession) session.Result {
 			}
 			s.out = nil
 		}
-		if s.readiness&(eventloop.Readable|eventloop.ReadClosed) == 0 {
+		// ReadClosed and Priority stay set: after a FIN or urgent data a
+		// short read does not mean drained, and no new edge will come.
+		if s.readiness&(eventloop.Readable|eventloop.ReadClosed|eventloop.Priority) == 0 {
 			return session.Continue
 		}
 		var buf [512]byte
@@ -112,6 +114,9 @@ func (s *lineSession) Ready(session.ProxySession) session.Result {
 		switch res {
 		case protocol.WouldBlock:
 			s.readiness &^= eventloop.Readable
+			if n == 0 {
+				s.readiness &^= eventloop.Priority
+			}
 		case protocol.Closed, protocol.Error:
 			if len(s.out) == 0 {
 				return session.Close

@@ -40,7 +40,7 @@ type conn struct {
 	borrowed []byte // the borrowed buffer itself, nil when idle
 	readable bool
 	writable bool
-	rdhup    bool // the client's FIN is queued: read until EOF, whatever a short read says
+	drain    bool // FIN, error or urgent data seen: read until EAGAIN or EOF, whatever a short read says
 	eof      bool // the client shut down its side: flush, then close
 	closed   bool
 }
@@ -127,8 +127,8 @@ func (s *server) Event(t eventloop.Token, r eventloop.Ready) {
 	if r&(eventloop.Readable|eventloop.ReadClosed|eventloop.Error) != 0 {
 		c.readable = true
 	}
-	if r&(eventloop.ReadClosed|eventloop.Error) != 0 {
-		c.rdhup = true // sticky: no further edge will announce the EOF
+	if r&(eventloop.ReadClosed|eventloop.Error|eventloop.Priority) != 0 {
+		c.drain = true // no further edge will announce what a short read leaves
 	}
 	if r&(eventloop.Writable|eventloop.Error) != 0 {
 		c.writable = true
@@ -184,7 +184,10 @@ func (s *server) drive(key int, c *conn) {
 		}
 		switch res {
 		case protocol.WouldBlock:
-			c.readable = c.rdhup
+			if n == 0 {
+				c.drain = false // a real EAGAIN
+			}
+			c.readable = c.drain
 		case protocol.Closed:
 			c.eof = true
 		case protocol.Error:
