@@ -1,0 +1,253 @@
+// Package pipe relays bytes both ways between two non-blocking sockets:
+// the state machine under the TCP proxy session, and the one an HTTP
+// session turns into after an Upgrade. See LIFECYCLE.md.
+package pipe
+
+import (
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+)
+
+// Side names an end of the pipe.
+type Side uint8
+
+const (
+	Front Side = iota // the client
+	Back              // the backend
+)
+
+// String names the side.
+func (s Side) String() string {
+	if s == Front {
+		return "front"
+	}
+	return "back"
+}
+
+// Status is what [Pipe.Ready] reports.
+type Status uint8
+
+const (
+	// Open: waiting for events; nothing to do until the next one.
+	Open Status = iota
+	// Done: both directions ended cleanly (each side's FIN was relayed
+	// and everything before it delivered). The session closes.
+	Done
+	// Failed: a socket reset or failed. The session closes; bytes still
+	// buffered are lost, as they would be in the kernel.
+	Failed
+	// NeedBuffer: a side is readable but the pool is exhausted. Nothing
+	// will raise an edge for it: the session must call Ready again
+	// later (a short timer) or close.
+	NeedBuffer
+)
+
+var statusNames = [...]string{"open", "done", "failed", "need-buffer"}
+
+// String names the status.
+func (s Status) String() string { return statusNames[s] }
+
+// end is one socket and the bytes read from it that wait to be written
+// to the other.
+type end struct {
+	sock      protocol.Socket
+	readiness eventloop.Ready  // edges seen and not yet used up
+	drain     bool             // FIN, error or urgent data seen: read until EAGAIN or EOF, whatever a short read says
+	in        *protocol.Buffer // read from this end, bound for the other; nil when empty
+	eof       bool             // this end sent FIN (read returned EOF)
+	shut      bool             // we sent FIN to this end
+	read      uint64           // bytes read from this end
+}
+
+func (e *end) readable() bool { return e.readiness&eventloop.Readable != 0 }
+func (e *end) writable() bool { return e.readiness&eventloop.Writable != 0 }
+
+// Pipe relays between a front and a back socket with backpressure (a
+// side is read only while its buffer has room, that is while the other
+// side takes the bytes), half-close in each direction (a FIN is relayed
+// once everything before it is written; the other direction keeps
+// flowing), and buffers borrowed from a pool only while bytes are in
+// flight. It belongs to one loop.
+type Pipe struct {
+	pool *protocol.Pool
+	ends [2]end
+}
+
+// New returns a pipe between front and back. Both sockets are owned by
+// the caller (the session closes them).
+func New(pool *protocol.Pool, front, back protocol.Socket) *Pipe {
+	p := &Pipe{}
+	p.Init(pool, front, back)
+	return p
+}
+
+// Init sets up a pipe in place, for a session that embeds it by value.
+func (p *Pipe) Init(pool *protocol.Pool, front, back protocol.Socket) {
+	*p = Pipe{pool: pool}
+	p.ends[Front].sock = front
+	p.ends[Back].sock = back
+}
+
+// SetBack replaces the back socket (a connect retry on a new backend).
+// Only valid before any byte went to the back.
+func (p *Pipe) SetBack(back protocol.Socket) {
+	p.ends[Back].sock = back
+	p.ends[Back].readiness = 0
+	p.ends[Back].drain = false
+}
+
+// UpdateReadiness records an event for one side.
+func (p *Pipe) UpdateReadiness(s Side, r eventloop.Ready) {
+	e := &p.ends[s]
+	e.readiness |= r & (eventloop.Readable | eventloop.Writable)
+	if r&(eventloop.ReadClosed|eventloop.Error|eventloop.Priority) != 0 {
+		// No edge will announce a FIN or the bytes behind an urgent mark
+		// that a short read left queued.
+		e.drain = true
+		e.readiness |= eventloop.Readable
+	}
+	if r&(eventloop.Error|eventloop.WriteClosed) != 0 {
+		// Let the write discover the error rather than wait forever.
+		e.readiness |= eventloop.Writable
+	}
+}
+
+// Ready moves bytes both ways until nothing more can move without a new
+// event, and says what the session should do.
+func (p *Pipe) Ready() Status {
+	front, back := &p.ends[Front], &p.ends[Back]
+	for {
+		a, sa := p.relay(front, back)
+		if sa == Failed {
+			return Failed
+		}
+		b, sb := p.relay(back, front)
+		if sb == Failed {
+			return Failed
+		}
+		if a || b {
+			continue
+		}
+		if p.finished(front, back) && p.finished(back, front) {
+			return Done
+		}
+		if sa == NeedBuffer || sb == NeedBuffer {
+			return NeedBuffer
+		}
+		return Open
+	}
+}
+
+// finished reports whether the src→dst direction has ended: src sent
+// FIN, everything was written, and the FIN was passed on.
+func (p *Pipe) finished(src, dst *end) bool {
+	return src.eof && src.in == nil && dst.shut
+}
+
+// relay moves src→dst until it would block. It reports whether anything
+// changed.
+func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
+	for {
+		if src.in != nil && !src.in.Empty() {
+			if !dst.writable() {
+				return progress, Open
+			}
+			n, r := dst.sock.Write(src.in.Bytes())
+			src.in.Consume(n)
+			if n > 0 {
+				progress = true
+			}
+			switch r {
+			case protocol.WouldBlock:
+				dst.readiness &^= eventloop.Writable
+				return progress, Open
+			case protocol.Closed, protocol.Error:
+				return progress, Failed
+			}
+		}
+		if src.in != nil && src.in.Empty() {
+			p.pool.Put(src.in)
+			src.in = nil
+		}
+		if src.eof {
+			if !dst.shut {
+				dst.shut = true
+				progress = true
+				// A failed shutdown means the peer is gone: the next
+				// operation on it reports that.
+				dst.sock.CloseWrite()
+			}
+			return progress, Open
+		}
+		if !src.readable() {
+			return progress, Open
+		}
+		if src.in == nil {
+			if src.in = p.pool.Get(); src.in == nil {
+				return progress, NeedBuffer
+			}
+		}
+		space := src.in.Space()
+		if len(space) == 0 {
+			return progress, Open // full: dst must take bytes first
+		}
+		n, r := src.sock.Read(space)
+		src.in.Fill(n)
+		src.read += uint64(n)
+		if n > 0 {
+			progress = true
+		}
+		switch r {
+		case protocol.WouldBlock:
+			if n == 0 {
+				src.drain = false // a real EAGAIN: drained
+			}
+			if !src.drain {
+				src.readiness &^= eventloop.Readable
+			}
+			if n == 0 {
+				if src.in.Empty() {
+					p.pool.Put(src.in)
+					src.in = nil
+				}
+				return progress, Open
+			}
+		case protocol.Closed:
+			src.eof = true
+			src.readiness &^= eventloop.Readable
+			progress = true
+		case protocol.Error:
+			return progress, Failed
+		}
+	}
+}
+
+// BytesIn is what was read from the front (and so relayed or bound for
+// the back).
+func (p *Pipe) BytesIn() uint64 { return p.ends[Front].read }
+
+// BytesOut is what was read from the back.
+func (p *Pipe) BytesOut() uint64 { return p.ends[Back].read }
+
+// Buffered reports whether a buffer is held (bytes in flight).
+func (p *Pipe) Buffered() bool { return p.ends[Front].in != nil || p.ends[Back].in != nil }
+
+// Idle reports whether no byte is in flight, the state in which a soft
+// stop may close the session.
+func (p *Pipe) Idle() bool { return !p.Buffered() }
+
+// EOF reports whether side s has sent its FIN.
+func (p *Pipe) EOF(s Side) bool { return p.ends[s].eof }
+
+// Release returns the buffers to the pool; call it when the session
+// closes.
+func (p *Pipe) Release() {
+	for i := range p.ends {
+		p.pool.Put(p.ends[i].in)
+		p.ends[i].in = nil
+	}
+}
+
+// Token is a convenient token for a side when a test or a simple
+// program registers the two sockets of one pipe on its own loop.
+func (s Side) Token() eventloop.Token { return eventloop.Token(s) }
