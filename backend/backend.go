@@ -1,0 +1,268 @@
+package backend
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// DefaultWeight is the weight of a backend configured with Weight 0, so that
+// a configuration that never mentions weights balances evenly.
+const DefaultWeight = 100
+
+// MaxWeight bounds Backend.Weight. It keeps the weighted arithmetic (sums of
+// weights, active connections multiplied by weights) far from overflow
+// while leaving ample resolution for ratios between backends.
+const MaxWeight = 1 << 20
+
+// Status is where a backend stands in the failure-detection cycle. Sessions
+// and admin commands read it; only outcome reports and removal change it.
+type Status uint8
+
+const (
+	// Up is the normal state: the backend takes its share of traffic. It is
+	// the zero value, so a new backend starts Up and proves itself on use.
+	Up Status = iota
+	// Down means the backend failed too many consecutive connects and is in
+	// back-off: it gets no traffic except one trial once the back-off has
+	// expired, or when the whole cluster is down and Pick fails open.
+	Down
+	// Removed means the backend was removed from its cluster (or its cluster
+	// was removed). Sessions holding it may still report on it, but it is
+	// never picked again and it no longer changes state.
+	Removed
+)
+
+// String returns "up", "down" or "removed", the words used in logs and
+// admin output.
+func (s Status) String() string {
+	switch s {
+	case Up:
+		return "up"
+	case Down:
+		return "down"
+	case Removed:
+		return "removed"
+	}
+	return "Status(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Counters are a backend's lifetime statistics, for metrics and admin
+// output. They only grow.
+type Counters struct {
+	// Connections counts connect attempts (ConnectStarted calls).
+	Connections uint64
+	// Failures counts failed connects (ConnectFailed calls).
+	Failures uint64
+	// Downs counts Up to Down transitions.
+	Downs uint64
+	// Ups counts Down to Up transitions (recoveries).
+	Ups uint64
+}
+
+// Backend is one server of a cluster. The exported fields are its
+// configuration: they are copied in by Clusters.AddBackend, normalised there
+// (Weight 0 becomes DefaultWeight, an empty StickyID becomes ID) and must be
+// treated as read-only afterwards, since balancing uses the values captured
+// at that time; to change a backend, remove it and add it again. The
+// unexported fields are its live state, owned by the worker's loop.
+//
+// A *Backend stays valid for as long as anyone holds it: adding or removing
+// backends never moves or reuses one, so a session can keep the pointer for
+// the lifetime of its connection and report on it even after removal.
+type Backend struct {
+	// ID identifies the backend within its cluster (Sōzu's backend_id). It
+	// must be non-empty and unique in the cluster.
+	ID string
+	// Address is where sessions connect. It must be a valid address with a
+	// non-zero port.
+	Address netip.AddrPort
+	// Weight is the backend's share of traffic relative to the other
+	// backends of the same tier (primaries or backups). 0 means
+	// DefaultWeight (100); negative values and values above MaxWeight are
+	// rejected. There is no "weight 0 = drain": to drain a backend, remove
+	// it, and its existing sessions keep working.
+	Weight int
+	// Backup marks a backend that takes traffic only when no primary
+	// (non-backup) backend is available, like HAProxy's backup servers.
+	Backup bool
+	// StickyID is the value sticky sessions store (in a cookie, typically)
+	// to come back to this backend. Empty means ID. It must be unique in the
+	// cluster.
+	StickyID string
+
+	cluster  *Cluster      // nil for a Backend not created by AddBackend.
+	weight   int64         // normalised Weight, captured at AddBackend.
+	current  int64         // smooth weighted round robin score.
+	active   int           // connects in progress plus established connections.
+	failures int           // consecutive failed connects.
+	status   Status        // Up, Down or Removed.
+	trial    bool          // a connect to this Down backend is in flight.
+	retryAt  time.Time     // while Down: when the next trial is allowed.
+	backoff  time.Duration // while Down: the current back-off, before jitter.
+	counters Counters      // lifetime statistics.
+}
+
+// Active returns the connections counted against the backend: connects in
+// progress and established connections. LeastConnections and PowerOfTwo
+// balance on it.
+func (b *Backend) Active() int { return b.active }
+
+// Status returns the backend's current state.
+func (b *Backend) Status() Status { return b.status }
+
+// Counters returns a snapshot of the backend's lifetime statistics.
+func (b *Backend) Counters() Counters { return b.counters }
+
+// RetryAt returns, while the backend is Down, the time from which a trial
+// connection is allowed, so admin output and tests can show the back-off
+// schedule. It returns the zero time when the backend is not Down.
+func (b *Backend) RetryAt() time.Time {
+	if b.status != Down {
+		return time.Time{}
+	}
+	return b.retryAt
+}
+
+// Available reports whether Pick may send a new connection to the backend
+// without failing open: it is Up, or it is Down, its back-off has expired
+// and no trial connection is already in flight.
+func (b *Backend) Available(now time.Time) bool {
+	switch b.status {
+	case Up:
+		return true
+	case Down:
+		return !b.trial && !now.Before(b.retryAt)
+	}
+	return false
+}
+
+// ConnectStarted records that a session began connecting to the backend. It
+// counts toward Active immediately, so that a burst of picks made before
+// any connect completes still spreads under LeastConnections and
+// PowerOfTwo. Each call must be followed by exactly one ConnectFailed, or by
+// ConnectSucceeded and later Released, or by Released alone if the session
+// abandons the connect before knowing its outcome.
+//
+// A connect to a Down backend is its trial: until its outcome is reported,
+// the backend stays unavailable, so one trial at a time probes it.
+func (b *Backend) ConnectStarted() {
+	b.active++
+	b.counters.Connections++
+	if b.status == Down {
+		b.trial = true
+	}
+}
+
+// ConnectFailed records that a connect started with ConnectStarted failed,
+// which ends it (Active decreases). After Config.MaxFailures consecutive
+// failures an Up backend goes Down with a back-off of Config.BackoffBase.
+// A Down backend whose back-off had expired has just failed its trial: the
+// back-off doubles, up to Config.BackoffMax, and the next trial is
+// scheduled from now. Failures of fail-open connects made before the
+// back-off expired leave the schedule alone, so a fully-down cluster does
+// not push its back-offs to the maximum in a few requests.
+func (b *Backend) ConnectFailed(now time.Time) {
+	if b.active > 0 {
+		b.active--
+	}
+	b.counters.Failures++
+	switch b.status {
+	case Up:
+		b.failures++
+		cfg := b.config()
+		if b.failures < cfg.MaxFailures {
+			return
+		}
+		b.status = Down
+		b.trial = false
+		b.backoff = cfg.BackoffBase
+		b.retryAt = now.Add(b.jitter(b.backoff))
+		b.counters.Downs++
+		b.notify(false)
+	case Down:
+		b.failures++
+		b.trial = false
+		if now.Before(b.retryAt) {
+			return
+		}
+		cfg := b.config()
+		b.backoff *= 2
+		if b.backoff > cfg.BackoffMax || b.backoff <= 0 {
+			b.backoff = cfg.BackoffMax
+		}
+		b.retryAt = now.Add(b.jitter(b.backoff))
+	}
+}
+
+// ConnectSucceeded records that a connect started with ConnectStarted
+// succeeded. The connection stays counted in Active until Released. It
+// clears the consecutive-failure count and brings a Down backend back Up,
+// resetting its back-off: one good connect is proof enough that the
+// backend listens again. now is unused today; it keeps the outcome reports
+// alike and leaves room for slow start.
+func (b *Backend) ConnectSucceeded(now time.Time) {
+	b.failures = 0
+	if b.status != Down {
+		return
+	}
+	b.status = Up
+	b.trial = false
+	b.backoff = 0
+	b.retryAt = time.Time{}
+	b.counters.Ups++
+	b.notify(true)
+}
+
+// Released records that a connection to the backend ended, or that a
+// connect was abandoned before its outcome was known: Active decreases. It
+// is safe on a removed backend, and an extra call never drives Active
+// below zero. Abandoning a connect to a Down backend lets another trial go.
+func (b *Backend) Released() {
+	if b.active > 0 {
+		b.active--
+	}
+	if b.status == Down {
+		b.trial = false
+	}
+}
+
+// String returns the backend's ID and address, for logs.
+func (b *Backend) String() string {
+	return b.ID + "@" + b.Address.String()
+}
+
+// config returns the settings that govern the backend, the defaults for a
+// Backend that no Clusters created.
+func (b *Backend) config() *Config {
+	if b.cluster != nil && b.cluster.cs != nil {
+		return &b.cluster.cs.cfg
+	}
+	return &defaultConfig
+}
+
+// jitter returns d adjusted by a uniformly random amount within ±10%.
+func (b *Backend) jitter(d time.Duration) time.Duration {
+	j := int64(d / 10)
+	if j <= 0 {
+		return d
+	}
+	var r int64
+	if b.cluster != nil && b.cluster.rng != nil {
+		r = b.cluster.rng.Int64N(2*j + 1)
+	} else {
+		r = rand.Int64N(2*j + 1)
+	}
+	return d + time.Duration(r-j)
+}
+
+// notify calls the state-change hook, if any.
+func (b *Backend) notify(up bool) {
+	if b.cluster == nil || b.cluster.cs == nil {
+		return
+	}
+	if f := b.cluster.cs.cfg.OnStateChange; f != nil {
+		f(b.cluster.ID, b, up)
+	}
+}
