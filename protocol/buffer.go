@@ -48,6 +48,22 @@ func (b *Buffer) Consume(n int) {
 	}
 }
 
+// Prepend puts p before the unread bytes (a header to send ahead of a
+// payload already read). It reports false, changing nothing, when the
+// buffer has no room for it.
+func (b *Buffer) Prepend(p []byte) bool {
+	if b.Len()+len(p) > len(b.data) {
+		return false
+	}
+	if b.r < len(p) {
+		n := copy(b.data[len(p):], b.data[b.r:b.w])
+		b.r, b.w = len(p), len(p)+n
+	}
+	b.r -= len(p)
+	copy(b.data[b.r:], p)
+	return true
+}
+
 // Reset empties the buffer.
 func (b *Buffer) Reset() { b.r, b.w = 0, 0 }
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
 )
@@ -109,6 +110,9 @@ func (w *Worker) Status() (Status, error) {
 		st.Listeners = len(w.listeners)
 		st.AcceptPaused = w.paused
 		st.ShuttingDown = w.stopping
+		st.BuffersLent = w.pool.Lent()
+		st.BuffersRefused = w.pool.Exhausted()
+		st.Clusters = w.clusters.Len()
 		return nil
 	})
 	return st, err
@@ -167,4 +171,34 @@ func (w *Worker) HardStop() error {
 	w.loop.Stop() // Run closes everything once the loop returns
 	<-w.done
 	return nil
+}
+
+// AddCluster adds a cluster, or changes the policy of an existing one
+// (its backends stay).
+func (w *Worker) AddCluster(id string, p backend.Policy) error {
+	return w.do(func() error {
+		_, err := w.clusters.AddCluster(id, p)
+		return err
+	})
+}
+
+// RemoveCluster removes a cluster. Sessions connected to its backends go
+// on; new ones routed to it find no backend.
+func (w *Worker) RemoveCluster(id string) error {
+	return w.do(func() error { return w.clusters.RemoveCluster(id) })
+}
+
+// AddBackend adds a backend to a cluster. Established sessions are not
+// disturbed; new connections may pick it at once.
+func (w *Worker) AddBackend(cluster string, b backend.Backend) error {
+	return w.do(func() error {
+		_, err := w.clusters.AddBackend(cluster, b)
+		return err
+	})
+}
+
+// RemoveBackend removes a backend from its cluster. Sessions already
+// connected to it go on until they end; no new connection picks it.
+func (w *Worker) RemoveBackend(cluster, id string) error {
+	return w.do(func() error { return w.clusters.RemoveBackend(cluster, id) })
 }

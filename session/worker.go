@@ -8,7 +8,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/slab"
 	"github.com/sluiceproxy/sluice/timer"
 )
@@ -38,6 +40,12 @@ type Config struct {
 	// seen no event for that long; such sessions are closed and counted.
 	// Default 30 minutes, as in Sōzu.
 	ZombieCheckInterval time.Duration
+	// Buffers sizes the worker's buffer pool. Default: 16 KiB buffers,
+	// at most two per session (MaxConnections × 2).
+	Buffers protocol.PoolConfig
+	// Backends tunes failure handling of the worker's backends (back-off,
+	// failures before down). Defaults: see [backend.Config].
+	Backends backend.Config
 	// Logger receives the worker's logs. Default: discard.
 	Logger *slog.Logger
 	// Loop configures the worker's event loop.
@@ -53,6 +61,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ZombieCheckInterval <= 0 {
 		c.ZombieCheckInterval = 30 * time.Minute
+	}
+	if c.Buffers.Max <= 0 {
+		c.Buffers.Max = 2 * c.MaxConnections
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -74,6 +85,9 @@ type Status struct {
 	Zombies          uint64 // closed by the zombie check
 	Panics           uint64 // sessions closed because they panicked
 	ShuttingDown     bool
+	BuffersLent      int    // buffers out of the pool now
+	BuffersRefused   uint64 // pool exhaustion events since start
+	Clusters         int
 }
 
 // entry is what the slab maps a token to.
@@ -88,10 +102,12 @@ type entry struct {
 // listeners and the connection accounting; every method that is not a
 // command must be called on its loop (from a session's methods).
 type Worker struct {
-	cfg    Config
-	loop   *eventloop.Loop
-	tokens *slab.Slab[entry]
-	log    *slog.Logger
+	cfg      Config
+	loop     *eventloop.Loop
+	tokens   *slab.Slab[entry]
+	log      *slog.Logger
+	pool     *protocol.Pool
+	clusters *backend.Clusters
 
 	listeners map[netip.AddrPort]*listenSession
 	perIP     map[netip.Addr]int32
@@ -132,6 +148,8 @@ func NewWorker(cfg Config) (*Worker, error) {
 		loop:      loop,
 		tokens:    slab.New[entry](limit),
 		log:       cfg.Logger,
+		pool:      protocol.NewPool(cfg.Buffers),
+		clusters:  backend.NewClusters(cfg.Backends),
 		listeners: map[netip.AddrPort]*listenSession{},
 		perIP:     map[netip.Addr]int32{},
 		done:      make(chan struct{}),
@@ -161,6 +179,12 @@ func (w *Worker) Loop() *eventloop.Loop { return w.loop }
 
 // Logger is the worker's logger, for sessions.
 func (w *Worker) Logger() *slog.Logger { return w.log }
+
+// Pool is the worker's buffer pool.
+func (w *Worker) Pool() *protocol.Pool { return w.pool }
+
+// Clusters is the worker's cluster and backend registry.
+func (w *Worker) Clusters() *backend.Clusters { return w.clusters }
 
 // Now is the time the current batch started.
 func (w *Worker) Now() time.Time { return w.loop.Now() }

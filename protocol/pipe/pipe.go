@@ -57,6 +57,7 @@ type end struct {
 	eof       bool             // this end sent FIN (read returned EOF)
 	shut      bool             // we sent FIN to this end
 	read      uint64           // bytes read from this end
+	wrote     uint64           // bytes written to this end
 }
 
 func (e *end) readable() bool { return e.readiness&eventloop.Readable != 0 }
@@ -154,6 +155,7 @@ func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 			}
 			n, r := dst.sock.Write(src.in.Bytes())
 			src.in.Consume(n)
+			dst.wrote += uint64(n)
 			if n > 0 {
 				progress = true
 			}
@@ -221,6 +223,28 @@ func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 		}
 	}
 }
+
+// Adopt hands the pipe bytes that were read from side s before the pipe
+// started (what followed a PROXY header, a sniffed prefix, a header to
+// send first): they go to the other side before anything read from s
+// later. The pipe owns buf from then on; s must hold no buffer yet.
+func (p *Pipe) Adopt(s Side, buf *protocol.Buffer) {
+	e := &p.ends[s]
+	if e.in != nil {
+		panic("pipe: Adopt on a side that already holds a buffer")
+	}
+	if buf.Empty() {
+		p.pool.Put(buf)
+		return
+	}
+	e.in = buf
+}
+
+// Read is the number of bytes read from side s.
+func (p *Pipe) Read(s Side) uint64 { return p.ends[s].read }
+
+// Written is the number of bytes written to side s.
+func (p *Pipe) Written(s Side) uint64 { return p.ends[s].wrote }
 
 // BytesIn is what was read from the front (and so relayed or bound for
 // the back).
