@@ -93,7 +93,7 @@ func (s *TCPSocket) Fd() int { return s.fd }
 func (s *TCPSocket) Read(p []byte) (int, SocketResult) {
 	total := 0
 	for total < len(p) {
-		n, err := unix.Read(s.fd, p[total:])
+		n, err := sysRead(s.fd, p[total:])
 		switch {
 		case err == nil && n > 0:
 			total += n
@@ -117,7 +117,7 @@ func (s *TCPSocket) Read(p []byte) (int, SocketResult) {
 func (s *TCPSocket) Write(p []byte) (int, SocketResult) {
 	total := 0
 	for total < len(p) {
-		n, err := unix.Write(s.fd, p[total:])
+		n, err := sysWrite(s.fd, p[total:])
 		if n > 0 {
 			total += n
 		}
@@ -153,7 +153,7 @@ func (s *TCPSocket) Writev(bufs [][]byte) (int, SocketResult) {
 		var err error
 		if skip > 0 {
 			// A partial buffer heads the rest: write it alone first.
-			n, err = unix.Write(s.fd, rest[0][skip:])
+			n, err = sysWrite(s.fd, rest[0][skip:])
 		} else {
 			n, err = writev(s.fd, rest)
 		}

@@ -2,11 +2,7 @@
 
 package protocol
 
-import (
-	"unsafe"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // maxIovecs bounds one writev call; the rest goes in the next round. It
 // keeps the iovec array on the stack (x/sys's Writev allocates it).
@@ -31,9 +27,5 @@ func writev(fd int, bufs [][]byte) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	r, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(r), nil
+	return sysWritev(&iov[0], n, fd)
 }

@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -45,7 +46,18 @@ func main() {
 	maxConns := flag.Int("max-conns", 10000, "client connections per worker")
 	grace := flag.Duration("grace", 30*time.Second, "how long a soft stop waits for established connections")
 	verbose := flag.Bool("v", false, "debug logs")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
 	flag.Parse()
+
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tcpproxy:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	level := slog.LevelInfo
 	if *verbose {
@@ -54,6 +66,7 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if err := run(log, *listen, backends, *lb, *expect, *send, *workers, *maxConns, *grace); err != nil {
 		fmt.Fprintln(os.Stderr, "tcpproxy:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -108,6 +108,8 @@ type Session struct {
 	attempts   int
 	frontTimer timer.Handle
 	backTimer  timer.Handle
+	frontSeen  time.Time // last byte moved on the client side (pipe)
+	backSeen   time.Time // last byte moved on the backend side (pipe)
 	last       time.Time
 	needBuffer bool
 }
@@ -274,6 +276,7 @@ func (s *Session) startPipe() error {
 	s.pipe.UpdateReadiness(pipe.Front, s.frontReady)
 	s.pipe.UpdateReadiness(pipe.Back, s.backReady)
 	s.frontReady, s.backReady = 0, 0
+	s.frontSeen, s.backSeen = s.w.Now(), s.w.Now()
 	s.state = statePipe
 	if mode := s.l.cfg.SendProxy; mode == SendV1 || mode == SendV2 {
 		if s.head == nil {
@@ -318,16 +321,20 @@ func (s *Session) prependHeader(mode ProxyMode) error {
 	return nil
 }
 
-// relay runs the pipe and keeps each side's inactivity timer.
+// relay runs the pipe and notes when each side last moved a byte. The
+// inactivity timers are not reset here, which would cost a wheel update
+// and a clock read per event: they fire at their first deadline and are
+// pushed back then by the time since the side's last activity (see
+// Timeout).
 func (s *Session) relay() session.Result {
 	fr, fw := s.pipe.Read(pipe.Front), s.pipe.Written(pipe.Front)
 	br, bw := s.pipe.Read(pipe.Back), s.pipe.Written(pipe.Back)
 	st := s.pipe.Ready()
 	if s.pipe.Read(pipe.Front) != fr || s.pipe.Written(pipe.Front) != fw {
-		s.w.Timers().Reset(s.frontTimer, s.l.cfg.FrontTimeout)
+		s.frontSeen = s.w.Now()
 	}
 	if s.pipe.Read(pipe.Back) != br || s.pipe.Written(pipe.Back) != bw {
-		s.w.Timers().Reset(s.backTimer, s.l.cfg.BackTimeout)
+		s.backSeen = s.w.Now()
 	}
 	switch st {
 	case pipe.Done:
@@ -346,16 +353,29 @@ func (s *Session) relay() session.Result {
 	return session.Continue
 }
 
+// idleFor reports whether a side has been idle for its whole timeout;
+// if not, it re-arms the side's timer for the time that is left.
+func (s *Session) idleFor(t eventloop.Token, h *timer.Handle, seen time.Time, timeout time.Duration) bool {
+	left := timeout - s.w.Now().Sub(seen)
+	if left <= 0 {
+		return true
+	}
+	*h = s.w.Timers().Schedule(t, left)
+	return false
+}
+
 // Timeout implements session.ProxySession.
 func (s *Session) Timeout(t eventloop.Token) session.Result {
 	switch {
 	case t == s.frontToken && s.needBuffer:
 		s.needBuffer = false
-		s.w.Timers().Reset(s.frontTimer, s.l.cfg.FrontTimeout)
+		s.frontTimer = s.w.Timers().Schedule(t, max(s.l.cfg.FrontTimeout-s.w.Now().Sub(s.frontSeen), time.Millisecond))
 		return s.relay()
 	case t == s.frontToken && s.state == stateExpect:
 		s.l.stats.proxyTimedOut.Add(1)
 		return session.Close
+	case t == s.frontToken && s.state == statePipe && !s.idleFor(t, &s.frontTimer, s.frontSeen, s.l.cfg.FrontTimeout):
+		return session.Continue
 	case t == s.frontToken:
 		s.l.stats.frontTimeouts.Add(1)
 		return session.Close
@@ -365,6 +385,8 @@ func (s *Session) Timeout(t eventloop.Token) session.Result {
 		s.dropBack()
 		s.state = stateConnect
 		return s.Ready(s) // the worker does not know self; the TCP session is not embedded
+	case s.hasBack && t == s.backToken && s.state == statePipe && !s.idleFor(t, &s.backTimer, s.backSeen, s.l.cfg.BackTimeout):
+		return session.Continue
 	case s.hasBack && t == s.backToken:
 		s.l.stats.backTimeouts.Add(1)
 		return session.Close
