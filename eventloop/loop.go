@@ -242,7 +242,8 @@ func (l *Loop) fireTimers(h Handler) (again bool) {
 			h.Panic(t, v, debug.Stack())
 		}
 	}()
-	now := l.timers.Now()
+	// The batch's time: a timer due during the batch fires next round.
+	now := l.now
 	for {
 		var ok bool
 		t, ok = l.timers.Poll(now)
