@@ -8,6 +8,7 @@ import (
 	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/router"
 )
 
 // Commands are safe to call from any goroutine. Each runs on the loop
@@ -201,4 +202,15 @@ func (w *Worker) AddBackend(cluster string, b backend.Backend) error {
 // connected to it go on until they end; no new connection picks it.
 func (w *Worker) RemoveBackend(cluster, id string) error {
 	return w.do(func() error { return w.clusters.RemoveBackend(cluster, id) })
+}
+
+// AddFrontend adds an HTTP route. Requests already routed are not
+// affected.
+func (w *Worker) AddFrontend(f router.Frontend) error {
+	return w.do(func() error { return w.router.Add(f) })
+}
+
+// RemoveFrontend removes an HTTP route by id.
+func (w *Worker) RemoveFrontend(id string) error {
+	return w.do(func() error { return w.router.Remove(id) })
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/router"
 )
 
 // ProxyConfig configures a [Proxy].
@@ -217,4 +218,14 @@ func (p *Proxy) HardStop() error {
 		return nil
 	}
 	return p.each(func(w *Worker) error { return w.HardStop() })
+}
+
+// AddFrontend adds an HTTP route on every worker.
+func (p *Proxy) AddFrontend(f router.Frontend) error {
+	return p.each(func(w *Worker) error { return w.AddFrontend(f) })
+}
+
+// RemoveFrontend removes an HTTP route from every worker.
+func (p *Proxy) RemoveFrontend(id string) error {
+	return p.each(func(w *Worker) error { return w.RemoveFrontend(id) })
 }

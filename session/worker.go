@@ -11,6 +11,7 @@ import (
 	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/slab"
 	"github.com/sluiceproxy/sluice/timer"
 )
@@ -108,6 +109,7 @@ type Worker struct {
 	log      *slog.Logger
 	pool     *protocol.Pool
 	clusters *backend.Clusters
+	router   *router.Router
 
 	listeners map[netip.AddrPort]*listenSession
 	perIP     map[netip.Addr]int32
@@ -115,6 +117,8 @@ type Worker struct {
 	paused    bool
 	doomed    []eventloop.Token
 	status    Status
+
+	locals map[any]any
 
 	stopping    bool // soft stop in progress
 	zombieTimer timer.Handle
@@ -150,6 +154,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		log:       cfg.Logger,
 		pool:      protocol.NewPool(cfg.Buffers),
 		clusters:  backend.NewClusters(cfg.Backends),
+		router:    router.New(),
 		listeners: map[netip.AddrPort]*listenSession{},
 		perIP:     map[netip.Addr]int32{},
 		done:      make(chan struct{}),
@@ -186,12 +191,47 @@ func (w *Worker) Pool() *protocol.Pool { return w.pool }
 // Clusters is the worker's cluster and backend registry.
 func (w *Worker) Clusters() *backend.Clusters { return w.clusters }
 
+// Router is the worker's HTTP routing table.
+func (w *Worker) Router() *router.Router { return w.router }
+
+// ShuttingDown reports whether a soft stop is under way, so that
+// sessions can announce the end of their connections (Connection: close).
+func (w *Worker) ShuttingDown() bool { return w.stopping }
+
 // Now is the time the current batch started.
 func (w *Worker) Now() time.Time { return w.loop.Now() }
 
 // Timers is the worker's timer wheel; a session keys its timers by its
 // own tokens and hears of them through its Timeout method.
 func (w *Worker) Timers() *timer.Wheel[eventloop.Token] { return w.loop.Timers() }
+
+// Rebind points token t, owned by another session or by nobody in
+// particular (a pooled backend connection), at s. It reports false if t
+// is not a live token. The frontend-token accounting does not move.
+func (w *Worker) Rebind(t eventloop.Token, s ProxySession) bool {
+	e := w.tokens.Ptr(int(t))
+	if e == nil || e.closed || e.front {
+		return false
+	}
+	e.s = s
+	return true
+}
+
+// Local returns the worker's value for key, creating it with init the
+// first time: per-worker state a protocol shares between its sessions
+// (pools, scratch buffers), reached without locks because only the
+// worker's loop touches it. Call it on the loop.
+func (w *Worker) Local(key any, init func() any) any {
+	if v, ok := w.locals[key]; ok {
+		return v
+	}
+	if w.locals == nil {
+		w.locals = map[any]any{}
+	}
+	v := init()
+	w.locals[key] = v
+	return v
+}
 
 // Register gives s a new token for fd and registers fd with the poller
 // (InterestBoth, edge-triggered). Sessions call it for backend sockets.
@@ -388,10 +428,11 @@ func (w *Worker) zombieCheck() {
 }
 
 // closeAll closes every session and listener: hard stop, or the end of
-// Run.
+// Run. Entries that are not sessions (pooled backend connections) are
+// closed too: each is its own frontend token.
 func (w *Worker) closeAll() {
 	for _, e := range w.tokens.All() {
-		if e.front && !e.closed {
+		if !e.closed {
 			w.closeSafely(e.s)
 		}
 	}
