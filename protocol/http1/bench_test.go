@@ -1,0 +1,89 @@
+package http1
+
+import "testing"
+
+func BenchmarkParseRequest(b *testing.B) {
+	req := []byte(crlf(browserGET))
+	var (
+		p Parser
+		h Head
+	)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(req)))
+	for b.Loop() {
+		p.Reset()
+		if done, err := p.Parse(req, Request, &h); !done || err != nil {
+			b.Fatal(done, err)
+		}
+	}
+}
+
+func BenchmarkParseResponse(b *testing.B) {
+	resp := []byte(crlf(typicalResponse))
+	var (
+		p Parser
+		h Head
+	)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(resp)))
+	for b.Loop() {
+		p.Reset()
+		if done, err := p.Parse(resp, Response, &h); !done || err != nil {
+			b.Fatal(done, err)
+		}
+	}
+}
+
+// Remove two hop-by-hop fields of a browser request (Connection and
+// Upgrade-Insecure-Requests, the last field), add
+// X-Forwarded-For and X-Request-Id, and produce the writev segments.
+func BenchmarkEditRequest(b *testing.B) {
+	req := []byte(crlf(browserGET))
+	var (
+		p    Parser
+		h    Head
+		e    Editor
+		segs [][]byte
+		ip   = []byte("192.0.2.7")
+		id   = []byte("7f3c2a9e-1b4d-4c8e-9f0a-123456789abc")
+	)
+	if done, err := p.Parse(req, Request, &h); !done || err != nil {
+		b.Fatal(done, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Reset(req[:h.Len], &h)
+		e.RemoveNamed("connection")
+		e.RemoveNamed("upgrade-insecure-requests")
+		_ = e.Add("X-Forwarded-For", ip)
+		_ = e.Add("X-Request-Id", id)
+		segs = e.Segments(segs[:0])
+	}
+	if len(segs) != 4 { // head up to Connection, Cookie, added lines, final CRLF
+		b.Fatal(len(segs))
+	}
+}
+
+// A 16 KiB chunked body in 1 KiB chunks, fed as 4 KiB reads.
+func BenchmarkChunked(b *testing.B) {
+	body := chunkedBody(16<<10, 1<<10)
+	var bd Body
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		bd.Init(BodyChunked, -1, Limits{})
+		done := false
+		for off := 0; off < len(body) && !done; {
+			end := min(off+4096, len(body))
+			n, d, err := bd.Parse(body[off:end])
+			if err != nil {
+				b.Fatal(err)
+			}
+			off += n
+			done = d
+		}
+		if !done {
+			b.Fatal("not done")
+		}
+	}
+}

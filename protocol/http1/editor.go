@@ -1,0 +1,232 @@
+package http1
+
+// Editor rewrites a parsed head without re-serialising what it does not
+// change: [Editor.Segments] returns the edited head as slices of the
+// original head, which it aliases, and of a small scratch buffer for the
+// new bytes, ready for writev. An Editor is reusable; after warm-up it
+// allocates nothing.
+//
+// Edits refer to fields by their index in Head.Fields. Added fields go
+// after the last field. The output starts at the start line (empty lines
+// before a request line are dropped) and ends with the final CRLF.
+type Editor struct {
+	head    []byte
+	h       *Head
+	ops     []edit
+	scratch []byte // replaced values and target
+	adds    []byte // added field lines, contiguous
+	target  [2]int // scratch range of the new request-target
+	retgt   bool
+}
+
+type edit struct {
+	removed  bool
+	replaced bool
+	vs, ve   int // scratch range of the new value
+}
+
+// Reset starts editing head = b[:h.Len], as parsed into h. head and h must
+// not change until the segments are written.
+func (e *Editor) Reset(head []byte, h *Head) {
+	e.head, e.h = head, h
+	e.scratch, e.adds, e.retgt = e.scratch[:0], e.adds[:0], false
+	n := len(h.Fields)
+	if cap(e.ops) < n {
+		e.ops = make([]edit, n, n+n/2+8)
+	}
+	e.ops = e.ops[:n]
+	clear(e.ops)
+}
+
+// Remove drops field i.
+func (e *Editor) Remove(i int) { e.ops[i] = edit{removed: true} }
+
+// RemoveNamed drops every field named name (case-insensitive).
+func (e *Editor) RemoveNamed(name string) {
+	for i, f := range e.h.Fields {
+		if EqualFold(f.Name.Of(e.head), name) {
+			e.ops[i] = edit{removed: true}
+		}
+	}
+}
+
+// RemoveConnectionOptions drops the Connection fields and every field a
+// Connection token names, as a proxy must before forwarding (RFC 9110
+// §7.6.1). Tokens naming Content-Length, Transfer-Encoding or Host are
+// ignored: a client must not be able to make the proxy strip the framing
+// of a body it forwards as is, or the host it routed on.
+func (e *Editor) RemoveConnectionOptions() {
+	head := e.head
+	for _, f := range e.h.Fields {
+		if !EqualFold(f.Name.Of(head), "connection") {
+			continue
+		}
+		v := f.Value.Of(head)
+		for k := 0; k < len(v); {
+			s, t, next := listElem(v, k)
+			k = next
+			tok := v[s:t]
+			if len(tok) == 0 || EqualFold(tok, "content-length") || EqualFold(tok, "transfer-encoding") || EqualFold(tok, "host") {
+				continue
+			}
+			for i, g := range e.h.Fields {
+				if n := g.Name.Of(head); len(n) == len(tok) && equalFoldBytes(n, tok) {
+					e.ops[i] = edit{removed: true}
+				}
+			}
+		}
+	}
+	e.RemoveNamed("connection")
+}
+
+func equalFoldBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue reports whether v can be a field value: field-vchar, SP,
+// HTAB and obs-text only (RFC 9110 §5.5), so no CR, LF or NUL that would
+// inject a line.
+func validValue(v []byte) bool {
+	for _, c := range v {
+		if class[c]&cValue == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Replace sets the value of field i, keeping its name and the OWS after
+// the colon. value is copied. A removed field comes back with this value.
+// ErrInvalidEdit if value has bytes not allowed in a field value.
+func (e *Editor) Replace(i int, value []byte) error {
+	if !validValue(value) {
+		return ErrInvalidEdit
+	}
+	vs := len(e.scratch)
+	e.scratch = append(e.scratch, value...)
+	e.ops[i] = edit{replaced: true, vs: vs, ve: len(e.scratch)}
+	return nil
+}
+
+// Add appends the field line "name: value" after the last field. value is
+// copied. ErrInvalidEdit if name is not a token or value has bytes not
+// allowed in a field value.
+func (e *Editor) Add(name string, value []byte) error {
+	if len(name) == 0 || !validValue(value) {
+		return ErrInvalidEdit
+	}
+	for i := 0; i < len(name); i++ {
+		if class[name[i]]&cToken == 0 {
+			return ErrInvalidEdit
+		}
+	}
+	e.adds = append(e.adds, name...)
+	e.adds = append(e.adds, ':', ' ')
+	e.adds = append(e.adds, value...)
+	e.adds = append(e.adds, '\r', '\n')
+	return nil
+}
+
+// SetTarget replaces the request-target of a request (a path rewrite).
+// target is copied; it must be a non-empty run of the bytes a
+// request-target may hold, else ErrInvalidEdit.
+func (e *Editor) SetTarget(target []byte) error {
+	if e.h.Kind != Request || len(target) == 0 {
+		return ErrInvalidEdit
+	}
+	for _, c := range target {
+		if class[c]&cTarget == 0 {
+			return ErrInvalidEdit
+		}
+	}
+	s := len(e.scratch)
+	e.scratch = append(e.scratch, target...)
+	e.target, e.retgt = [2]int{s, len(e.scratch)}, true
+	return nil
+}
+
+// lineEnd is the offset just past the CRLF of field line i.
+func (e *Editor) lineEnd(i int) int {
+	if i+1 < len(e.h.Fields) {
+		return int(e.h.Fields[i+1].Name.Start)
+	}
+	return e.h.Len - 2
+}
+
+// walk calls emit with the pieces of the edited head, in order. Runs of
+// untouched original bytes are single pieces.
+func (e *Editor) walk(emit func(p []byte)) {
+	head, h := e.head, e.h
+	cur := h.Start // first original byte not yet emitted
+	if e.retgt {
+		emit(head[cur:h.Target.Start])
+		emit(e.scratch[e.target[0]:e.target[1]])
+		cur = int(h.Target.End)
+	}
+	for i, op := range e.ops {
+		f := h.Fields[i]
+		switch {
+		case op.removed:
+			if s := int(f.Name.Start); s > cur {
+				emit(head[cur:s])
+			}
+			cur = e.lineEnd(i)
+		case op.replaced:
+			emit(head[cur:f.Value.Start])
+			if op.ve > op.vs {
+				emit(e.scratch[op.vs:op.ve])
+			}
+			cur = e.lineEnd(i) - 2 // the line's CRLF starts the next run
+		}
+	}
+	if len(e.adds) > 0 {
+		if s := h.Len - 2; s > cur {
+			emit(head[cur:s])
+		}
+		emit(e.adds)
+		cur = h.Len - 2
+	}
+	emit(head[cur:h.Len])
+}
+
+// Segments appends the edited head to dst, as slices that alias the
+// original head (untouched runs) or the editor's buffers (new bytes), and
+// returns it. They are valid until the next edit or Reset.
+func (e *Editor) Segments(dst [][]byte) [][]byte {
+	e.walk(func(p []byte) { dst = append(dst, p) })
+	return dst
+}
+
+// Len is the length of the edited head.
+func (e *Editor) Len() int {
+	h := e.h
+	n := h.Len - h.Start + len(e.adds)
+	if e.retgt {
+		n += e.target[1] - e.target[0] - h.Target.Len()
+	}
+	for i, op := range e.ops {
+		f := h.Fields[i]
+		switch {
+		case op.removed:
+			n -= e.lineEnd(i) - int(f.Name.Start)
+		case op.replaced:
+			n += op.ve - op.vs - (e.lineEnd(i) - 2 - int(f.Value.Start))
+		}
+	}
+	return n
+}
+
+// AppendTo appends the edited head to dst (a copy, for callers that do not
+// use writev).
+func (e *Editor) AppendTo(dst []byte) []byte {
+	e.walk(func(p []byte) { dst = append(dst, p...) })
+	return dst
+}
