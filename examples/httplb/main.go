@@ -1,0 +1,150 @@
+// Command httplb is sluice's main example: an HTTP/1.1 load balancer.
+// With no flags it listens on 127.0.0.1:8080 in front of two embedded
+// demo backends that answer with their own names, so
+//
+//	go run ./examples/httplb
+//	curl localhost:8080        # "hello from backend-1", then backend-2, ...
+//
+// shows round robin at once. SIGINT or SIGTERM stops it softly: in-flight
+// requests finish, keep-alive connections are told Connection: close.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/router"
+	"github.com/sluiceproxy/sluice/session"
+	"github.com/sluiceproxy/sluice/session/httpproxy"
+)
+
+type backendList []string
+
+func (b *backendList) String() string     { return strings.Join(*b, ",") }
+func (b *backendList) Set(v string) error { *b = append(*b, v); return nil }
+
+func main() {
+	var backends backendList
+	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
+	flag.Var(&backends, "backend", "backend address ip:port (repeatable); none: two embedded demo backends")
+	lb := flag.String("lb", "roundrobin", "balancing: roundrobin, random, leastconn, p2c")
+	workers := flag.Int("workers", 0, "workers (event loops); 0 = one per CPU")
+	maxConns := flag.Int("max-conns", 10000, "client connections per worker")
+	accessLog := flag.Bool("access-log", false, "log every request")
+	grace := flag.Duration("grace", 30*time.Second, "how long a soft stop waits for in-flight requests")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
+	flag.Parse()
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "httplb:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(log, *listen, backends, *lb, *workers, *maxConns, *accessLog, *grace); err != nil {
+		fmt.Fprintln(os.Stderr, "httplb:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, listen string, backends []string, lb string, workers, maxConns int, accessLog bool, grace time.Duration) error {
+	addr, err := netip.ParseAddrPort(listen)
+	if err != nil {
+		return fmt.Errorf("-listen wants ip:port: %w", err)
+	}
+	policy, err := backend.ParsePolicy(lb)
+	if err != nil {
+		return err
+	}
+	if len(backends) == 0 {
+		for i := 1; i <= 2; i++ {
+			a, err := demoBackend(fmt.Sprintf("backend-%d", i))
+			if err != nil {
+				return err
+			}
+			backends = append(backends, a)
+		}
+		log.Info("no -backend given: started two embedded demo backends", "addrs", strings.Join(backends, ","))
+	}
+	cfg := httpproxy.Config{}
+	if accessLog {
+		cfg.AccessLog = log
+	}
+	l := httpproxy.NewListener(cfg)
+
+	p, err := session.NewProxy(session.ProxyConfig{Workers: workers, Worker: session.Config{MaxConnections: maxConns, Logger: log}})
+	if err != nil {
+		return err
+	}
+	p.Start()
+	fail := func(err error) error { p.HardStop(); return err }
+	if err := p.AddCluster("default", policy); err != nil {
+		return fail(err)
+	}
+	for i, b := range backends {
+		ba, err := netip.ParseAddrPort(b)
+		if err != nil {
+			return fail(fmt.Errorf("-backend %q: %w", b, err))
+		}
+		if err := p.AddBackend("default", backend.Backend{ID: fmt.Sprintf("b%d", i+1), Address: ba}); err != nil {
+			return fail(err)
+		}
+	}
+	if err := p.AddFrontend(router.Frontend{ID: "default", HostKind: router.HostAny, Action: router.Action{Cluster: "default"}}); err != nil {
+		return fail(err)
+	}
+	bound, err := p.AddListener(addr, l, session.ListenConfig{})
+	if err != nil {
+		return fail(err)
+	}
+	log.Info("httplb listening", "addr", "http://"+bound.String(), "workers", len(p.Workers()), "lb", policy.String(),
+		"backends", strings.Join(backends, ","))
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	log.Info("soft stop: finishing in-flight requests", "grace", grace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	go func() {
+		<-sig
+		cancel()
+	}()
+	if err := p.SoftStop(ctx); err != nil {
+		log.Warn("grace period over: closing the remaining connections", "err", err)
+		p.HardStop()
+	}
+	st := l.Stats()
+	log.Info("stopped", "requests", st.Requests, "responses", st.Responses, "answers", fmt.Sprint(st.Answers))
+	return p.Wait()
+}
+
+// demoBackend serves "hello from NAME" on a free loopback port.
+func demoBackend(name string) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s (you asked for %s)\n", name, r.URL.Path)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return ln.Addr().String(), nil
+}

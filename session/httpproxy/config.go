@@ -1,0 +1,114 @@
+// Package httpproxy is sluice's HTTP/1.1 reference session: a reverse
+// proxy that parses requests and responses in place (protocol/http1),
+// routes each request by host, path and method (router), forwards it to a
+// backend of the chosen cluster over a pooled keep-alive connection, and
+// edits heads without re-serialising untouched bytes. See LIFECYCLE.md.
+package httpproxy
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluiceproxy/sluice/protocol/http1"
+)
+
+// Config is an HTTP listener's settings. Zero values take the defaults.
+type Config struct {
+	// RequestTimeout bounds the time from a request's first byte to the
+	// end of its head: a slower client gets 408. Default 10 s.
+	RequestTimeout time.Duration
+	// FrontTimeout closes an idle keep-alive client connection, and one
+	// that takes no response byte for that long. Default 60 s.
+	FrontTimeout time.Duration
+	// ConnectTimeout bounds one backend connect. Default 3 s.
+	ConnectTimeout time.Duration
+	// BackTimeout bounds the wait for the backend: a response head that
+	// does not start within it gets 504; a response body that stalls
+	// for it closes the connection. Default 30 s.
+	BackTimeout time.Duration
+	// ConnectAttempts is how many backends a request may be tried on
+	// before 503. Default 3.
+	ConnectAttempts int
+	// MaxBody bounds a request body: 413 beyond it (a Content-Length
+	// over it is refused before anything is forwarded). 0: no limit.
+	MaxBody int64
+	// MaxIdlePerBackend bounds the idle keep-alive connections kept per
+	// backend (per worker). Default 64; negative disables pooling.
+	MaxIdlePerBackend int
+	// IdleBackendTimeout closes a pooled backend connection unused that
+	// long. Default 30 s (below most servers' own keep-alive timeouts,
+	// so that the proxy, not the server, usually closes first).
+	IdleBackendTimeout time.Duration
+	// Limits bounds heads: see [http1.Limits]. Default: 16 KiB head,
+	// 8 KiB request line, 100 fields.
+	Limits http1.Limits
+	// AccessLog, when set, gets one line per request. Default: none.
+	AccessLog *slog.Logger
+	// Scheme is what X-Forwarded-Proto says. Default "http".
+	Scheme string
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.RequestTimeout, 10*time.Second)
+	def(&c.FrontTimeout, 60*time.Second)
+	def(&c.ConnectTimeout, 3*time.Second)
+	def(&c.BackTimeout, 30*time.Second)
+	def(&c.IdleBackendTimeout, 30*time.Second)
+	if c.ConnectAttempts <= 0 {
+		c.ConnectAttempts = 3
+	}
+	if c.MaxIdlePerBackend == 0 {
+		c.MaxIdlePerBackend = 64
+	}
+	if c.Scheme == "" {
+		c.Scheme = "http"
+	}
+	return c
+}
+
+// Stats counts what happened on a listener across the workers that
+// share it.
+type Stats struct {
+	requests, responses                atomic.Uint64
+	answers                            [answerCount]atomic.Uint64
+	reusedBackend, newBackend, retried atomic.Uint64
+	backendReset, backendBadResponse   atomic.Uint64
+	clientReset                        atomic.Uint64
+	bytesIn, bytesOut                  atomic.Uint64
+}
+
+// StatsSnapshot is a copy of a listener's counters.
+type StatsSnapshot struct {
+	Requests           uint64         // request heads parsed
+	Responses          uint64         // backend responses relayed
+	Answers            map[int]uint64 // answers the proxy made, by status
+	ReusedBackend      uint64         // requests sent on a pooled connection
+	NewBackend         uint64         // backend connections opened
+	Retried            uint64         // requests retried on a fresh connection after a reused one failed
+	BackendReset       uint64         // backend connections that broke mid-exchange
+	BackendBadResponse uint64         // malformed backend responses
+	ClientReset        uint64         // client connections that broke mid-exchange
+	BytesIn, BytesOut  uint64
+}
+
+// Snapshot copies the counters.
+func (s *Stats) Snapshot() StatsSnapshot {
+	out := StatsSnapshot{
+		Requests: s.requests.Load(), Responses: s.responses.Load(), Answers: map[int]uint64{},
+		ReusedBackend: s.reusedBackend.Load(), NewBackend: s.newBackend.Load(), Retried: s.retried.Load(),
+		BackendReset: s.backendReset.Load(), BackendBadResponse: s.backendBadResponse.Load(),
+		ClientReset: s.clientReset.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+	}
+	for i := range s.answers {
+		if n := s.answers[i].Load(); n > 0 {
+			out.Answers[answerStatus[i]] = n
+		}
+	}
+	return out
+}

@@ -1,0 +1,136 @@
+package httpproxy
+
+import (
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/session"
+	"github.com/sluiceproxy/sluice/timer"
+)
+
+// workerState is what the HTTP sessions of one worker share: the idle
+// backend connections and a scratch buffer. It lives in the worker (see
+// session.Worker.Local) and is touched only on its loop.
+type workerState struct {
+	idle map[*backend.Backend][]*idleConn
+	seq  uint64 // request id counter
+	salt uint64
+}
+
+type stateKey struct{}
+
+func stateOf(w *session.Worker) *workerState {
+	return w.Local(stateKey{}, func() any {
+		return &workerState{idle: map[*backend.Backend][]*idleConn{}, salt: uint64(time.Now().UnixNano())}
+	}).(*workerState)
+}
+
+// idleConn is a keep-alive backend connection waiting in the pool. It
+// stays registered: any event on it (the server closing it, or sending
+// bytes nobody asked for) closes it.
+type idleConn struct {
+	w      *session.Worker
+	st     *workerState
+	b      *backend.Backend
+	sock   protocol.TCPSocket
+	token  eventloop.Token
+	timer  timer.Handle
+	since  time.Time
+	closed bool
+	broken bool // an event other than writability arrived
+}
+
+// put pools a backend connection whose exchange ended cleanly. It
+// reports false when the pool is full (the caller closes it).
+func (st *workerState) put(w *session.Worker, b *backend.Backend, sock protocol.TCPSocket, t eventloop.Token, max int, idleTimeout time.Duration) bool {
+	list := st.idle[b]
+	if max <= 0 || len(list) >= max || b.Status() == backend.Removed {
+		return false
+	}
+	c := &idleConn{w: w, st: st, b: b, sock: sock, token: t, since: w.Now()}
+	if !w.Rebind(t, c) {
+		return false
+	}
+	c.timer = w.Timers().Schedule(t, idleTimeout)
+	st.idle[b] = append(list, c)
+	return true
+}
+
+// take hands out the most recently pooled connection to b, if any: the
+// warmest one, and the older ones age out by their timer.
+func (st *workerState) take(w *session.Worker, b *backend.Backend, s session.ProxySession) (protocol.TCPSocket, eventloop.Token, bool) {
+	list := st.idle[b]
+	for len(list) > 0 {
+		c := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		st.idle[b] = list
+		if c.closed {
+			continue
+		}
+		w.Timers().Cancel(c.timer)
+		c.closed = true
+		if !w.Rebind(c.token, s) {
+			continue
+		}
+		return c.sock, c.token, true
+	}
+	return protocol.TCPSocket{}, 0, false
+}
+
+func (st *workerState) remove(c *idleConn) {
+	list := st.idle[c.b]
+	for i, x := range list {
+		if x == c {
+			copy(list[i:], list[i+1:])
+			list[len(list)-1] = nil
+			st.idle[c.b] = list[:len(list)-1]
+			break
+		}
+	}
+	if len(st.idle[c.b]) == 0 {
+		delete(st.idle, c.b)
+	}
+}
+
+func (c *idleConn) Protocol() session.Protocol { return session.HTTP }
+
+// Ready closes the connection after any event but a writable edge: the
+// server closed it, reset it, or sent bytes nobody asked for.
+func (c *idleConn) Ready(session.ProxySession) session.Result {
+	if c.broken {
+		return session.Close
+	}
+	return session.Continue
+}
+
+func (c *idleConn) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
+	if r&^eventloop.Writable != 0 {
+		c.broken = true
+	}
+}
+
+func (c *idleConn) Close() {
+	c.closed = true
+	c.st.remove(c)
+	c.w.Timers().Cancel(c.timer)
+	c.w.Release(c.token, c.sock.Fd())
+	c.sock.Close()
+	c.b.Released()
+}
+
+func (c *idleConn) Timeout(eventloop.Token) session.Result { return session.Close }
+func (c *idleConn) LastEvent() time.Time                   { return c.since }
+func (c *idleConn) PrintSession(w io.Writer) {
+	io.WriteString(w, "idle backend connection to "+c.b.Address.String())
+}
+func (c *idleConn) FrontendToken() eventloop.Token         { return c.token }
+func (c *idleConn) ShuttingDown() session.Result           { return session.Close }
+func (c *idleConn) ClusterID() (string, bool)              { return "", false }
+func (c *idleConn) SessionAddress() (netip.AddrPort, bool) { return c.b.Address, true }
+
+var _ session.ProxySession = (*idleConn)(nil)

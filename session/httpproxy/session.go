@@ -1,0 +1,1152 @@
+package httpproxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/protocol/http1"
+	"github.com/sluiceproxy/sluice/router"
+	"github.com/sluiceproxy/sluice/session"
+	"github.com/sluiceproxy/sluice/timer"
+)
+
+// Listener makes an HTTP session of each accepted connection. One
+// Listener may serve several workers: its settings are read-only and its
+// counters atomic; routes and clusters are each worker's own.
+type Listener struct {
+	cfg   Config
+	stats Stats
+}
+
+// NewListener applies cfg's defaults.
+func NewListener(cfg Config) *Listener { return &Listener{cfg: cfg.withDefaults()} }
+
+// Protocol implements session.Listener.
+func (l *Listener) Protocol() session.Protocol { return session.HTTPListen }
+
+// Stats returns the listener's counters.
+func (l *Listener) Stats() StatsSnapshot { return l.stats.Snapshot() }
+
+// NewSession implements session.Listener.
+func (l *Listener) NewSession(w *session.Worker, a session.Accepted) (session.ProxySession, error) {
+	protocol.SetNoDelay(a.Fd, true)
+	s := &Session{
+		Base:       session.Base{Peer: a.Peer},
+		l:          l,
+		w:          w,
+		st:         stateOf(w),
+		front:      protocol.NewTCPSocket(a.Fd),
+		frontToken: a.Token,
+		local:      a.Local,
+		last:       w.Now(),
+		frontSeen:  w.Now(),
+	}
+	s.parser.Limits = l.cfg.Limits
+	s.rparser.Limits = l.cfg.Limits
+	s.frontTimer = w.Timers().Schedule(a.Token, l.cfg.FrontTimeout)
+	return s, nil
+}
+
+// phase is where a session is in its request/response cycle.
+type phase uint8
+
+const (
+	phaseIdle     phase = iota // between requests: no buffer, keep-alive timeout
+	phaseHead                  // reading a request head: request timeout
+	phaseConnect               // the head is in; a backend must be found
+	phaseExchange              // the request goes to the backend, the response comes back
+	phaseAnswer                // writing an answer of the proxy's own, then closing
+	phaseClosed
+)
+
+var phaseNames = [...]string{"idle", "head", "connect", "exchange", "answer", "closed"}
+
+const maxAttempts = 8
+
+// Session is one client connection carrying HTTP/1.1 requests one after
+// the other (pipelined requests wait in the buffer for their turn).
+type Session struct {
+	session.Base
+	l  *Listener
+	w  *session.Worker
+	st *workerState
+
+	phase      phase
+	front      protocol.TCPSocket
+	frontToken eventloop.Token
+	fready     eventloop.Ready
+	fdrain     bool
+	fbuf       *protocol.Buffer // request bytes: the head, then body bytes
+	partial    []byte           // an incomplete head, kept without a pool buffer
+	local      netip.AddrPort
+	frontEOF   bool
+	closeAfter bool // the client connection ends after this response
+
+	// The request.
+	parser      http1.Parser
+	req         http1.Head
+	reqBody     http1.Body
+	reqEdit     http1.Editor
+	reqOut      [][]byte // what is left to write of the edited head
+	segs        [24][]byte
+	headSent    bool
+	headGone    bool // the request head was consumed from fbuf (no retry after that)
+	reqDone     bool // the whole request reached the backend
+	pendingBody int  // body bytes in reqOut, consumed from fbuf once written
+	reqBodyIn   int64
+	route       *router.Frontend
+	id          [16]byte // request id (hex), ours or the client's first 16 bytes
+	idLen       int
+	start       time.Time
+
+	// The backend.
+	back       protocol.TCPSocket
+	backToken  eventloop.Token
+	hasBack    bool
+	connecting bool
+	reused     bool
+	bready     eventloop.Ready
+	bdrain     bool
+	backend    *backend.Backend
+	cluster    *backend.Cluster
+	tried      [maxAttempts]*backend.Backend
+	attempts   int
+	retried    bool
+
+	// The response.
+	bbuf        *protocol.Buffer
+	rparser     http1.Parser
+	resp        http1.Head
+	respBody    http1.Body
+	respEdit    http1.Editor
+	respOut     [][]byte
+	rsegs       [24][]byte
+	respHead    bool // the response head is parsed
+	respBodyEOF bool
+	backNoReuse bool // the backend connection cannot carry another request
+	pendingResp int  // bytes of bbuf in respOut, consumed once written
+	respSent    bool // a byte of the response reached the client
+	respBytes   int64
+
+	answer []byte // an answer of the proxy's own, being written
+
+	frontTimer, backTimer timer.Handle
+	frontSeen, backSeen   time.Time
+	last                  time.Time
+	scratch               [64]byte
+}
+
+// Protocol implements session.ProxySession.
+func (s *Session) Protocol() session.Protocol { return session.HTTP }
+
+// FrontendToken implements session.ProxySession.
+func (s *Session) FrontendToken() eventloop.Token { return s.frontToken }
+
+// LastEvent implements session.ProxySession.
+func (s *Session) LastEvent() time.Time { return s.last }
+
+// ClusterID implements session.ProxySession.
+func (s *Session) ClusterID() (string, bool) {
+	if s.route != nil && s.route.Action.Cluster != "" {
+		return s.route.Action.Cluster, true
+	}
+	return "", false
+}
+
+// UpdateReadiness implements session.ProxySession.
+func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
+	s.last = s.w.Now()
+	if t == s.frontToken {
+		s.fready |= r
+		if r&(eventloop.ReadClosed|eventloop.Error|eventloop.Priority) != 0 {
+			s.fdrain = true
+			s.fready |= eventloop.Readable
+		}
+		if r&(eventloop.Error|eventloop.WriteClosed) != 0 {
+			s.fready |= eventloop.Writable
+		}
+		return
+	}
+	if s.hasBack && t == s.backToken {
+		s.bready |= r
+		if r&(eventloop.ReadClosed|eventloop.Error|eventloop.Priority) != 0 {
+			s.bdrain = true
+			s.bready |= eventloop.Readable
+		}
+		if r&(eventloop.Error|eventloop.WriteClosed) != 0 {
+			s.bready |= eventloop.Writable
+		}
+	}
+}
+
+// Ready implements session.ProxySession: it runs the steps of the cycle
+// until none makes progress.
+func (s *Session) Ready(self session.ProxySession) session.Result {
+	for i := 0; i < 64; i++ {
+		var progress bool
+		var res session.Result
+		switch s.phase {
+		case phaseIdle, phaseHead:
+			progress, res = s.readHead()
+		case phaseConnect:
+			progress, res = s.connect(self)
+		case phaseExchange:
+			progress, res = s.exchange()
+		case phaseAnswer:
+			progress, res = s.writeAnswer()
+		default:
+			return session.Close
+		}
+		if res == session.Close {
+			return session.Close
+		}
+		if !progress {
+			return session.Continue
+		}
+	}
+	return session.Continue
+}
+
+// readable reports whether the front may have bytes for us.
+func (s *Session) frontReadable() bool { return s.fready&eventloop.Readable != 0 }
+
+// readFront reads into fbuf (borrowing it if needed), keeping the
+// edge-triggered readiness right. It reports the bytes read and whether
+// the client closed or failed.
+func (s *Session) readFront() (int, protocol.SocketResult) {
+	if s.fbuf == nil {
+		if s.fbuf = s.w.Pool().Get(); s.fbuf == nil {
+			return 0, protocol.Error
+		}
+		if len(s.partial) > 0 {
+			copy(s.fbuf.Space(), s.partial)
+			s.fbuf.Fill(len(s.partial))
+			s.partial = s.partial[:0]
+		}
+	}
+	space := s.fbuf.Space()
+	if len(space) == 0 {
+		return 0, protocol.Continue
+	}
+	n, r := s.front.Read(space)
+	s.fbuf.Fill(n)
+	if n > 0 {
+		s.frontSeen = s.w.Now()
+	}
+	switch r {
+	case protocol.WouldBlock:
+		if n == 0 {
+			s.fdrain = false
+		}
+		if !s.fdrain {
+			s.fready &^= eventloop.Readable
+		}
+	case protocol.Closed:
+		s.frontEOF = true
+		s.fready &^= eventloop.Readable
+	}
+	return n, r
+}
+
+// readHead reads and parses a request head. An incomplete head is kept
+// in a small heap slice rather than a pool buffer, so a client that
+// trickles its head (slowloris) holds no buffer while it does.
+func (s *Session) readHead() (bool, session.Result) {
+	progress := false
+	if s.fbuf == nil || s.fbuf.Empty() {
+		if !s.frontReadable() {
+			return false, session.Continue
+		}
+		n, r := s.readFront()
+		if r == protocol.Error && s.fbuf == nil {
+			return s.answerWith(ans503, true) // out of buffers
+		}
+		if n == 0 {
+			s.releaseFront()
+			if s.frontEOF || r == protocol.Error {
+				return false, session.Close // the client left between requests
+			}
+			return false, session.Continue
+		}
+		progress = true
+	} else if s.frontReadable() && !s.fbuf.Full() {
+		if n, r := s.readFront(); n > 0 {
+			progress = true
+		} else if r == protocol.Error {
+			s.l.stats.clientReset.Add(1)
+			return false, session.Close
+		}
+	}
+	if s.phase == phaseIdle {
+		s.phase = phaseHead
+		s.start = s.w.Now()
+		s.frontSeen = s.start
+		s.w.Timers().Cancel(s.frontTimer)
+		s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.RequestTimeout)
+	}
+	b := s.fbuf.Bytes()
+	done, err := s.parser.Parse(b, http1.Request, &s.req)
+	if err != nil {
+		var herr *http1.Error
+		if errors.As(err, &herr) {
+			return s.answerWith(answerIndex(herr.Code), true)
+		}
+		return s.answerWith(ans400, true)
+	}
+	if !done {
+		if s.fbuf.Full() {
+			return s.answerWith(ans431, true)
+		}
+		if s.frontEOF {
+			return false, session.Close
+		}
+		// Give the buffer back; keep the bytes in a slice of their size.
+		s.partial = append(s.partial[:0], b...)
+		s.w.Pool().Put(s.fbuf)
+		s.fbuf = nil
+		return progress, session.Continue
+	}
+	s.partial = nil
+	s.l.stats.requests.Add(1)
+	return true, s.headDone()
+}
+
+// headDone routes a complete request head.
+func (s *Session) headDone() session.Result {
+	head := s.fbuf.Bytes()[:s.req.Len]
+	kind, n := s.req.Body(false, false)
+	if s.l.cfg.MaxBody > 0 && kind == http1.BodyLength && n > s.l.cfg.MaxBody {
+		_, res := s.answerWith(ans413, true)
+		return res
+	}
+	s.reqBody.Init(kind, n, s.l.cfg.Limits)
+	s.reqBody.Parse(nil) // no body, or an empty one: done already
+	s.reqBodyIn = 0
+	s.setRequestID(head)
+	if !s.req.KeepAlive() {
+		s.closeAfter = true
+	}
+	host := s.req.Host.Of(head)
+	if s.req.Form == http1.FormAbsolute || s.req.Form == http1.FormAuthority {
+		host = s.req.Authority.Of(head)
+	}
+	f, ok := s.w.Router().Lookup(host, s.req.Target.Of(head), s.req.Method.Of(head))
+	if !ok {
+		_, res := s.answerWith(ans404, false)
+		return res
+	}
+	s.route = f
+	switch f.Action.Kind {
+	case router.Deny:
+		_, res := s.answerWith(ans401, false)
+		return res
+	case router.Redirect:
+		_, res := s.redirect(f, head)
+		return res
+	}
+	s.cluster = s.w.Clusters().Cluster(f.Action.Cluster)
+	s.attempts, s.retried = 0, false
+	s.phase = phaseConnect
+	return session.Continue
+}
+
+// connect gets a backend connection: a pooled one when the picked
+// backend has one, else a new non-blocking connect.
+func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
+	for s.attempts < min(s.l.cfg.ConnectAttempts, maxAttempts) {
+		if s.cluster == nil {
+			break
+		}
+		b, err := s.cluster.Pick(s.w.Now(), s.tried[:s.attempts])
+		if err != nil {
+			break
+		}
+		s.tried[s.attempts] = b
+		s.attempts++
+		if !s.retried {
+			if sock, t, ok := s.st.take(s.w, b, self); ok {
+				s.useBack(b, sock, t, true)
+				s.l.stats.reusedBackend.Add(1)
+				return true, session.Continue
+			}
+		}
+		fd, err := protocol.Connect(b.Address)
+		b.ConnectStarted()
+		if err != nil {
+			b.ConnectFailed(s.w.Now())
+			continue
+		}
+		t, err := s.w.Register(fd, self)
+		if err != nil {
+			closeFD(fd)
+			b.Released()
+			return s.answerWith(ans503, true)
+		}
+		protocol.SetNoDelay(fd, true)
+		s.useBack(b, protocol.NewTCPSocket(fd), t, false)
+		s.connecting = true
+		s.w.Timers().Cancel(s.backTimer)
+		s.backTimer = s.w.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
+		s.l.stats.newBackend.Add(1)
+		return true, session.Continue
+	}
+	return s.answerWith(ans503, true)
+}
+
+func (s *Session) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventloop.Token, reused bool) {
+	s.backend, s.back, s.backToken, s.hasBack, s.reused = b, sock, t, true, reused
+	s.bready, s.bdrain = 0, false
+	if reused {
+		s.bready = eventloop.Writable // its writable edge was used up in the pool
+		b.ConnectStarted()
+		b.ConnectSucceeded(s.w.Now())
+		s.w.Timers().Cancel(s.backTimer)
+		s.backTimer = s.w.Timers().Schedule(t, s.l.cfg.BackTimeout)
+	}
+	s.backSeen = s.w.Now()
+	s.startExchange()
+}
+
+// startExchange prepares the edited request head.
+func (s *Session) startExchange() {
+	s.phase = phaseExchange
+	head := s.fbuf.Bytes()[:s.req.Len]
+	e := &s.reqEdit
+	e.Reset(head, &s.req)
+	e.RemoveConnectionOptions()
+	e.RemoveNamed("keep-alive")
+	e.RemoveNamed("proxy-connection")
+	s.forwardedFields(head)
+	if s.route != nil {
+		for _, name := range s.route.RemoveRequestHeaders {
+			e.RemoveNamed(name)
+		}
+		for _, h := range s.route.AddRequestHeaders {
+			e.Add(h.Name, []byte(h.Value))
+		}
+	}
+	s.reqOut = e.Segments(s.segs[:0])
+	s.headSent, s.headGone, s.reqDone, s.pendingBody = false, false, false, 0
+	s.respHead, s.respSent, s.respBytes = false, false, 0
+	s.rparser.Reset()
+}
+
+// forwardedFields appends the client to X-Forwarded-For and Forwarded,
+// and sets X-Forwarded-Proto, X-Forwarded-Port and X-Request-Id when the
+// client did not.
+func (s *Session) forwardedFields(head []byte) {
+	e := &s.reqEdit
+	client, _ := s.SessionAddress()
+	ip := client.Addr().AppendTo(s.scratch[:0])
+	if i := s.req.FieldIndex(head, "x-forwarded-for", 0); i >= 0 {
+		v := append(append(append(s.scratch[len(ip):len(ip)], s.req.Fields[i].Value.Of(head)...), ", "...), ip...)
+		e.Replace(i, v)
+	} else {
+		e.Add("X-Forwarded-For", ip)
+	}
+	if s.req.FieldIndex(head, "x-forwarded-proto", 0) < 0 {
+		e.Add("X-Forwarded-Proto", []byte(s.l.cfg.Scheme))
+	}
+	if s.req.FieldIndex(head, "x-forwarded-port", 0) < 0 {
+		e.Add("X-Forwarded-Port", strconv.AppendUint(s.scratch[len(ip):len(ip)], uint64(s.local.Port()), 10))
+	}
+	fwd := append(s.scratch[len(ip):len(ip)], "for="...)
+	if client.Addr().Is6() {
+		fwd = append(append(append(fwd, "\"["...), ip...), "]\""...)
+	} else {
+		fwd = append(fwd, ip...)
+	}
+	fwd = append(append(fwd, ";proto="...), s.l.cfg.Scheme...)
+	if i := s.req.FieldIndex(head, "forwarded", 0); i >= 0 {
+		old := s.req.Fields[i].Value.Of(head)
+		v := make([]byte, 0, len(old)+2+len(fwd))
+		v = append(append(append(v, old...), ", "...), fwd...)
+		e.Replace(i, v)
+	} else {
+		e.Add("Forwarded", fwd)
+	}
+	if s.req.FieldIndex(head, "x-request-id", 0) < 0 {
+		e.Add("X-Request-Id", s.id[:s.idLen])
+	}
+}
+
+// setRequestID takes the client's X-Request-Id, or makes one.
+func (s *Session) setRequestID(head []byte) {
+	if head != nil {
+		if i := s.req.FieldIndex(head, "x-request-id", 0); i >= 0 && s.req.Fields[i].Value.Len() > 0 {
+			s.idLen = copy(s.id[:], s.req.Fields[i].Value.Of(head))
+			return
+		}
+	}
+	s.st.seq++
+	v := s.st.seq*0x9E3779B97F4A7C15 ^ s.st.salt
+	const hex = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		s.id[i] = hex[v&15]
+		v >>= 4
+	}
+	s.idLen = 16
+}
+
+// exchange moves the request to the backend and the response to the
+// client.
+func (s *Session) exchange() (bool, session.Result) {
+	if s.connecting {
+		if s.bready&(eventloop.Writable|eventloop.Error|eventloop.WriteClosed) == 0 {
+			return false, session.Continue
+		}
+		if err := protocol.ConnectResult(s.back.Fd()); err != nil {
+			s.backend.ConnectFailed(s.w.Now())
+			s.dropBack(false)
+			s.phase = phaseConnect
+			return true, session.Continue
+		}
+		s.connecting = false
+		s.backend.ConnectSucceeded(s.w.Now())
+		s.w.Timers().Cancel(s.backTimer)
+		s.backTimer = s.w.Timers().Schedule(s.backToken, s.l.cfg.BackTimeout)
+		s.backSeen = s.w.Now()
+	}
+	p1, res := s.sendRequest()
+	if res == session.Close {
+		return false, res
+	}
+	p2, res := s.relayResponse()
+	return p1 || p2, res
+}
+
+// sendRequest writes the edited head, then the body as it arrives,
+// stopping at the end of the request (pipelined bytes stay in fbuf).
+func (s *Session) sendRequest() (bool, session.Result) {
+	progress := false
+	for !s.reqDone {
+		if len(s.reqOut) > 0 {
+			if s.bready&eventloop.Writable == 0 {
+				return progress, session.Continue
+			}
+			n, r := s.back.Writev(s.reqOut)
+			s.reqOut = advance(s.reqOut, n)
+			if n > 0 {
+				progress = true
+				s.backSeen = s.w.Now()
+			}
+			if r == protocol.WouldBlock {
+				s.bready &^= eventloop.Writable
+				return progress, session.Continue
+			}
+			if r != protocol.Continue {
+				return s.backendBroke()
+			}
+			if !s.headSent {
+				s.headSent = true
+				// A bodiless request on a reused connection keeps its head
+				// until the response starts, to be sent again on a fresh
+				// connection if the pooled one turns out dead.
+				if !(s.reused && s.reqBody.Kind() == http1.BodyNone) {
+					s.fbuf.Consume(s.req.Len)
+					s.headGone = true
+				}
+			} else {
+				s.fbuf.Consume(s.pendingBody)
+				s.reqBodyIn += int64(s.pendingBody)
+				s.pendingBody = 0
+			}
+			continue
+		}
+		if s.reqBody.Done() {
+			s.reqDone = true
+			break
+		}
+		// Frame the body bytes already buffered.
+		if !s.fbuf.Empty() {
+			n, done, err := s.reqBody.Parse(s.fbuf.Bytes())
+			if err != nil {
+				return s.answerWith(ans400, true)
+			}
+			if s.l.cfg.MaxBody > 0 && s.reqBodyIn+int64(n) > s.l.cfg.MaxBody {
+				return s.answerWith(ans413, true)
+			}
+			if n > 0 {
+				s.pendingBody = n
+				s.segs[0] = s.fbuf.Bytes()[:n]
+				s.reqOut = s.segs[:1]
+				continue
+			}
+			if done {
+				continue
+			}
+		}
+		if s.frontEOF {
+			// The client closed before the end of its body.
+			s.l.stats.clientReset.Add(1)
+			return false, session.Close
+		}
+		if !s.frontReadable() {
+			return progress, session.Continue
+		}
+		n, r := s.readFront()
+		if n > 0 {
+			progress = true
+		}
+		if r == protocol.Error {
+			s.l.stats.clientReset.Add(1)
+			return false, session.Close
+		}
+		if n == 0 && r != protocol.Closed {
+			return progress, session.Continue
+		}
+	}
+	return progress, session.Continue
+}
+
+// advance drops n written bytes from the front of bufs.
+func advance(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if n < len(bufs[0]) {
+			bufs[0] = bufs[0][n:]
+			return bufs
+		}
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	for len(bufs) > 0 && len(bufs[0]) == 0 {
+		bufs = bufs[1:]
+	}
+	return bufs
+}
+
+// readBack reads into bbuf, borrowing it if needed.
+func (s *Session) readBack() (int, protocol.SocketResult) {
+	if s.bbuf == nil {
+		if s.bbuf = s.w.Pool().Get(); s.bbuf == nil {
+			return 0, protocol.Error
+		}
+	}
+	space := s.bbuf.Space()
+	if len(space) == 0 {
+		return 0, protocol.Continue
+	}
+	n, r := s.back.Read(space)
+	s.bbuf.Fill(n)
+	if n > 0 {
+		s.backSeen = s.w.Now()
+	}
+	switch r {
+	case protocol.WouldBlock:
+		if n == 0 {
+			s.bdrain = false
+		}
+		if !s.bdrain {
+			s.bready &^= eventloop.Readable
+		}
+	case protocol.Closed:
+		s.bready &^= eventloop.Readable
+	}
+	return n, r
+}
+
+// relayResponse reads the response head, edits it, and streams the head
+// and the body to the client, stopping at the end of the response.
+func (s *Session) relayResponse() (bool, session.Result) {
+	progress := false
+	for {
+		// Flush what is ready for the client.
+		if len(s.respOut) > 0 {
+			if s.fready&eventloop.Writable == 0 {
+				return progress, session.Continue
+			}
+			n, r := s.front.Writev(s.respOut)
+			s.respOut = advance(s.respOut, n)
+			if n > 0 {
+				progress, s.respSent = true, true
+				s.frontSeen = s.w.Now()
+				s.respBytes += int64(n)
+			}
+			if r == protocol.WouldBlock {
+				s.fready &^= eventloop.Writable
+				return progress, session.Continue
+			}
+			if r != protocol.Continue {
+				s.l.stats.clientReset.Add(1)
+				return false, session.Close
+			}
+			s.bbuf.Consume(s.pendingResp)
+			s.pendingResp = 0
+			if s.respHead && s.respBody.Done() {
+				return true, s.responseDone()
+			}
+			continue
+		}
+		if s.respHead && s.respBody.Done() {
+			return true, s.responseDone()
+		}
+		// Frame what is buffered.
+		if s.bbuf != nil && !s.bbuf.Empty() {
+			if !s.headGone && s.fbuf != nil {
+				s.fbuf.Consume(s.req.Len)
+				s.headGone = true
+			}
+			if !s.respHead {
+				b := s.bbuf.Bytes()
+				done, err := s.rparser.Parse(b, http1.Response, &s.resp)
+				if err != nil {
+					s.l.stats.backendBadResponse.Add(1)
+					return s.backendFailed(ans502)
+				}
+				if !done {
+					if s.bbuf.Full() {
+						s.l.stats.backendBadResponse.Add(1)
+						return s.backendFailed(ans502)
+					}
+				} else {
+					s.startResponse(b)
+					continue
+				}
+			} else {
+				n, done, err := s.respBody.Parse(s.bbuf.Bytes())
+				if err != nil {
+					s.l.stats.backendBadResponse.Add(1)
+					return s.backendFailed(ans502)
+				}
+				if n > 0 {
+					s.pendingResp = n
+					s.rsegs[0] = s.bbuf.Bytes()[:n]
+					s.respOut = s.rsegs[:1]
+					continue
+				}
+				if done {
+					continue
+				}
+			}
+		}
+		if s.bready&eventloop.Readable == 0 {
+			return progress, session.Continue
+		}
+		n, r := s.readBack()
+		if n > 0 {
+			progress = true
+			continue
+		}
+		switch r {
+		case protocol.Closed:
+			if s.respHead && s.respBody.Kind() == http1.BodyUntilClose {
+				s.respBodyEOF = true
+				s.closeAfter = true
+				return true, s.responseDone()
+			}
+			return s.backendBroke()
+		case protocol.Error:
+			return s.backendBroke()
+		case protocol.Continue:
+			return progress, session.Continue // bbuf full: the client must take bytes first
+		}
+		return progress, session.Continue
+	}
+}
+
+// startResponse edits a parsed response head and queues it.
+func (s *Session) startResponse(b []byte) {
+	h := &s.resp
+	if h.Status >= 100 && h.Status < 200 && h.Status != 101 {
+		// An interim response (100 Continue, 103 Early Hints) goes to the
+		// client as it is; the final one follows.
+		s.pendingResp = h.Len
+		s.rsegs[0] = b[:h.Len]
+		s.respOut = s.rsegs[:1]
+		s.rparser.Reset()
+		return
+	}
+	s.respHead = true
+	kind, n := h.Body(s.req.MethodID == http1.MethodHEAD, s.req.MethodID == http1.MethodCONNECT)
+	if kind == http1.BodyTunnel {
+		// Upgrades are not relayed yet: the backend connection ends here.
+		kind, n = http1.BodyUntilClose, 0
+		s.closeAfter = true
+	}
+	s.respBody.Init(kind, n, s.l.cfg.Limits)
+	s.respBody.Parse(nil)
+	if kind == http1.BodyUntilClose || !h.KeepAlive() {
+		s.backNoReuse = true
+	}
+	if kind == http1.BodyUntilClose {
+		s.closeAfter = true
+	}
+	head := b[:h.Len]
+	e := &s.respEdit
+	e.Reset(head, h)
+	e.RemoveConnectionOptions()
+	e.RemoveNamed("keep-alive")
+	if h.FieldIndex(head, "x-request-id", 0) < 0 {
+		e.Add("X-Request-Id", s.id[:s.idLen])
+	}
+	if s.route != nil {
+		for _, name := range s.route.RemoveResponseHeaders {
+			e.RemoveNamed(name)
+		}
+		for _, f := range s.route.AddResponseHeaders {
+			e.Add(f.Name, []byte(f.Value))
+		}
+	}
+	if s.closeAfter || s.w.ShuttingDown() {
+		s.closeAfter = true
+		e.Add("Connection", []byte("close"))
+	}
+	s.pendingResp = h.Len
+	s.respOut = e.Segments(s.rsegs[:0])
+	s.l.stats.responses.Add(1)
+}
+
+// responseDone ends one exchange: the backend connection goes back to
+// its pool (or is closed), and the client's connection waits for the
+// next request, or closes.
+func (s *Session) responseDone() session.Result {
+	if !s.reqDone {
+		// The backend answered before the request body was all sent (an
+		// early error, a 413 of its own): that connection cannot be reused
+		// and the rest of the client's body cannot be told from a next
+		// request.
+		s.backNoReuse, s.closeAfter = true, true
+	}
+	s.logAccess()
+	s.dropBack(!s.backNoReuse)
+	s.w.Pool().Put(s.bbuf)
+	s.bbuf = nil
+	if s.closeAfter || s.frontEOF {
+		return session.Close
+	}
+	s.resetExchange()
+	s.phase = phaseIdle
+	if s.fbuf != nil && s.fbuf.Empty() {
+		s.releaseFront()
+	}
+	s.w.Timers().Cancel(s.frontTimer)
+	s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+	s.frontSeen = s.w.Now()
+	return session.Continue
+}
+
+func (s *Session) resetExchange() {
+	s.parser.Reset()
+	s.rparser.Reset()
+	s.route, s.cluster = nil, nil
+	s.respHead, s.respSent, s.respBodyEOF, s.backNoReuse = false, false, false, false
+	s.reqOut, s.respOut = nil, nil
+	s.pendingResp, s.pendingBody = 0, 0
+	s.retried = false
+}
+
+func (s *Session) releaseFront() {
+	s.w.Pool().Put(s.fbuf)
+	s.fbuf = nil
+}
+
+// backendBroke handles a backend connection that failed mid-exchange.
+func (s *Session) backendBroke() (bool, session.Result) {
+	s.l.stats.backendReset.Add(1)
+	if s.reused && !s.retried && !s.respSent && !s.headGone && (s.bbuf == nil || s.bbuf.Empty()) {
+		// A pooled connection the server had closed: once more, fresh.
+		s.l.stats.retried.Add(1)
+		s.dropBack(false)
+		s.retried = true
+		s.attempts = 0
+		s.phase = phaseConnect
+		return true, session.Continue
+	}
+	return s.backendFailed(ans502)
+}
+
+// backendFailed answers the client with status idx when nothing of the
+// response reached it yet, and closes it otherwise.
+func (s *Session) backendFailed(idx int) (bool, session.Result) {
+	s.dropBack(false)
+	if s.respSent {
+		return false, session.Close
+	}
+	return s.answerWith(idx, true)
+}
+
+// dropBack releases the backend connection: into the idle pool when
+// reuse is true and allowed, else closed.
+func (s *Session) dropBack(reuse bool) {
+	if !s.hasBack {
+		return
+	}
+	s.w.Timers().Cancel(s.backTimer)
+	if s.connecting {
+		reuse = false
+	}
+	pooled := false
+	if reuse && s.bbuf.Empty() && s.st.put(s.w, s.backend, s.back, s.backToken, s.l.cfg.MaxIdlePerBackend, s.l.cfg.IdleBackendTimeout) {
+		pooled = true
+	}
+	if !pooled {
+		s.w.Release(s.backToken, s.back.Fd())
+		s.back.Close()
+		s.backend.Released()
+	}
+	s.hasBack, s.connecting, s.reused = false, false, false
+	s.backend = nil
+}
+
+// answerWith writes an answer of the proxy's own; the connection closes
+// after it when closeConn (or the client asked so).
+func (s *Session) answerWith(idx int, closeConn bool) (bool, session.Result) {
+	status := answerStatus[idx]
+	if idx == ansRedirect {
+		status = 301
+	}
+	return s.answerStatus(idx, status, answerText[idx], closeConn, "")
+}
+
+func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, extra string) (bool, session.Result) {
+	s.l.stats.answers[idx].Add(1)
+	s.dropBack(false)
+	if s.respSent {
+		return false, session.Close
+	}
+	if s.idLen == 0 {
+		s.setRequestID(nil)
+	}
+	closeConn = closeConn || s.closeAfter || s.frontEOF || s.w.ShuttingDown()
+	// A request body not read to its end cannot be told from the next
+	// request: close after answering one that had a body.
+	if s.phase >= phaseConnect && !s.reqBody.Done() && s.reqBody.Kind() != http1.BodyNone {
+		closeConn = true
+	}
+	s.closeAfter = closeConn
+	s.answer = appendAnswer(s.answer[:0], status, reason, s.id[:s.idLen], closeConn, extra)
+	s.phase = phaseAnswer
+	s.w.Timers().Cancel(s.frontTimer)
+	s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+	return true, session.Continue
+}
+
+// writeAnswer flushes the answer, then closes or goes on with the next
+// request.
+func (s *Session) writeAnswer() (bool, session.Result) {
+	if s.fready&eventloop.Writable == 0 {
+		return false, session.Continue
+	}
+	n, r := s.front.Write(s.answer)
+	s.answer = s.answer[n:]
+	if r == protocol.WouldBlock {
+		s.fready &^= eventloop.Writable
+		return n > 0, session.Continue
+	}
+	if r != protocol.Continue {
+		return false, session.Close
+	}
+	s.answer = s.answer[:0]
+	s.logAccess()
+	if s.closeAfter {
+		// Let the client read the answer before the FIN: a close with
+		// unread input would turn into a reset that can destroy it.
+		s.front.CloseWrite()
+		return false, session.Close
+	}
+	// The request had no body left unread (else closeAfter): go on.
+	if s.fbuf != nil {
+		s.fbuf.Consume(s.req.Len)
+	}
+	s.resetExchange()
+	s.phase = phaseIdle
+	if s.fbuf != nil && s.fbuf.Empty() {
+		s.releaseFront()
+	}
+	return true, session.Continue
+}
+
+// redirect answers with the route's redirect.
+func (s *Session) redirect(f *router.Frontend, head []byte) (bool, session.Result) {
+	a := f.Action
+	status := a.Status
+	if status == 0 {
+		status = 301
+	}
+	loc := make([]byte, 0, 128)
+	loc = append(loc, "\r\nLocation: "...)
+	switch {
+	case a.RedirectTo != "":
+		loc = append(loc, a.RedirectTo...)
+		if !a.RedirectExact {
+			loc = append(loc, s.req.Target.Of(head)...)
+		}
+	default:
+		scheme := a.RedirectScheme
+		if scheme == "" {
+			scheme = "https"
+		}
+		loc = append(append(append(loc, scheme...), "://"...), hostOnly(s.req.Host.Of(head))...)
+		loc = append(loc, s.req.Target.Of(head)...)
+	}
+	reason := "Moved Permanently"
+	switch status {
+	case 302:
+		reason = "Found"
+	case 307:
+		reason = "Temporary Redirect"
+	case 308:
+		reason = "Permanent Redirect"
+	}
+	return s.answerStatus(ansRedirect, status, reason, false, string(loc))
+}
+
+// hostOnly strips the port from a Host value.
+func hostOnly(h []byte) []byte {
+	if len(h) > 0 && h[0] == '[' {
+		for i, c := range h {
+			if c == ']' {
+				return h[:i+1]
+			}
+		}
+		return h
+	}
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i] == ':' {
+			return h[:i]
+		}
+	}
+	return h
+}
+
+// Timeout implements session.ProxySession. Timers fire at their first
+// deadline and are pushed back by the activity seen since, so that no
+// event pays for a timer update.
+func (s *Session) Timeout(t eventloop.Token) session.Result {
+	now := s.w.Now()
+	if t == s.frontToken {
+		var limit time.Duration
+		var since time.Time
+		switch s.phase {
+		case phaseHead:
+			limit, since = s.l.cfg.RequestTimeout, s.start
+		case phaseIdle:
+			limit, since = s.l.cfg.FrontTimeout, s.frontSeen
+		case phaseExchange:
+			if s.respHead && len(s.respOut) > 0 {
+				limit, since = s.l.cfg.FrontTimeout, s.frontSeen // the client does not read
+			} else {
+				limit, since = s.l.cfg.FrontTimeout, s.frontSeen
+				if s.backSeen.After(since) {
+					since = s.backSeen // the exchange is moving; the back timer watches it
+				}
+			}
+		default:
+			limit, since = s.l.cfg.FrontTimeout, s.frontSeen
+		}
+		if left := limit - now.Sub(since); left > 0 {
+			s.frontTimer = s.w.Timers().Schedule(t, left)
+			return session.Continue
+		}
+		switch s.phase {
+		case phaseHead:
+			_, res := s.answerWith(ans408, true)
+			if res == session.Close {
+				return res
+			}
+			return s.Ready(s)
+		default:
+			return session.Close
+		}
+	}
+	if !s.hasBack || t != s.backToken {
+		return session.Continue
+	}
+	if s.connecting {
+		s.backend.ConnectFailed(now)
+		s.dropBack(false)
+		s.phase = phaseConnect
+		return s.Ready(s)
+	}
+	if left := s.l.cfg.BackTimeout - now.Sub(s.backSeen); left > 0 && !(s.reqDone && !s.respHead && now.Sub(s.backSeen) >= s.l.cfg.BackTimeout) {
+		s.backTimer = s.w.Timers().Schedule(t, left)
+		return session.Continue
+	}
+	if s.respSent {
+		return session.Close
+	}
+	_, res := s.backendFailed(ans504)
+	if res == session.Close {
+		return res
+	}
+	return s.Ready(s)
+}
+
+// ShuttingDown implements session.ProxySession: idle connections end
+// now; one in the middle of an exchange finishes it, and its response
+// carries Connection: close.
+func (s *Session) ShuttingDown() session.Result {
+	if s.phase == phaseIdle && (s.fbuf == nil || s.fbuf.Empty()) {
+		return session.Close
+	}
+	s.closeAfter = true
+	return session.Continue
+}
+
+// Close implements session.ProxySession.
+func (s *Session) Close() {
+	if s.phase == phaseClosed {
+		return
+	}
+	s.phase = phaseClosed
+	s.dropBack(false)
+	s.w.Timers().Cancel(s.frontTimer)
+	s.w.Pool().Put(s.fbuf)
+	s.w.Pool().Put(s.bbuf)
+	s.fbuf, s.bbuf, s.partial = nil, nil, nil
+	s.w.Release(s.frontToken, s.front.Fd())
+	s.front.Close()
+}
+
+// logAccess writes the access log line, if there is a log.
+func (s *Session) logAccess() {
+	log := s.l.cfg.AccessLog
+	if log == nil {
+		return
+	}
+	client, _ := s.SessionAddress()
+	status := s.resp.Status
+	if !s.respHead && len(s.answer) > 9 {
+		status, _ = strconv.Atoi(string(s.answer[9:12]))
+	}
+	var be string
+	if s.backend != nil {
+		be = s.backend.Address.String()
+	}
+	cluster, _ := s.ClusterID()
+	head := []byte(nil)
+	if s.fbuf != nil && s.fbuf.Len() >= s.req.Len {
+		head = s.fbuf.Bytes()
+	}
+	var method, host, path string
+	if head != nil && !s.headGone {
+		method, host, path = string(s.req.Method.Of(head)), string(s.req.Host.Of(head)), string(s.req.Target.Of(head))
+	}
+	log.Info("request", "client", client.String(), "method", method, "host", host, "path", path,
+		"status", status, "request_bytes", s.reqBodyIn, "response_bytes", s.respBytes,
+		"duration", s.w.Now().Sub(s.start).String(), "cluster", cluster, "backend", be,
+		"request_id", string(s.id[:s.idLen]))
+}
+
+// PrintSession implements session.ProxySession.
+func (s *Session) PrintSession(w io.Writer) {
+	fmt.Fprintf(w, "http session %v: phase %s, front %v, back %v (connecting %v, reused %v), buffers %v/%v",
+		s.Peer, phaseNames[s.phase], s.fready, s.bready, s.connecting, s.reused, s.fbuf != nil, s.bbuf != nil)
+}
+
+func closeFD(fd int) {
+	sock := protocol.NewTCPSocket(fd)
+	sock.Close()
+}
+
+var (
+	_ session.Listener     = (*Listener)(nil)
+	_ session.ProxySession = (*Session)(nil)
+)
