@@ -235,6 +235,7 @@ func TestAnswers(t *testing.T) {
 		contains  string
 	}{
 		{"no route", "GET / HTTP/1.1\r\nHost: nowhere.test\r\nConnection: close\r\n\r\n", 404, ""},
+		{"no route with a body closes", "POST / HTTP/1.1\r\nHost: nowhere.test\r\nContent-Length: 40\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: o.test\r\n\r\n", 404, "Connection: close"},
 		{"deny", "GET / HTTP/1.1\r\nHost: deny.test\r\nConnection: close\r\n\r\n", 401, ""},
 		{"redirect", "GET /a?b=c HTTP/1.1\r\nHost: redir.test:8080\r\nConnection: close\r\n\r\n", 308, "Location: https://redir.test/a?b=c"},
 		{"no backend", "GET / HTTP/1.1\r\nHost: none.test\r\n\r\n", 503, "Connection: close"},
@@ -258,7 +259,7 @@ func TestAnswers(t *testing.T) {
 		})
 	}
 	st := tt.l.Stats()
-	assert.EqualValues(t, 1, st.Answers[404])
+	assert.EqualValues(t, 2, st.Answers[404])
 	assert.EqualValues(t, 1, st.Answers[504])
 }
 

@@ -97,6 +97,7 @@ type Session struct {
 	reqOut      [][]byte // what is left to write of the edited head
 	segs        [24][]byte
 	headSent    bool
+	headParsed  bool // the current request's head is parsed and its body framing set
 	headGone    bool // the request head was consumed from fbuf (no retry after that)
 	reqDone     bool // the whole request reached the backend
 	pendingBody int  // body bytes in reqOut, consumed from fbuf once written
@@ -328,6 +329,7 @@ func (s *Session) headDone() session.Result {
 	}
 	s.reqBody.Init(kind, n, s.l.cfg.Limits)
 	s.reqBody.Parse(nil) // no body, or an empty one: done already
+	s.headParsed = true
 	s.reqBodyIn = 0
 	s.setRequestID(head)
 	if !s.req.KeepAlive() {
@@ -840,6 +842,7 @@ func (s *Session) resetExchange() {
 	s.reqOut, s.respOut = nil, nil
 	s.pendingResp, s.pendingBody = 0, 0
 	s.retried = false
+	s.headParsed = false
 }
 
 func (s *Session) releaseFront() {
@@ -917,7 +920,7 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 	closeConn = closeConn || s.closeAfter || s.frontEOF || s.w.ShuttingDown()
 	// A request body not read to its end cannot be told from the next
 	// request: close after answering one that had a body.
-	if s.phase >= phaseConnect && !s.reqBody.Done() && s.reqBody.Kind() != http1.BodyNone {
+	if s.headParsed && !s.reqBody.Done() {
 		closeConn = true
 	}
 	s.closeAfter = closeConn
