@@ -406,3 +406,34 @@ func TestWakeStormLosesNoWork(t *testing.T) {
 		require.NoError(t, <-errc)
 	}
 }
+
+// TestStopAfterCloseWritesNowhere: a Stop or Post after the loop closed
+// must not write to the waker's old descriptor number, which the process
+// may have reused for something else by then.
+func TestStopAfterCloseWritesNowhere(t *testing.T) {
+	checkGoroutines(t)
+	l := newLoop(t, eventloop.Config{})
+	errc := make(chan error, 1)
+	go func() { errc <- l.Run(&recorder{}) }()
+	l.Stop()
+	require.NoError(t, <-errc)
+	// Take the freed descriptor numbers with pipes of our own.
+	var fds [4][2]int
+	for i := range fds {
+		require.NoError(t, unix.Pipe(fds[i][:]))
+		require.NoError(t, unix.SetNonblock(fds[i][0], true))
+	}
+	defer func() {
+		for i := range fds {
+			unix.Close(fds[i][0])
+			unix.Close(fds[i][1])
+		}
+	}()
+	l.Stop()
+	assert.ErrorIs(t, l.Post(func() {}), eventloop.ErrClosed)
+	for i := range fds {
+		var buf [16]byte
+		n, _ := unix.Read(fds[i][0], buf[:])
+		assert.LessOrEqual(t, n, 0, "pipe %d received %d bytes from a dead loop", i, n)
+	}
+}

@@ -3,6 +3,7 @@
 package eventloop
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,8 @@ import (
 type Waker struct {
 	fd      int
 	pending atomic.Bool
+	mu      sync.Mutex // orders a write against close: a closed fd number may be reused
+	closed  bool
 }
 
 func newWaker(p *Poller, t Token) (*Waker, error) {
@@ -35,6 +38,11 @@ func (w *Waker) Wake() {
 		return // a wake is already on its way
 	}
 	var one = [8]byte{1}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return // the loop is gone; its descriptor number may belong to someone else now
+	}
 	for {
 		_, err := unix.Write(w.fd, one[:])
 		if err != unix.EINTR {
@@ -61,4 +69,12 @@ func (w *Waker) reset() {
 	w.pending.Store(false)
 }
 
-func (w *Waker) close() error { return unix.Close(w.fd) }
+func (w *Waker) close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	return unix.Close(w.fd)
+}

@@ -3,6 +3,7 @@
 package eventloop
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,8 @@ import (
 type Waker struct {
 	r, w    int
 	pending atomic.Bool
+	mu      sync.Mutex // orders a write against close: a closed fd number may be reused
+	closed  bool
 }
 
 func newWaker(p *Poller, t Token) (*Waker, error) {
@@ -44,6 +47,11 @@ func (w *Waker) Wake() {
 		return
 	}
 	var one = [1]byte{1}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
 	for {
 		_, err := unix.Write(w.w, one[:])
 		if err != unix.EINTR {
@@ -70,6 +78,12 @@ func (w *Waker) reset() {
 }
 
 func (w *Waker) close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
 	err := unix.Close(w.r)
 	if err2 := unix.Close(w.w); err == nil {
 		err = err2

@@ -237,6 +237,7 @@ func (p *Pipe) Adopt(s Side, buf *protocol.Buffer) {
 		p.pool.Put(buf)
 		return
 	}
+	e.read += uint64(buf.Len())
 	e.in = buf
 }
 
