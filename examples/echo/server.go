@@ -36,6 +36,7 @@ const (
 type conn struct {
 	sock     protocol.TCPSocket
 	idle     timer.Handle
+	seen     time.Time // last byte from the client: the idle timer is pushed back from it when it fires
 	pending  []byte // unsent echo, a slice of a borrowed buffer
 	borrowed []byte // the borrowed buffer itself, nil when idle
 	readable bool
@@ -169,7 +170,7 @@ func (s *server) drive(key int, c *conn) {
 		}
 		n, res := c.sock.Read(s.buf)
 		if n > 0 {
-			s.loop.Timers().Reset(c.idle, s.cfg.idleTimeout)
+			c.seen = s.loop.Now()
 			w, wres := c.sock.Write(s.buf[:n])
 			s.stats.bytes += int64(w)
 			if wres == protocol.Closed || wres == protocol.Error {
@@ -248,6 +249,7 @@ func (s *server) accept() {
 		v.Insert(conn{
 			sock: protocol.NewTCPSocket(fd),
 			idle: s.loop.Timers().Schedule(t, s.cfg.idleTimeout),
+			seen: s.loop.Now(),
 		})
 		s.stats.accepted++
 	}
@@ -260,6 +262,13 @@ func (s *server) Timeout(t eventloop.Token) {
 		return
 	}
 	if c := s.conns.Ptr(int(t)); c != nil && !c.closed {
+		// The timer is not reset per read (a wheel update and a clock
+		// read per message); it fires at its first deadline and is
+		// pushed back by the time since the client last spoke.
+		if left := s.cfg.idleTimeout - s.loop.Now().Sub(c.seen); left > 0 {
+			c.idle = s.loop.Timers().Schedule(t, left)
+			return
+		}
 		s.stats.timedOut++
 		s.closeConn(int(t), c)
 	}
