@@ -37,8 +37,8 @@ type conn struct {
 	sock     protocol.TCPSocket
 	idle     timer.Handle
 	seen     time.Time // last byte from the client: the idle timer is pushed back from it when it fires
-	pending  []byte // unsent echo, a slice of a borrowed buffer
-	borrowed []byte // the borrowed buffer itself, nil when idle
+	pending  []byte    // unsent echo, a slice of a borrowed buffer
+	borrowed []byte    // the borrowed buffer itself, nil when idle
 	readable bool
 	writable bool
 	drain    bool // FIN, error or urgent data seen: read until EAGAIN or EOF, whatever a short read says
