@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -85,7 +86,10 @@ type tester struct {
 func newTester(t *testing.T, cfg httpproxy.Config, backends ...*origin) *tester {
 	t.Helper()
 	fds, gs := openFDs(t), runtime.NumGoroutine()
-	w, err := session.NewWorker(session.Config{})
+	// Warnings and errors (a recovered panic, with its stack) go to the
+	// test log.
+	logger := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w, err := session.NewWorker(session.Config{Logger: logger})
 	require.NoError(t, err)
 	runc := make(chan error, 1)
 	go func() { runc <- w.Run() }()
@@ -117,6 +121,13 @@ func newTester(t *testing.T, cfg httpproxy.Config, backends ...*origin) *tester 
 		}
 	})
 	return tt
+}
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 func openFDs(t *testing.T) int {

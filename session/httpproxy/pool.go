@@ -8,6 +8,7 @@ import (
 	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/protocol/http1"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/timer"
 )
@@ -17,6 +18,7 @@ import (
 // session.Worker.Local) and is touched only on its loop.
 type workerState struct {
 	idle map[*backend.Backend][]*idleConn
+	free []*exchange
 	seq  uint64 // request id counter
 	salt uint64
 }
@@ -134,3 +136,50 @@ func (c *idleConn) ClusterID() (string, bool)              { return "", false }
 func (c *idleConn) SessionAddress() (netip.AddrPort, bool) { return c.b.Address, true }
 
 var _ session.ProxySession = (*idleConn)(nil)
+
+// exchange is the state of one request and its response: parsers,
+// heads, editors and the writev lists. Sessions borrow one from their
+// worker for the duration of a request, so that an idle keep-alive
+// connection holds a few hundred bytes rather than a few kilobytes.
+type exchange struct {
+	parser   http1.Parser
+	req      http1.Head
+	reqBody  http1.Body
+	reqEdit  http1.Editor
+	reqOut   [][]byte // what is left to write of the request
+	segs     [24][]byte
+	rparser  http1.Parser
+	resp     http1.Head
+	respBody http1.Body
+	respEdit http1.Editor
+	respOut  [][]byte // what is left to write of the response
+	rsegs    [24][]byte
+}
+
+// maxFreeExchanges bounds the exchanges a worker keeps for reuse.
+const maxFreeExchanges = 1024
+
+func (st *workerState) getExchange(limits http1.Limits) *exchange {
+	var x *exchange
+	if n := len(st.free); n > 0 {
+		x = st.free[n-1]
+		st.free[n-1] = nil
+		st.free = st.free[:n-1]
+	} else {
+		x = &exchange{}
+	}
+	x.parser.Limits, x.rparser.Limits = limits, limits
+	x.parser.Reset()
+	x.rparser.Reset()
+	return x
+}
+
+func (st *workerState) putExchange(x *exchange) {
+	if x == nil || len(st.free) >= maxFreeExchanges {
+		return
+	}
+	x.reqOut, x.respOut = nil, nil
+	clear(x.segs[:])
+	clear(x.rsegs[:])
+	st.free = append(st.free, x)
+}

@@ -48,8 +48,6 @@ func (l *Listener) NewSession(w *session.Worker, a session.Accepted) (session.Pr
 		last:       w.Now(),
 		frontSeen:  w.Now(),
 	}
-	s.parser.Limits = l.cfg.Limits
-	s.rparser.Limits = l.cfg.Limits
 	s.frontTimer = w.Timers().Schedule(a.Token, l.cfg.FrontTimeout)
 	return s, nil
 }
@@ -89,13 +87,11 @@ type Session struct {
 	frontEOF   bool
 	closeAfter bool // the client connection ends after this response
 
+	// The request and the response being exchanged, borrowed from the
+	// worker while a request is in progress: an idle session holds none.
+	x *exchange
+
 	// The request.
-	parser      http1.Parser
-	req         http1.Head
-	reqBody     http1.Body
-	reqEdit     http1.Editor
-	reqOut      [][]byte // what is left to write of the edited head
-	segs        [24][]byte
 	headSent    bool
 	headParsed  bool // the current request's head is parsed and its body framing set
 	headGone    bool // the request head was consumed from fbuf (no retry after that)
@@ -123,12 +119,6 @@ type Session struct {
 
 	// The response.
 	bbuf        *protocol.Buffer
-	rparser     http1.Parser
-	resp        http1.Head
-	respBody    http1.Body
-	respEdit    http1.Editor
-	respOut     [][]byte
-	rsegs       [24][]byte
 	respHead    bool // the response head is parsed
 	respBodyEOF bool
 	backNoReuse bool // the backend connection cannot carry another request
@@ -285,6 +275,9 @@ func (s *Session) readHead() (bool, session.Result) {
 			return false, session.Close
 		}
 	}
+	if s.x == nil {
+		s.x = s.st.getExchange(s.l.cfg.Limits)
+	}
 	if s.phase == phaseIdle {
 		s.phase = phaseHead
 		s.start = s.w.Now()
@@ -293,7 +286,7 @@ func (s *Session) readHead() (bool, session.Result) {
 		s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.RequestTimeout)
 	}
 	b := s.fbuf.Bytes()
-	done, err := s.parser.Parse(b, http1.Request, &s.req)
+	done, err := s.x.parser.Parse(b, http1.Request, &s.x.req)
 	if err != nil {
 		var herr *http1.Error
 		if errors.As(err, &herr) {
@@ -321,25 +314,25 @@ func (s *Session) readHead() (bool, session.Result) {
 
 // headDone routes a complete request head.
 func (s *Session) headDone() session.Result {
-	head := s.fbuf.Bytes()[:s.req.Len]
-	kind, n := s.req.Body(false, false)
+	head := s.fbuf.Bytes()[:s.x.req.Len]
+	kind, n := s.x.req.Body(false, false)
 	if s.l.cfg.MaxBody > 0 && kind == http1.BodyLength && n > s.l.cfg.MaxBody {
 		_, res := s.answerWith(ans413, true)
 		return res
 	}
-	s.reqBody.Init(kind, n, s.l.cfg.Limits)
-	s.reqBody.Parse(nil) // no body, or an empty one: done already
+	s.x.reqBody.Init(kind, n, s.l.cfg.Limits)
+	s.x.reqBody.Parse(nil) // no body, or an empty one: done already
 	s.headParsed = true
 	s.reqBodyIn = 0
 	s.setRequestID(head)
-	if !s.req.KeepAlive() {
+	if !s.x.req.KeepAlive() {
 		s.closeAfter = true
 	}
-	host := s.req.Host.Of(head)
-	if s.req.Form == http1.FormAbsolute || s.req.Form == http1.FormAuthority {
-		host = s.req.Authority.Of(head)
+	host := s.x.req.Host.Of(head)
+	if s.x.req.Form == http1.FormAbsolute || s.x.req.Form == http1.FormAuthority {
+		host = s.x.req.Authority.Of(head)
 	}
-	f, ok := s.w.Router().Lookup(host, s.req.Target.Of(head), s.req.Method.Of(head))
+	f, ok := s.w.Router().Lookup(host, s.x.req.Target.Of(head), s.x.req.Method.Of(head))
 	if !ok {
 		_, res := s.answerWith(ans404, false)
 		return res
@@ -419,9 +412,9 @@ func (s *Session) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventlo
 // startExchange prepares the edited request head.
 func (s *Session) startExchange() {
 	s.phase = phaseExchange
-	head := s.fbuf.Bytes()[:s.req.Len]
-	e := &s.reqEdit
-	e.Reset(head, &s.req)
+	head := s.fbuf.Bytes()[:s.x.req.Len]
+	e := &s.x.reqEdit
+	e.Reset(head, &s.x.req)
 	e.RemoveConnectionOptions()
 	e.RemoveNamed("keep-alive")
 	e.RemoveNamed("proxy-connection")
@@ -434,29 +427,29 @@ func (s *Session) startExchange() {
 			e.Add(h.Name, []byte(h.Value))
 		}
 	}
-	s.reqOut = e.Segments(s.segs[:0])
+	s.x.reqOut = e.Segments(s.x.segs[:0])
 	s.headSent, s.headGone, s.reqDone, s.pendingBody = false, false, false, 0
 	s.respHead, s.respSent, s.respBytes = false, false, 0
-	s.rparser.Reset()
+	s.x.rparser.Reset()
 }
 
 // forwardedFields appends the client to X-Forwarded-For and Forwarded,
 // and sets X-Forwarded-Proto, X-Forwarded-Port and X-Request-Id when the
 // client did not.
 func (s *Session) forwardedFields(head []byte) {
-	e := &s.reqEdit
+	e := &s.x.reqEdit
 	client, _ := s.SessionAddress()
 	ip := client.Addr().AppendTo(s.scratch[:0])
-	if i := s.req.FieldIndex(head, "x-forwarded-for", 0); i >= 0 {
-		v := append(append(append(s.scratch[len(ip):len(ip)], s.req.Fields[i].Value.Of(head)...), ", "...), ip...)
+	if i := s.x.req.FieldIndex(head, "x-forwarded-for", 0); i >= 0 {
+		v := append(append(append(s.scratch[len(ip):len(ip)], s.x.req.Fields[i].Value.Of(head)...), ", "...), ip...)
 		e.Replace(i, v)
 	} else {
 		e.Add("X-Forwarded-For", ip)
 	}
-	if s.req.FieldIndex(head, "x-forwarded-proto", 0) < 0 {
+	if s.x.req.FieldIndex(head, "x-forwarded-proto", 0) < 0 {
 		e.Add("X-Forwarded-Proto", []byte(s.l.cfg.Scheme))
 	}
-	if s.req.FieldIndex(head, "x-forwarded-port", 0) < 0 {
+	if s.x.req.FieldIndex(head, "x-forwarded-port", 0) < 0 {
 		e.Add("X-Forwarded-Port", strconv.AppendUint(s.scratch[len(ip):len(ip)], uint64(s.local.Port()), 10))
 	}
 	fwd := append(s.scratch[len(ip):len(ip)], "for="...)
@@ -466,15 +459,15 @@ func (s *Session) forwardedFields(head []byte) {
 		fwd = append(fwd, ip...)
 	}
 	fwd = append(append(fwd, ";proto="...), s.l.cfg.Scheme...)
-	if i := s.req.FieldIndex(head, "forwarded", 0); i >= 0 {
-		old := s.req.Fields[i].Value.Of(head)
+	if i := s.x.req.FieldIndex(head, "forwarded", 0); i >= 0 {
+		old := s.x.req.Fields[i].Value.Of(head)
 		v := make([]byte, 0, len(old)+2+len(fwd))
 		v = append(append(append(v, old...), ", "...), fwd...)
 		e.Replace(i, v)
 	} else {
 		e.Add("Forwarded", fwd)
 	}
-	if s.req.FieldIndex(head, "x-request-id", 0) < 0 {
+	if s.x.req.FieldIndex(head, "x-request-id", 0) < 0 {
 		e.Add("X-Request-Id", s.id[:s.idLen])
 	}
 }
@@ -482,8 +475,8 @@ func (s *Session) forwardedFields(head []byte) {
 // setRequestID takes the client's X-Request-Id, or makes one.
 func (s *Session) setRequestID(head []byte) {
 	if head != nil {
-		if i := s.req.FieldIndex(head, "x-request-id", 0); i >= 0 && s.req.Fields[i].Value.Len() > 0 {
-			s.idLen = copy(s.id[:], s.req.Fields[i].Value.Of(head))
+		if i := s.x.req.FieldIndex(head, "x-request-id", 0); i >= 0 && s.x.req.Fields[i].Value.Len() > 0 {
+			s.idLen = copy(s.id[:], s.x.req.Fields[i].Value.Of(head))
 			return
 		}
 	}
@@ -529,12 +522,12 @@ func (s *Session) exchange() (bool, session.Result) {
 func (s *Session) sendRequest() (bool, session.Result) {
 	progress := false
 	for !s.reqDone {
-		if len(s.reqOut) > 0 {
+		if len(s.x.reqOut) > 0 {
 			if s.bready&eventloop.Writable == 0 {
 				return progress, session.Continue
 			}
-			n, r := s.back.Writev(s.reqOut)
-			s.reqOut = advance(s.reqOut, n)
+			n, r := s.back.Writev(s.x.reqOut)
+			s.x.reqOut = advance(s.x.reqOut, n)
 			if n > 0 {
 				progress = true
 				s.backSeen = s.w.Now()
@@ -551,8 +544,8 @@ func (s *Session) sendRequest() (bool, session.Result) {
 				// A bodiless request on a reused connection keeps its head
 				// until the response starts, to be sent again on a fresh
 				// connection if the pooled one turns out dead.
-				if !(s.reused && s.reqBody.Kind() == http1.BodyNone) {
-					s.fbuf.Consume(s.req.Len)
+				if !(s.reused && s.x.reqBody.Kind() == http1.BodyNone) {
+					s.fbuf.Consume(s.x.req.Len)
 					s.headGone = true
 				}
 			} else {
@@ -562,13 +555,13 @@ func (s *Session) sendRequest() (bool, session.Result) {
 			}
 			continue
 		}
-		if s.reqBody.Done() {
+		if s.x.reqBody.Done() {
 			s.reqDone = true
 			break
 		}
 		// Frame the body bytes already buffered.
 		if !s.fbuf.Empty() {
-			n, done, err := s.reqBody.Parse(s.fbuf.Bytes())
+			n, done, err := s.x.reqBody.Parse(s.fbuf.Bytes())
 			if err != nil {
 				return s.answerWith(ans400, true)
 			}
@@ -577,8 +570,8 @@ func (s *Session) sendRequest() (bool, session.Result) {
 			}
 			if n > 0 {
 				s.pendingBody = n
-				s.segs[0] = s.fbuf.Bytes()[:n]
-				s.reqOut = s.segs[:1]
+				s.x.segs[0] = s.fbuf.Bytes()[:n]
+				s.x.reqOut = s.x.segs[:1]
 				continue
 			}
 			if done {
@@ -660,12 +653,12 @@ func (s *Session) relayResponse() (bool, session.Result) {
 	progress := false
 	for {
 		// Flush what is ready for the client.
-		if len(s.respOut) > 0 {
+		if len(s.x.respOut) > 0 {
 			if s.fready&eventloop.Writable == 0 {
 				return progress, session.Continue
 			}
-			n, r := s.front.Writev(s.respOut)
-			s.respOut = advance(s.respOut, n)
+			n, r := s.front.Writev(s.x.respOut)
+			s.x.respOut = advance(s.x.respOut, n)
 			if n > 0 {
 				progress, s.respSent = true, true
 				s.frontSeen = s.w.Now()
@@ -681,23 +674,23 @@ func (s *Session) relayResponse() (bool, session.Result) {
 			}
 			s.bbuf.Consume(s.pendingResp)
 			s.pendingResp = 0
-			if s.respHead && s.respBody.Done() {
+			if s.respHead && s.x.respBody.Done() {
 				return true, s.responseDone()
 			}
 			continue
 		}
-		if s.respHead && s.respBody.Done() {
+		if s.respHead && s.x.respBody.Done() {
 			return true, s.responseDone()
 		}
 		// Frame what is buffered.
 		if s.bbuf != nil && !s.bbuf.Empty() {
 			if !s.headGone && s.fbuf != nil {
-				s.fbuf.Consume(s.req.Len)
+				s.fbuf.Consume(s.x.req.Len)
 				s.headGone = true
 			}
 			if !s.respHead {
 				b := s.bbuf.Bytes()
-				done, err := s.rparser.Parse(b, http1.Response, &s.resp)
+				done, err := s.x.rparser.Parse(b, http1.Response, &s.x.resp)
 				if err != nil {
 					s.l.stats.backendBadResponse.Add(1)
 					return s.backendFailed(ans502)
@@ -712,15 +705,15 @@ func (s *Session) relayResponse() (bool, session.Result) {
 					continue
 				}
 			} else {
-				n, done, err := s.respBody.Parse(s.bbuf.Bytes())
+				n, done, err := s.x.respBody.Parse(s.bbuf.Bytes())
 				if err != nil {
 					s.l.stats.backendBadResponse.Add(1)
 					return s.backendFailed(ans502)
 				}
 				if n > 0 {
 					s.pendingResp = n
-					s.rsegs[0] = s.bbuf.Bytes()[:n]
-					s.respOut = s.rsegs[:1]
+					s.x.rsegs[0] = s.bbuf.Bytes()[:n]
+					s.x.respOut = s.x.rsegs[:1]
 					continue
 				}
 				if done {
@@ -738,7 +731,7 @@ func (s *Session) relayResponse() (bool, session.Result) {
 		}
 		switch r {
 		case protocol.Closed:
-			if s.respHead && s.respBody.Kind() == http1.BodyUntilClose {
+			if s.respHead && s.x.respBody.Kind() == http1.BodyUntilClose {
 				s.respBodyEOF = true
 				s.closeAfter = true
 				return true, s.responseDone()
@@ -755,25 +748,25 @@ func (s *Session) relayResponse() (bool, session.Result) {
 
 // startResponse edits a parsed response head and queues it.
 func (s *Session) startResponse(b []byte) {
-	h := &s.resp
+	h := &s.x.resp
 	if h.Status >= 100 && h.Status < 200 && h.Status != 101 {
 		// An interim response (100 Continue, 103 Early Hints) goes to the
 		// client as it is; the final one follows.
 		s.pendingResp = h.Len
-		s.rsegs[0] = b[:h.Len]
-		s.respOut = s.rsegs[:1]
-		s.rparser.Reset()
+		s.x.rsegs[0] = b[:h.Len]
+		s.x.respOut = s.x.rsegs[:1]
+		s.x.rparser.Reset()
 		return
 	}
 	s.respHead = true
-	kind, n := h.Body(s.req.MethodID == http1.MethodHEAD, s.req.MethodID == http1.MethodCONNECT)
+	kind, n := h.Body(s.x.req.MethodID == http1.MethodHEAD, s.x.req.MethodID == http1.MethodCONNECT)
 	if kind == http1.BodyTunnel {
 		// Upgrades are not relayed yet: the backend connection ends here.
 		kind, n = http1.BodyUntilClose, 0
 		s.closeAfter = true
 	}
-	s.respBody.Init(kind, n, s.l.cfg.Limits)
-	s.respBody.Parse(nil)
+	s.x.respBody.Init(kind, n, s.l.cfg.Limits)
+	s.x.respBody.Parse(nil)
 	if kind == http1.BodyUntilClose || !h.KeepAlive() {
 		s.backNoReuse = true
 	}
@@ -781,7 +774,7 @@ func (s *Session) startResponse(b []byte) {
 		s.closeAfter = true
 	}
 	head := b[:h.Len]
-	e := &s.respEdit
+	e := &s.x.respEdit
 	e.Reset(head, h)
 	e.RemoveConnectionOptions()
 	e.RemoveNamed("keep-alive")
@@ -801,7 +794,7 @@ func (s *Session) startResponse(b []byte) {
 		e.Add("Connection", []byte("close"))
 	}
 	s.pendingResp = h.Len
-	s.respOut = e.Segments(s.rsegs[:0])
+	s.x.respOut = e.Segments(s.x.rsegs[:0])
 	s.l.stats.responses.Add(1)
 }
 
@@ -835,11 +828,10 @@ func (s *Session) responseDone() session.Result {
 }
 
 func (s *Session) resetExchange() {
-	s.parser.Reset()
-	s.rparser.Reset()
+	s.st.putExchange(s.x)
+	s.x = nil
 	s.route, s.cluster = nil, nil
 	s.respHead, s.respSent, s.respBodyEOF, s.backNoReuse = false, false, false, false
-	s.reqOut, s.respOut = nil, nil
 	s.pendingResp, s.pendingBody = 0, 0
 	s.retried = false
 	s.headParsed = false
@@ -920,7 +912,7 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 	closeConn = closeConn || s.closeAfter || s.frontEOF || s.w.ShuttingDown()
 	// A request body not read to its end cannot be told from the next
 	// request: close after answering one that had a body.
-	if s.headParsed && !s.reqBody.Done() {
+	if s.headParsed && !s.x.reqBody.Done() {
 		closeConn = true
 	}
 	s.closeAfter = closeConn
@@ -955,8 +947,8 @@ func (s *Session) writeAnswer() (bool, session.Result) {
 		return false, session.Close
 	}
 	// The request had no body left unread (else closeAfter): go on.
-	if s.fbuf != nil {
-		s.fbuf.Consume(s.req.Len)
+	if s.fbuf != nil && s.x != nil {
+		s.fbuf.Consume(s.x.req.Len)
 	}
 	s.resetExchange()
 	s.phase = phaseIdle
@@ -979,15 +971,15 @@ func (s *Session) redirect(f *router.Frontend, head []byte) (bool, session.Resul
 	case a.RedirectTo != "":
 		loc = append(loc, a.RedirectTo...)
 		if !a.RedirectExact {
-			loc = append(loc, s.req.Target.Of(head)...)
+			loc = append(loc, s.x.req.Target.Of(head)...)
 		}
 	default:
 		scheme := a.RedirectScheme
 		if scheme == "" {
 			scheme = "https"
 		}
-		loc = append(append(append(loc, scheme...), "://"...), hostOnly(s.req.Host.Of(head))...)
-		loc = append(loc, s.req.Target.Of(head)...)
+		loc = append(append(append(loc, scheme...), "://"...), hostOnly(s.x.req.Host.Of(head))...)
+		loc = append(loc, s.x.req.Target.Of(head)...)
 	}
 	reason := "Moved Permanently"
 	switch status {
@@ -1033,7 +1025,7 @@ func (s *Session) Timeout(t eventloop.Token) session.Result {
 		case phaseIdle:
 			limit, since = s.l.cfg.FrontTimeout, s.frontSeen
 		case phaseExchange:
-			if s.respHead && len(s.respOut) > 0 {
+			if s.respHead && len(s.x.respOut) > 0 {
 				limit, since = s.l.cfg.FrontTimeout, s.frontSeen // the client does not read
 			} else {
 				limit, since = s.l.cfg.FrontTimeout, s.frontSeen
@@ -1104,6 +1096,8 @@ func (s *Session) Close() {
 	s.w.Pool().Put(s.fbuf)
 	s.w.Pool().Put(s.bbuf)
 	s.fbuf, s.bbuf, s.partial = nil, nil, nil
+	s.st.putExchange(s.x)
+	s.x = nil
 	s.w.Release(s.frontToken, s.front.Fd())
 	s.front.Close()
 }
@@ -1115,7 +1109,10 @@ func (s *Session) logAccess() {
 		return
 	}
 	client, _ := s.SessionAddress()
-	status := s.resp.Status
+	status := 0
+	if s.x != nil && s.respHead {
+		status = s.x.resp.Status
+	}
 	if !s.respHead && len(s.answer) > 9 {
 		status, _ = strconv.Atoi(string(s.answer[9:12]))
 	}
@@ -1125,12 +1122,12 @@ func (s *Session) logAccess() {
 	}
 	cluster, _ := s.ClusterID()
 	head := []byte(nil)
-	if s.fbuf != nil && s.fbuf.Len() >= s.req.Len {
+	if s.x != nil && s.fbuf != nil && s.fbuf.Len() >= s.x.req.Len {
 		head = s.fbuf.Bytes()
 	}
 	var method, host, path string
 	if head != nil && !s.headGone {
-		method, host, path = string(s.req.Method.Of(head)), string(s.req.Host.Of(head)), string(s.req.Target.Of(head))
+		method, host, path = string(s.x.req.Method.Of(head)), string(s.x.req.Host.Of(head)), string(s.x.req.Target.Of(head))
 	}
 	log.Info("request", "client", client.String(), "method", method, "host", host, "path", path,
 		"status", status, "request_bytes", s.reqBodyIn, "response_bytes", s.respBytes,
