@@ -222,26 +222,37 @@ func (s *Session) readFront() (int, protocol.SocketResult) {
 			s.partial = s.partial[:0]
 		}
 	}
-	space := s.fbuf.Space()
-	if len(space) == 0 {
-		return 0, protocol.Continue
-	}
-	n, r := s.front.Read(space)
-	s.fbuf.Fill(n)
+	n, r := readInto(&s.front, s.fbuf, &s.fready, &s.fdrain)
 	if n > 0 {
 		s.frontSeen = s.w.Now()
 	}
+	if r == protocol.Closed {
+		s.frontEOF = true
+	}
+	return n, r
+}
+
+// readInto reads from sock into the free room of buf and keeps the
+// side's edge-triggered readiness: Readable is cleared when the socket is
+// drained (a short read, unless drain says a FIN or urgent data makes
+// that unsafe) or closed.
+func readInto(sock *protocol.TCPSocket, buf *protocol.Buffer, ready *eventloop.Ready, drain *bool) (int, protocol.SocketResult) {
+	space := buf.Space()
+	if len(space) == 0 {
+		return 0, protocol.Continue
+	}
+	n, r := sock.Read(space)
+	buf.Fill(n)
 	switch r {
 	case protocol.WouldBlock:
 		if n == 0 {
-			s.fdrain = false
+			*drain = false
 		}
-		if !s.fdrain {
-			s.fready &^= eventloop.Readable
+		if !*drain {
+			*ready &^= eventloop.Readable
 		}
 	case protocol.Closed:
-		s.frontEOF = true
-		s.fready &^= eventloop.Readable
+		*ready &^= eventloop.Readable
 	}
 	return n, r
 }
@@ -624,25 +635,9 @@ func (s *Session) readBack() (int, protocol.SocketResult) {
 			return 0, protocol.Error
 		}
 	}
-	space := s.bbuf.Space()
-	if len(space) == 0 {
-		return 0, protocol.Continue
-	}
-	n, r := s.back.Read(space)
-	s.bbuf.Fill(n)
+	n, r := readInto(&s.back, s.bbuf, &s.bready, &s.bdrain)
 	if n > 0 {
 		s.backSeen = s.w.Now()
-	}
-	switch r {
-	case protocol.WouldBlock:
-		if n == 0 {
-			s.bdrain = false
-		}
-		if !s.bdrain {
-			s.bready &^= eventloop.Readable
-		}
-	case protocol.Closed:
-		s.bready &^= eventloop.Readable
 	}
 	return n, r
 }
