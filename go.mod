@@ -3,6 +3,7 @@ module github.com/sluiceproxy/sluice
 go 1.24.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/sys v0.41.0
 )

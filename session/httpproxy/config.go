@@ -30,6 +30,10 @@ type Config struct {
 	// ConnectAttempts is how many backends a request may be tried on
 	// before 503. Default 3.
 	ConnectAttempts int
+	// TunnelTimeout closes a connection upgraded by a 101 response
+	// (WebSocket) when either side has been silent that long. Default
+	// 1 h, since such connections idle by design.
+	TunnelTimeout time.Duration
 	// MaxBody bounds a request body: 413 beyond it (a Content-Length
 	// over it is refused before anything is forwarded). 0: no limit.
 	MaxBody int64
@@ -60,6 +64,7 @@ func (c Config) withDefaults() Config {
 	def(&c.ConnectTimeout, 3*time.Second)
 	def(&c.BackTimeout, 30*time.Second)
 	def(&c.IdleBackendTimeout, 30*time.Second)
+	def(&c.TunnelTimeout, time.Hour)
 	if c.ConnectAttempts <= 0 {
 		c.ConnectAttempts = 3
 	}
@@ -78,6 +83,7 @@ type Stats struct {
 	requests, responses                atomic.Uint64
 	answers                            [answerCount]atomic.Uint64
 	reusedBackend, newBackend, retried atomic.Uint64
+	tunnels                            atomic.Uint64
 	backendReset, backendBadResponse   atomic.Uint64
 	clientReset                        atomic.Uint64
 	bytesIn, bytesOut                  atomic.Uint64
@@ -91,6 +97,7 @@ type StatsSnapshot struct {
 	ReusedBackend      uint64         // requests sent on a pooled connection
 	NewBackend         uint64         // backend connections opened
 	Retried            uint64         // requests retried on a fresh connection after a reused one failed
+	Tunnels            uint64         // connections switched to a pipe by a 101 response (WebSocket)
 	BackendReset       uint64         // backend connections that broke mid-exchange
 	BackendBadResponse uint64         // malformed backend responses
 	ClientReset        uint64         // client connections that broke mid-exchange
@@ -101,7 +108,7 @@ type StatsSnapshot struct {
 func (s *Stats) Snapshot() StatsSnapshot {
 	out := StatsSnapshot{
 		Requests: s.requests.Load(), Responses: s.responses.Load(), Answers: map[int]uint64{},
-		ReusedBackend: s.reusedBackend.Load(), NewBackend: s.newBackend.Load(), Retried: s.retried.Load(),
+		ReusedBackend: s.reusedBackend.Load(), NewBackend: s.newBackend.Load(), Retried: s.retried.Load(), Tunnels: s.tunnels.Load(),
 		BackendReset: s.backendReset.Load(), BackendBadResponse: s.backendBadResponse.Load(),
 		ClientReset: s.clientReset.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/protocol/http1"
+	"github.com/sluiceproxy/sluice/protocol/pipe"
 	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/timer"
@@ -61,10 +62,11 @@ const (
 	phaseConnect               // the head is in; a backend must be found
 	phaseExchange              // the request goes to the backend, the response comes back
 	phaseAnswer                // writing an answer of the proxy's own, then closing
+	phaseTunnel                // after 101 Switching Protocols: a byte pipe
 	phaseClosed
 )
 
-var phaseNames = [...]string{"idle", "head", "connect", "exchange", "answer", "closed"}
+var phaseNames = [...]string{"idle", "head", "connect", "exchange", "answer", "tunnel", "closed"}
 
 const maxAttempts = 8
 
@@ -128,6 +130,10 @@ type Session struct {
 
 	answer []byte // an answer of the proxy's own, being written
 
+	tunnel     bool      // the response switches protocols: a pipe follows its head
+	pipe       pipe.Pipe // phaseTunnel
+	needBuffer bool
+
 	frontTimer, backTimer timer.Handle
 	frontSeen, backSeen   time.Time
 	last                  time.Time
@@ -154,6 +160,14 @@ func (s *Session) ClusterID() (string, bool) {
 // UpdateReadiness implements session.ProxySession.
 func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 	s.last = s.w.Now()
+	if s.phase == phaseTunnel {
+		if t == s.frontToken {
+			s.pipe.UpdateReadiness(pipe.Front, r)
+		} else if s.hasBack && t == s.backToken {
+			s.pipe.UpdateReadiness(pipe.Back, r)
+		}
+		return
+	}
 	if t == s.frontToken {
 		s.fready |= r
 		if r&(eventloop.ReadClosed|eventloop.Error|eventloop.Priority) != 0 {
@@ -192,6 +206,8 @@ func (s *Session) Ready(self session.ProxySession) session.Result {
 			progress, res = s.exchange()
 		case phaseAnswer:
 			progress, res = s.writeAnswer()
+		case phaseTunnel:
+			return s.relayTunnel()
 		default:
 			return session.Close
 		}
@@ -429,6 +445,12 @@ func (s *Session) startExchange() {
 	e.RemoveConnectionOptions()
 	e.RemoveNamed("keep-alive")
 	e.RemoveNamed("proxy-connection")
+	if s.x.req.ConnUpgrade && s.x.req.HasUpgrade {
+		// An upgrade (WebSocket) is hop-by-hop by the letter, but it is
+		// the one a proxy passes on: the backend must see it to answer 101.
+		e.Add("Upgrade", s.x.req.Upgrade.Of(head))
+		e.Add("Connection", []byte("upgrade"))
+	}
 	s.forwardedFields(head)
 	if s.route != nil {
 		for _, name := range s.route.RemoveRequestHeaders {
@@ -669,6 +691,9 @@ func (s *Session) relayResponse() (bool, session.Result) {
 			}
 			s.bbuf.Consume(s.pendingResp)
 			s.pendingResp = 0
+			if s.tunnel {
+				return true, s.startTunnel()
+			}
 			if s.respHead && s.x.respBody.Done() {
 				return true, s.responseDone()
 			}
@@ -756,9 +781,14 @@ func (s *Session) startResponse(b []byte) {
 	s.respHead = true
 	kind, n := h.Body(s.x.req.MethodID == http1.MethodHEAD, s.x.req.MethodID == http1.MethodCONNECT)
 	if kind == http1.BodyTunnel {
-		// Upgrades are not relayed yet: the backend connection ends here.
-		kind, n = http1.BodyUntilClose, 0
-		s.closeAfter = true
+		if h.Status == 101 && s.x.req.ConnUpgrade {
+			// Switching protocols: once this head is written the
+			// connection is a byte pipe between client and backend.
+			s.tunnel = true
+		} else {
+			kind, n = http1.BodyUntilClose, 0 // a 2xx to a CONNECT we did not ask for
+		}
+		s.closeAfter, s.backNoReuse = true, true
 	}
 	s.x.respBody.Init(kind, n, s.l.cfg.Limits)
 	s.x.respBody.Parse(nil)
@@ -773,6 +803,10 @@ func (s *Session) startResponse(b []byte) {
 	e.Reset(head, h)
 	e.RemoveConnectionOptions()
 	e.RemoveNamed("keep-alive")
+	if s.tunnel {
+		e.Add("Upgrade", h.Upgrade.Of(head))
+		e.Add("Connection", []byte("upgrade"))
+	}
 	if h.FieldIndex(head, "x-request-id", 0) < 0 {
 		e.Add("X-Request-Id", s.id[:s.idLen])
 	}
@@ -784,7 +818,7 @@ func (s *Session) startResponse(b []byte) {
 			e.Add(f.Name, []byte(f.Value))
 		}
 	}
-	if s.closeAfter || s.w.ShuttingDown() {
+	if (s.closeAfter || s.w.ShuttingDown()) && !s.tunnel {
 		s.closeAfter = true
 		e.Add("Connection", []byte("close"))
 	}
@@ -1011,6 +1045,9 @@ func hostOnly(h []byte) []byte {
 // event pays for a timer update.
 func (s *Session) Timeout(t eventloop.Token) session.Result {
 	now := s.w.Now()
+	if s.phase == phaseTunnel {
+		return s.tunnelTimeout(t, now)
+	}
 	if t == s.frontToken {
 		var limit time.Duration
 		var since time.Time
@@ -1085,6 +1122,11 @@ func (s *Session) Close() {
 	if s.phase == phaseClosed {
 		return
 	}
+	if s.phase == phaseTunnel {
+		s.l.stats.bytesIn.Add(s.pipe.BytesIn())
+		s.l.stats.bytesOut.Add(s.pipe.BytesOut())
+		s.pipe.Release()
+	}
 	s.phase = phaseClosed
 	s.dropBack(false)
 	s.w.Timers().Cancel(s.frontTimer)
@@ -1145,3 +1187,75 @@ var (
 	_ session.Listener     = (*Listener)(nil)
 	_ session.ProxySession = (*Session)(nil)
 )
+
+// startTunnel turns the session into a pipe after a 101 head reached the
+// client. Bytes either side sent early (the client's first frames after
+// its request, the backend's after its head) go through first.
+func (s *Session) startTunnel() session.Result {
+	s.l.stats.tunnels.Add(1)
+	s.logAccess()
+	s.pipe.Init(s.w.Pool(), &s.front, &s.back)
+	s.pipe.UpdateReadiness(pipe.Front, s.fready)
+	s.pipe.UpdateReadiness(pipe.Back, s.bready)
+	if s.fbuf != nil {
+		if !s.headGone {
+			s.fbuf.Consume(s.x.req.Len)
+		}
+		s.pipe.Adopt(pipe.Front, s.fbuf)
+	}
+	if s.bbuf != nil {
+		s.pipe.Adopt(pipe.Back, s.bbuf)
+	}
+	s.fbuf, s.bbuf = nil, nil
+	s.st.putExchange(s.x)
+	s.x = nil
+	s.phase = phaseTunnel
+	s.frontSeen, s.backSeen = s.w.Now(), s.w.Now()
+	s.w.Timers().Cancel(s.frontTimer)
+	s.w.Timers().Cancel(s.backTimer)
+	s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.TunnelTimeout)
+	s.backTimer = s.w.Timers().Schedule(s.backToken, s.l.cfg.TunnelTimeout)
+	return s.relayTunnel()
+}
+
+// relayTunnel runs the pipe and notes each side's activity.
+func (s *Session) relayTunnel() session.Result {
+	fr, fw := s.pipe.Read(pipe.Front), s.pipe.Written(pipe.Front)
+	br, bw := s.pipe.Read(pipe.Back), s.pipe.Written(pipe.Back)
+	st := s.pipe.Ready()
+	if s.pipe.Read(pipe.Front) != fr || s.pipe.Written(pipe.Front) != fw {
+		s.frontSeen = s.w.Now()
+	}
+	if s.pipe.Read(pipe.Back) != br || s.pipe.Written(pipe.Back) != bw {
+		s.backSeen = s.w.Now()
+	}
+	switch st {
+	case pipe.Done, pipe.Failed:
+		return session.Close
+	case pipe.NeedBuffer:
+		if !s.needBuffer {
+			s.needBuffer = true
+			s.w.Timers().Cancel(s.frontTimer)
+			s.frontTimer = s.w.Timers().Schedule(s.frontToken, 10*time.Millisecond)
+		}
+	}
+	return session.Continue
+}
+
+// tunnelTimeout closes a tunnel idle for TunnelTimeout on either side.
+func (s *Session) tunnelTimeout(t eventloop.Token, now time.Time) session.Result {
+	if t == s.frontToken && s.needBuffer {
+		s.needBuffer = false
+		s.frontTimer = s.w.Timers().Schedule(t, max(s.l.cfg.TunnelTimeout-now.Sub(s.frontSeen), time.Millisecond))
+		return s.relayTunnel()
+	}
+	seen, h := s.frontSeen, &s.frontTimer
+	if t != s.frontToken {
+		seen, h = s.backSeen, &s.backTimer
+	}
+	if left := s.l.cfg.TunnelTimeout - now.Sub(seen); left > 0 {
+		*h = s.w.Timers().Schedule(t, left)
+		return session.Continue
+	}
+	return session.Close
+}
