@@ -50,6 +50,13 @@ func newOrigin(t *testing.T, name string) *origin {
 		b, _ := io.ReadAll(r.Body)
 		w.Write(b)
 	})
+	mux.HandleFunc("/trailers", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Checksum")
+		fmt.Fprintf(w, "body=%s trailer=%s", b, r.Trailer.Get("X-Sum"))
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "done")
+	})
 	mux.HandleFunc("/size/", func(w http.ResponseWriter, r *http.Request) {
 		var n int
 		fmt.Sscanf(r.URL.Path, "/size/%d", &n)
