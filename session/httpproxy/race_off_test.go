@@ -1,0 +1,5 @@
+//go:build !race
+
+package httpproxy_test
+
+const bigTransfer = 1 << 30

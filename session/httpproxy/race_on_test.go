@@ -1,0 +1,6 @@
+//go:build race
+
+package httpproxy_test
+
+// The race detector makes a gigabyte through the proxy take minutes.
+const bigTransfer = 64 << 20
