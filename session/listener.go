@@ -23,12 +23,23 @@ type Listener interface {
 	NewSession(w *Worker, a Accepted) (ProxySession, error)
 }
 
+// OverLimitAnswerer is an optional [Listener] ability. A listener whose
+// protocol can say "too many connections" (HTTP's 429) gets a connection
+// beyond MaxConnectionsPerIP as a session marked OverLimit, to answer
+// and close, instead of the silent close other protocols get.
+type OverLimitAnswerer interface {
+	AnswersOverLimit() bool
+}
+
 // Accepted describes a connection a listener accepted.
 type Accepted struct {
-	Fd    int             // non-blocking, close-on-exec; the session owns it
-	Token eventloop.Token // the session's frontend token
-	Peer  netip.AddrPort  // the client as the kernel saw it
-	Local netip.AddrPort  // the listening address
+	// OverLimit: the client is over MaxConnectionsPerIP; the session
+	// should answer so and close (see [OverLimitAnswerer]).
+	OverLimit bool
+	Fd        int             // non-blocking, close-on-exec; the session owns it
+	Token     eventloop.Token // the session's frontend token
+	Peer      netip.AddrPort  // the client as the kernel saw it
+	Local     netip.AddrPort  // the listening address
 }
 
 // ListenConfig tunes a listening socket.
@@ -110,10 +121,14 @@ func (w *Worker) accept(ls *listenSession) {
 // admit applies the per-IP limit, then has the listener build a session.
 func (w *Worker) admit(ls *listenSession, fd int, peer netip.AddrPort) {
 	ip := peer.Addr()
+	over := false
 	if lim := w.cfg.MaxConnectionsPerIP; lim > 0 && int(w.perIP[ip]) >= lim {
 		w.status.RefusedPerIP++
-		closeFD(fd)
-		return
+		if a, ok := ls.l.(OverLimitAnswerer); !ok || !a.AnswersOverLimit() {
+			closeFD(fd)
+			return
+		}
+		over = true
 	}
 	v, err := w.tokens.Vacant()
 	if err != nil {
@@ -130,7 +145,7 @@ func (w *Worker) admit(ls *listenSession, fd int, peer netip.AddrPort) {
 	}
 	// The token is reserved; the session may register more tokens while
 	// it is built, so it is filled only afterwards.
-	s, err := ls.l.NewSession(w, Accepted{Fd: fd, Token: t, Peer: peer, Local: ls.addr})
+	s, err := ls.l.NewSession(w, Accepted{Fd: fd, Token: t, Peer: peer, Local: ls.addr, OverLimit: over})
 	if err != nil || s == nil {
 		w.loop.Poller().Deregister(fd)
 		v.Release()

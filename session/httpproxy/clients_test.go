@@ -181,3 +181,23 @@ func TestSmugglingRejectedNeverForwarded(t *testing.T) {
 	// head never reaches it. The last 7 cases are chunk errors.
 	assert.LessOrEqual(t, o.conns.Load()-before, int64(7), "only requests whose chunked body broke reached the backend")
 }
+
+func TestPerIPLimitAnswers429(t *testing.T) {
+	o := newOrigin(t, "o")
+	tt := newTesterWith(t, httpproxy.Config{}, sessionConfig{maxPerIP: 2}, o)
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", tt.addr.String())
+		require.NoError(t, err)
+		defer c.Close()
+		held = append(held, c)
+	}
+	require.Eventually(t, func() bool { st, _ := tt.w.Status(); return st.Sessions == 2 }, 5*time.Second, time.Millisecond)
+	out := tt.raw("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	assert.Equal(t, 429, statusOf(out), out)
+	assert.Contains(t, out, "Retry-After: 1")
+	assert.Contains(t, out, "Connection: close")
+	held[0].Close()
+	require.Eventually(t, func() bool { st, _ := tt.w.Status(); return st.Sessions == 1 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, 200, statusOf(tt.raw("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")))
+}

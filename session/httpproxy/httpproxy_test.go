@@ -90,13 +90,21 @@ type tester struct {
 	url  string
 }
 
+// sessionConfig holds the worker settings a test may change.
+type sessionConfig struct{ maxPerIP int }
+
 func newTester(t *testing.T, cfg httpproxy.Config, backends ...*origin) *tester {
+	t.Helper()
+	return newTesterWith(t, cfg, sessionConfig{}, backends...)
+}
+
+func newTesterWith(t *testing.T, cfg httpproxy.Config, sc sessionConfig, backends ...*origin) *tester {
 	t.Helper()
 	fds, gs := openFDs(t), runtime.NumGoroutine()
 	// Warnings and errors (a recovered panic, with its stack) go to the
 	// test log.
 	logger := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	w, err := session.NewWorker(session.Config{Logger: logger})
+	w, err := session.NewWorker(session.Config{Logger: logger, MaxConnectionsPerIP: sc.maxPerIP})
 	require.NoError(t, err)
 	runc := make(chan error, 1)
 	go func() { runc <- w.Run() }()

@@ -32,6 +32,10 @@ func NewListener(cfg Config) *Listener { return &Listener{cfg: cfg.withDefaults(
 // Protocol implements session.Listener.
 func (l *Listener) Protocol() session.Protocol { return session.HTTPListen }
 
+// AnswersOverLimit implements session.OverLimitAnswerer: a client over
+// the per-IP limit gets 429 with Retry-After rather than a silent close.
+func (l *Listener) AnswersOverLimit() bool { return true }
+
 // Stats returns the listener's counters.
 func (l *Listener) Stats() StatsSnapshot { return l.stats.Snapshot() }
 
@@ -46,6 +50,7 @@ func (l *Listener) NewSession(w *session.Worker, a session.Accepted) (session.Pr
 		front:      protocol.NewTCPSocket(a.Fd),
 		frontToken: a.Token,
 		local:      a.Local,
+		overLimit:  a.OverLimit,
 		last:       w.Now(),
 		frontSeen:  w.Now(),
 	}
@@ -87,6 +92,7 @@ type Session struct {
 	partial    []byte           // an incomplete head, kept without a pool buffer
 	local      netip.AddrPort
 	frontEOF   bool
+	overLimit  bool // the client is over the per-IP limit: its request gets 429
 	closeAfter bool // the client connection ends after this response
 
 	// The request and the response being exchanged, borrowed from the
@@ -354,6 +360,10 @@ func (s *Session) headDone() session.Result {
 	s.setRequestID(head)
 	if !s.x.req.KeepAlive() {
 		s.closeAfter = true
+	}
+	if s.overLimit {
+		_, res := s.answerStatus(ans429, 429, answerText[ans429], true, "\r\nRetry-After: 1")
+		return res
 	}
 	host := s.x.req.Host.Of(head)
 	if s.x.req.Form == http1.FormAbsolute || s.x.req.Form == http1.FormAuthority {
