@@ -201,3 +201,29 @@ func TestPerIPLimitAnswers429(t *testing.T) {
 	require.Eventually(t, func() bool { st, _ := tt.w.Status(); return st.Sessions == 1 }, 5*time.Second, time.Millisecond)
 	assert.Equal(t, 200, statusOf(tt.raw("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")))
 }
+
+func TestExpectProxyOnHTTPListener(t *testing.T) {
+	o := newOrigin(t, "o")
+	tt := newTester(t, httpproxy.Config{ExpectProxy: true}, o)
+	out := tt.raw("PROXY TCP4 192.0.2.10 127.0.0.1 4242 80\r\nGET /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	assert.Equal(t, 200, statusOf(out), out)
+	assert.Contains(t, out, "xff=192.0.2.10", "the PROXY source is the client")
+	// In pieces, with keep-alive after it.
+	c, err := net.Dial("tcp", tt.addr.String())
+	require.NoError(t, err)
+	defer c.Close()
+	for _, part := range []string{"PROXY TCP4 198.51", ".100.7 127.0.0.1 1 2\r\nGET / HT", "TP/1.1\r\nHost: x\r\n\r\n"} {
+		_, err := io.WriteString(c, part)
+		require.NoError(t, err)
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	assert.Contains(t, string(body), "xff=198.51.100.7")
+	// Garbage instead of a header: closed, counted, not forwarded.
+	out = tt.raw("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	assert.Empty(t, out)
+	assert.EqualValues(t, 1, tt.l.Stats().ProxyRejected)
+}

@@ -47,6 +47,12 @@ type Config struct {
 	// Limits bounds heads: see [http1.Limits]. Default: 16 KiB head,
 	// 8 KiB request line, 100 fields.
 	Limits http1.Limits
+	// ExpectProxy requires a PROXY-protocol header (v1 or v2) before the
+	// first request; its source becomes the client address (logs,
+	// X-Forwarded-For, Forwarded). A connection that sends anything else
+	// is closed and counted; one that sends nothing gets the request
+	// timeout.
+	ExpectProxy bool
 	// AccessLog, when set, gets one line per request. Default: none.
 	AccessLog *slog.Logger
 	// Scheme is what X-Forwarded-Proto says. Default "http".
@@ -86,6 +92,7 @@ type Stats struct {
 	tunnels                            atomic.Uint64
 	backendReset, backendBadResponse   atomic.Uint64
 	clientReset                        atomic.Uint64
+	proxyRejected                      atomic.Uint64
 	bytesIn, bytesOut                  atomic.Uint64
 }
 
@@ -101,6 +108,7 @@ type StatsSnapshot struct {
 	BackendReset       uint64         // backend connections that broke mid-exchange
 	BackendBadResponse uint64         // malformed backend responses
 	ClientReset        uint64         // client connections that broke mid-exchange
+	ProxyRejected      uint64         // expected a PROXY header, got something else
 	BytesIn, BytesOut  uint64
 }
 
@@ -110,7 +118,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Requests: s.requests.Load(), Responses: s.responses.Load(), Answers: map[int]uint64{},
 		ReusedBackend: s.reusedBackend.Load(), NewBackend: s.newBackend.Load(), Retried: s.retried.Load(), Tunnels: s.tunnels.Load(),
 		BackendReset: s.backendReset.Load(), BackendBadResponse: s.backendBadResponse.Load(),
-		ClientReset: s.clientReset.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+		ClientReset: s.clientReset.Load(), ProxyRejected: s.proxyRejected.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 	}
 	for i := range s.answers {
 		if n := s.answers[i].Load(); n > 0 {

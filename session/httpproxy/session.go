@@ -13,6 +13,7 @@ import (
 	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/protocol/http1"
 	"github.com/sluiceproxy/sluice/protocol/pipe"
+	"github.com/sluiceproxy/sluice/protocol/proxyproto"
 	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/timer"
@@ -93,6 +94,7 @@ type Session struct {
 	local      netip.AddrPort
 	frontEOF   bool
 	overLimit  bool // the client is over the per-IP limit: its request gets 429
+	proxyDone  bool // the expected PROXY header was read
 	closeAfter bool // the client connection ends after this response
 
 	// The request and the response being exchanged, borrowed from the
@@ -317,6 +319,29 @@ func (s *Session) readHead() (bool, session.Result) {
 		s.frontSeen = s.start
 		s.w.Timers().Cancel(s.frontTimer)
 		s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.RequestTimeout)
+	}
+	if s.l.cfg.ExpectProxy && !s.proxyDone {
+		var hdr proxyproto.Header
+		hn, err := proxyproto.ParseInto(&hdr, s.fbuf.Bytes(), proxyproto.ParseOptions{})
+		switch {
+		case err == nil:
+			if hdr.Command == proxyproto.Proxy && hdr.Source.IsValid() {
+				s.Source = hdr.Source
+			}
+			s.fbuf.Consume(hn)
+			s.proxyDone = true
+			if s.fbuf.Empty() {
+				s.releaseFront()
+				return true, session.Continue
+			}
+		case errors.Is(err, proxyproto.ErrIncomplete) && !s.frontEOF:
+			s.partial = append(s.partial[:0], s.fbuf.Bytes()...)
+			s.releaseFront()
+			return progress, session.Continue
+		default:
+			s.l.stats.proxyRejected.Add(1)
+			return false, session.Close
+		}
 	}
 	b := s.fbuf.Bytes()
 	done, err := s.x.parser.Parse(b, http1.Request, &s.x.req)
