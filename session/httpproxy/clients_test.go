@@ -227,3 +227,36 @@ func TestExpectProxyOnHTTPListener(t *testing.T) {
 	assert.Empty(t, out)
 	assert.EqualValues(t, 1, tt.l.Stats().ProxyRejected)
 }
+
+func TestStickySessionsByCookie(t *testing.T) {
+	a, b := newOrigin(t, "a"), newOrigin(t, "b")
+	tt := newTester(t, httpproxy.Config{StickyCookie: "SRV"}, a, b)
+	c := tt.client()
+	resp, _ := get(t, c, tt.url+"/")
+	first := resp.Header.Get("X-Backend")
+	cookie := resp.Header.Get("Set-Cookie")
+	require.Equal(t, "SRV="+first+"; Path=/; HttpOnly", cookie)
+	// With the cookie, every request goes to the same backend, and no
+	// new cookie is set; round robin alone would alternate.
+	for i := 0; i < 6; i++ {
+		req, _ := http.NewRequest("GET", tt.url+"/", nil)
+		req.Header.Set("Cookie", "other=1; SRV="+first+"; more=2")
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, first, resp.Header.Get("X-Backend"))
+		assert.Empty(t, resp.Header.Get("Set-Cookie"))
+	}
+	// Its backend gone, the client moves and gets the new cookie.
+	require.NoError(t, tt.w.RemoveBackend("c", first))
+	req, _ := http.NewRequest("GET", tt.url+"/", nil)
+	req.Header.Set("Cookie", "SRV="+first)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	other := resp.Header.Get("X-Backend")
+	assert.NotEqual(t, first, other)
+	assert.Equal(t, "SRV="+other+"; Path=/; HttpOnly", resp.Header.Get("Set-Cookie"))
+}

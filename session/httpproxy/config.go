@@ -47,6 +47,11 @@ type Config struct {
 	// Limits bounds heads: see [http1.Limits]. Default: 16 KiB head,
 	// 8 KiB request line, 100 fields.
 	Limits http1.Limits
+	// StickyCookie, when set, names the cookie that keeps a client on
+	// one backend: a request carrying it goes to the backend with that
+	// StickyID while that backend is available, and a response from a
+	// backend other than the cookie's sets it (Path=/; HttpOnly).
+	StickyCookie string
 	// ExpectProxy requires a PROXY-protocol header (v1 or v2) before the
 	// first request; its source becomes the client address (logs,
 	// X-Forwarded-For, Forwarded). A connection that sends anything else

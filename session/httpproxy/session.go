@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -93,9 +94,10 @@ type Session struct {
 	partial    []byte           // an incomplete head, kept without a pool buffer
 	local      netip.AddrPort
 	frontEOF   bool
-	overLimit  bool // the client is over the per-IP limit: its request gets 429
-	proxyDone  bool // the expected PROXY header was read
-	closeAfter bool // the client connection ends after this response
+	overLimit  bool   // the client is over the per-IP limit: its request gets 429
+	sticky     string // the sticky cookie's value in the current request
+	proxyDone  bool   // the expected PROXY header was read
+	closeAfter bool   // the client connection ends after this response
 
 	// The request and the response being exchanged, borrowed from the
 	// worker while a request is in progress: an idle session holds none.
@@ -409,6 +411,12 @@ func (s *Session) headDone() session.Result {
 		return res
 	}
 	s.cluster = s.w.Clusters().Cluster(f.Action.Cluster)
+	s.sticky = ""
+	if name := s.l.cfg.StickyCookie; name != "" {
+		if v := cookieValue(head, &s.x.req, name); v != nil {
+			s.sticky = string(v)
+		}
+	}
 	s.attempts, s.retried = 0, false
 	s.phase = phaseConnect
 	return session.Continue
@@ -421,7 +429,13 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 		if s.cluster == nil {
 			break
 		}
-		b, err := s.cluster.Pick(s.w.Now(), s.tried[:s.attempts])
+		var b *backend.Backend
+		var err error
+		if s.sticky != "" && s.attempts == 0 {
+			b, err = s.cluster.PickSticky(s.w.Now(), s.sticky, nil)
+		} else {
+			b, err = s.cluster.Pick(s.w.Now(), s.tried[:s.attempts])
+		}
 		if err != nil {
 			break
 		}
@@ -852,6 +866,11 @@ func (s *Session) startResponse(b []byte) {
 		for _, f := range s.route.AddResponseHeaders {
 			e.Add(f.Name, []byte(f.Value))
 		}
+	}
+	if name := s.l.cfg.StickyCookie; name != "" && s.backend != nil && s.backend.StickyID != s.sticky {
+		v := make([]byte, 0, len(name)+len(s.backend.StickyID)+24)
+		v = append(append(append(append(v, name...), '='), s.backend.StickyID...), "; Path=/; HttpOnly"...)
+		e.Add("Set-Cookie", v)
 	}
 	if (s.closeAfter || s.w.ShuttingDown()) && !s.tunnel {
 		s.closeAfter = true
@@ -1293,4 +1312,25 @@ func (s *Session) tunnelTimeout(t eventloop.Token, now time.Time) session.Result
 		return session.Continue
 	}
 	return session.Close
+}
+
+// cookieValue finds name's value in the request's Cookie fields (RFC 6265
+// §4.2.1: "name=value" pairs separated by "; "), or nil.
+func cookieValue(head []byte, h *http1.Head, name string) []byte {
+	for i := h.FieldIndex(head, "cookie", 0); i >= 0; i = h.FieldIndex(head, "cookie", i+1) {
+		v := h.Fields[i].Value.Of(head)
+		for len(v) > 0 {
+			var pair []byte
+			if j := bytes.IndexByte(v, ';'); j >= 0 {
+				pair, v = v[:j], v[j+1:]
+			} else {
+				pair, v = v, nil
+			}
+			pair = bytes.TrimLeft(pair, " \t")
+			if len(pair) > len(name) && pair[len(name)] == '=' && string(pair[:len(name)]) == name {
+				return bytes.TrimRight(pair[len(name)+1:], " \t")
+			}
+		}
+	}
+	return nil
 }
