@@ -99,6 +99,7 @@ type Backend struct {
 	failures int           // consecutive failed connects.
 	status   Status        // Up, Down or Removed.
 	trial    bool          // a connect to this Down backend is in flight.
+	sick     bool          // failed its active health checks: never picked.
 	retryAt  time.Time     // while Down: when the next trial is allowed.
 	backoff  time.Duration // while Down: the current back-off, before jitter.
 	counters Counters      // lifetime statistics.
@@ -129,6 +130,9 @@ func (b *Backend) RetryAt() time.Time {
 // without failing open: it is Up, or it is Down, its back-off has expired
 // and no trial connection is already in flight.
 func (b *Backend) Available(now time.Time) bool {
+	if b.sick {
+		return false
+	}
 	switch b.status {
 	case Up:
 		return true
@@ -137,6 +141,22 @@ func (b *Backend) Available(now time.Time) bool {
 	}
 	return false
 }
+
+// SetHealthy records the verdict of active health checks. A backend that
+// fails them is never picked, not even failing open: unlike a connect
+// failure, a failed check is a positive statement that the backend must
+// not get traffic. It reports whether the verdict changed.
+func (b *Backend) SetHealthy(up bool) bool {
+	if b.sick == !up {
+		return false
+	}
+	b.sick = !up
+	return true
+}
+
+// Healthy reports the last health-check verdict (true until a check says
+// otherwise).
+func (b *Backend) Healthy() bool { return !b.sick }
 
 // ConnectStarted records that a session began connecting to the backend. It
 // counts toward Active immediately, so that a burst of picks made before

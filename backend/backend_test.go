@@ -690,3 +690,32 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+func TestHealthCheckVerdictExcludesEvenWhenFailingOpen(t *testing.T) {
+	cs := NewClusters(Config{})
+	c, err := cs.AddCluster("c", RoundRobin)
+	require.NoError(t, err)
+	a, err := cs.AddBackend("c", Backend{ID: "a", Address: netip.MustParseAddrPort("127.0.0.1:1")})
+	require.NoError(t, err)
+	b, err := cs.AddBackend("c", Backend{ID: "b", Address: netip.MustParseAddrPort("127.0.0.1:2")})
+	require.NoError(t, err)
+	now := time.Unix(1000, 0)
+	require.True(t, a.SetHealthy(false))
+	require.False(t, a.SetHealthy(false), "no change")
+	assert.False(t, a.Healthy())
+	for i := 0; i < 10; i++ {
+		got, err := c.Pick(now, nil)
+		require.NoError(t, err)
+		assert.Same(t, b, got)
+	}
+	// Every backend sick: no fail-open, the cluster has nothing to offer.
+	b.SetHealthy(false)
+	_, err = c.Pick(now, nil)
+	assert.ErrorIs(t, err, ErrNoBackend)
+	_, err = c.PickSticky(now, "a", nil)
+	assert.ErrorIs(t, err, ErrNoBackend)
+	a.SetHealthy(true)
+	got, err := c.Pick(now, nil)
+	require.NoError(t, err)
+	assert.Same(t, a, got)
+}

@@ -297,6 +297,9 @@ const (
 // eligible reports whether b is a candidate of tier t. The caller has
 // already excluded the tried backends when it needs to.
 func eligible(b *Backend, t tier, now time.Time) bool {
+	if b.sick {
+		return false
+	}
 	switch t {
 	case tierPrimary:
 		return !b.Backup && b.Available(now)
@@ -337,7 +340,7 @@ func (c *Cluster) Pick(now time.Time, tried []*Backend) (*Backend, error) {
 		weight [numTiers]int64
 	)
 	for _, b := range c.backends {
-		if wasTried(tried, b) {
+		if b.sick || wasTried(tried, b) {
 			continue
 		}
 		avail, all := tierPrimary, tierPrimaryAny

@@ -205,6 +205,27 @@ func (w *Worker) Now() time.Time { return w.loop.Now() }
 // own tokens and hears of them through its Timeout method.
 func (w *Worker) Timers() *timer.Wheel[eventloop.Token] { return w.loop.Timers() }
 
+// Insert gives s a token with no descriptor: for an owner that only
+// needs timers (a health checker between checks), or that attaches
+// descriptors to the token later with Attach. Free it with Release(t, -1).
+func (w *Worker) Insert(s ProxySession) (eventloop.Token, error) {
+	v, err := w.tokens.Vacant()
+	if err != nil {
+		return 0, ErrTooManySessions
+	}
+	v.Insert(entry{s: s})
+	return eventloop.Token(v.Key()), nil
+}
+
+// Attach registers fd with the poller under the existing token t
+// (edge-triggered, readable and writable).
+func (w *Worker) Attach(fd int, t eventloop.Token) error {
+	return w.loop.Poller().Register(fd, t, eventloop.InterestBoth)
+}
+
+// Detach deregisters fd; its token stays.
+func (w *Worker) Detach(fd int) { w.loop.Poller().Deregister(fd) }
+
 // Rebind points token t, owned by another session or by nobody in
 // particular (a pooled backend connection), at s. It reports false if t
 // is not a live token. The frontend-token accounting does not move.

@@ -43,6 +43,8 @@ func main() {
 	workers := flag.Int("workers", 0, "workers (event loops); 0 = one per CPU")
 	maxConns := flag.Int("max-conns", 10000, "client connections per worker")
 	accessLog := flag.Bool("access-log", false, "log every request")
+	healthPath := flag.String("health-path", "", "check backends with GET on this path every 2 s; failing ones get no traffic")
+	expectProxy := flag.Bool("expect-proxy", false, "require a PROXY protocol header (v1 or v2) from clients")
 	grace := flag.Duration("grace", 30*time.Second, "how long a soft stop waits for in-flight requests")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
 	flag.Parse()
@@ -57,14 +59,20 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(log, *listen, backends, *lb, *workers, *maxConns, *accessLog, *grace); err != nil {
+	opts := options{accessLog: *accessLog, healthPath: *healthPath, expectProxy: *expectProxy}
+	if err := run(log, *listen, backends, *lb, *workers, *maxConns, opts, *grace); err != nil {
 		fmt.Fprintln(os.Stderr, "httplb:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, listen string, backends []string, lb string, workers, maxConns int, accessLog bool, grace time.Duration) error {
+type options struct {
+	accessLog, expectProxy bool
+	healthPath             string
+}
+
+func run(log *slog.Logger, listen string, backends []string, lb string, workers, maxConns int, opts options, grace time.Duration) error {
 	addr, err := netip.ParseAddrPort(listen)
 	if err != nil {
 		return fmt.Errorf("-listen wants ip:port: %w", err)
@@ -83,8 +91,8 @@ func run(log *slog.Logger, listen string, backends []string, lb string, workers,
 		}
 		log.Info("no -backend given: started two embedded demo backends", "addrs", strings.Join(backends, ","))
 	}
-	cfg := httpproxy.Config{}
-	if accessLog {
+	cfg := httpproxy.Config{ExpectProxy: opts.expectProxy}
+	if opts.accessLog {
 		cfg.AccessLog = log
 	}
 	l := httpproxy.NewListener(cfg)
@@ -105,6 +113,13 @@ func run(log *slog.Logger, listen string, backends []string, lb string, workers,
 		}
 		if err := p.AddBackend("default", backend.Backend{ID: fmt.Sprintf("b%d", i+1), Address: ba}); err != nil {
 			return fail(err)
+		}
+	}
+	if opts.healthPath != "" {
+		for _, w := range p.Workers() {
+			if err := httpproxy.StartHealthChecks(w, "default", httpproxy.HealthCheck{Path: opts.healthPath}); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if err := p.AddFrontend(router.Frontend{ID: "default", HostKind: router.HostAny, Action: router.Action{Cluster: "default"}}); err != nil {

@@ -1,0 +1,307 @@
+package httpproxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/session"
+	"github.com/sluiceproxy/sluice/timer"
+)
+
+// HealthCheck configures active HTTP health checks of a cluster's
+// backends. Checks run inside each worker's loop (no goroutine): a
+// non-blocking connect, one GET, the status line read, the connection
+// closed.
+type HealthCheck struct {
+	// Path is requested with GET. Default "/".
+	Path string
+	// Host is the Host header. Default: the backend's address.
+	Host string
+	// Interval between two checks of a backend. Default 2 s.
+	Interval time.Duration
+	// Timeout bounds one check, connect included. Default 1 s.
+	Timeout time.Duration
+	// Rise is how many checks in a row must pass to bring a failed
+	// backend back. Default 2.
+	Rise int
+	// Fall is how many checks in a row must fail to take a backend out.
+	// Default 3.
+	Fall int
+	// Status, if set, is the only status that passes; by default any
+	// 2xx or 3xx passes.
+	Status int
+}
+
+func (hc HealthCheck) withDefaults() HealthCheck {
+	if hc.Path == "" {
+		hc.Path = "/"
+	}
+	if hc.Interval <= 0 {
+		hc.Interval = 2 * time.Second
+	}
+	if hc.Timeout <= 0 {
+		hc.Timeout = time.Second
+	}
+	if hc.Rise <= 0 {
+		hc.Rise = 2
+	}
+	if hc.Fall <= 0 {
+		hc.Fall = 3
+	}
+	return hc
+}
+
+// ErrUnknownCluster is returned by StartHealthChecks for a cluster the
+// worker does not have.
+var ErrUnknownCluster = errors.New("httpproxy: unknown cluster")
+
+// StartHealthChecks checks every backend of cluster on worker w, now
+// and as backends are added; a backend that fails Fall checks in a row
+// stops receiving traffic until it passes Rise in a row. Transitions are
+// logged. It is a command: safe from any goroutine. With a session.Proxy,
+// call it for each worker (each checks for itself, as each balances for
+// itself).
+func StartHealthChecks(w *session.Worker, cluster string, hc HealthCheck) error {
+	hc = hc.withDefaults()
+	return w.Exec(func() error {
+		c := w.Clusters().Cluster(cluster)
+		if c == nil {
+			return ErrUnknownCluster
+		}
+		sup := &healthSupervisor{w: w, cluster: cluster, hc: hc, checkers: map[*backend.Backend]*checker{}}
+		t, err := w.Insert(sup)
+		if err != nil {
+			return err
+		}
+		sup.token = t
+		sup.Timeout(t) // start now
+		return nil
+	})
+}
+
+// healthSupervisor keeps one checker per backend of a cluster, adding
+// checkers for new backends and dropping those of removed ones.
+type healthSupervisor struct {
+	w        *session.Worker
+	cluster  string
+	hc       HealthCheck
+	token    eventloop.Token
+	timer    timer.Handle
+	checkers map[*backend.Backend]*checker
+	closed   bool
+}
+
+func (h *healthSupervisor) Timeout(eventloop.Token) session.Result {
+	c := h.w.Clusters().Cluster(h.cluster)
+	if c == nil {
+		return session.Close // the cluster is gone
+	}
+	for _, b := range c.Backends() {
+		if _, ok := h.checkers[b]; ok {
+			continue
+		}
+		ck := &checker{w: h.w, sup: h, b: b, hc: h.hc}
+		t, err := h.w.Insert(ck)
+		if err != nil {
+			continue
+		}
+		ck.token = t
+		ck.timer = h.w.Timers().Schedule(t, 0)
+		h.checkers[b] = ck
+	}
+	h.timer = h.w.Timers().Schedule(h.token, h.hc.Interval)
+	return session.Continue
+}
+
+func (h *healthSupervisor) Close() {
+	h.closed = true
+	h.w.Timers().Cancel(h.timer)
+	for _, ck := range h.checkers {
+		ck.stop()
+	}
+	h.w.Release(h.token, -1)
+}
+
+func (h *healthSupervisor) Protocol() session.Protocol                       { return session.Timer }
+func (h *healthSupervisor) Ready(session.ProxySession) session.Result        { return session.Continue }
+func (h *healthSupervisor) UpdateReadiness(eventloop.Token, eventloop.Ready) {}
+func (h *healthSupervisor) LastEvent() time.Time                             { return h.w.Now() }
+func (h *healthSupervisor) PrintSession(w io.Writer) {
+	io.WriteString(w, "health checks of "+h.cluster)
+}
+func (h *healthSupervisor) FrontendToken() eventloop.Token         { return h.token }
+func (h *healthSupervisor) ShuttingDown() session.Result           { return session.Close }
+func (h *healthSupervisor) ClusterID() (string, bool)              { return h.cluster, true }
+func (h *healthSupervisor) SessionAddress() (netip.AddrPort, bool) { return netip.AddrPort{}, false }
+
+type checkState uint8
+
+const (
+	checkIdle checkState = iota
+	checkConnecting
+	checkReading
+)
+
+// checker checks one backend, one check at a time, on one token.
+type checker struct {
+	w       *session.Worker
+	sup     *healthSupervisor
+	b       *backend.Backend
+	hc      HealthCheck
+	token   eventloop.Token
+	timer   timer.Handle
+	state   checkState
+	sock    protocol.TCPSocket
+	ready   eventloop.Ready
+	buf     [256]byte
+	n       int
+	ok, bad int // consecutive results
+	stopped bool
+}
+
+func (c *checker) Timeout(eventloop.Token) session.Result {
+	if c.stopped {
+		return session.Continue
+	}
+	if c.b.Status() == backend.Removed {
+		delete(c.sup.checkers, c.b)
+		c.stop()
+		return session.Continue
+	}
+	if c.state != checkIdle {
+		c.result(false, "timeout")
+		return session.Continue
+	}
+	fd, err := protocol.Connect(c.b.Address)
+	if err != nil {
+		c.result(false, err.Error())
+		return session.Continue
+	}
+	if err := c.w.Attach(fd, c.token); err != nil {
+		closeFD(fd)
+		c.result(false, err.Error())
+		return session.Continue
+	}
+	c.sock, c.state, c.ready, c.n = protocol.NewTCPSocket(fd), checkConnecting, 0, 0
+	c.timer = c.w.Timers().Schedule(c.token, c.hc.Timeout)
+	return session.Continue
+}
+
+func (c *checker) UpdateReadiness(_ eventloop.Token, r eventloop.Ready) { c.ready |= r }
+
+func (c *checker) Ready(session.ProxySession) session.Result {
+	switch c.state {
+	case checkConnecting:
+		if c.ready&(eventloop.Writable|eventloop.Error|eventloop.WriteClosed) == 0 {
+			return session.Continue
+		}
+		if err := protocol.ConnectResult(c.sock.Fd()); err != nil {
+			c.result(false, err.Error())
+			return session.Continue
+		}
+		host := c.hc.Host
+		if host == "" {
+			host = c.b.Address.String()
+		}
+		req := make([]byte, 0, 128)
+		req = append(append(append(req, "GET "...), c.hc.Path...), " HTTP/1.1\r\nHost: "...)
+		req = append(append(req, host...), "\r\nUser-Agent: sluice-health-check\r\nConnection: close\r\n\r\n"...)
+		if n, r := c.sock.Write(req); n < len(req) || r != protocol.Continue {
+			c.result(false, "request not sent")
+			return session.Continue
+		}
+		c.state = checkReading
+		fallthrough
+	case checkReading:
+		if c.ready&(eventloop.Readable|eventloop.ReadClosed|eventloop.Error) == 0 {
+			return session.Continue
+		}
+		n, r := c.sock.Read(c.buf[c.n:])
+		c.n += n
+		line := c.buf[:c.n]
+		if i := bytes.Index(line, []byte("\r\n")); i >= 0 {
+			c.verdict(line[:i])
+			return session.Continue
+		}
+		if r == protocol.WouldBlock && c.n < len(c.buf) {
+			c.ready &^= eventloop.Readable
+			return session.Continue
+		}
+		c.result(false, "no status line")
+	}
+	return session.Continue
+}
+
+// verdict judges a status line.
+func (c *checker) verdict(line []byte) {
+	var code int
+	if len(line) >= 12 && bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		code, _ = strconv.Atoi(string(line[9:12]))
+	}
+	pass := code >= 200 && code < 400
+	if c.hc.Status != 0 {
+		pass = code == c.hc.Status
+	}
+	c.result(pass, "status "+strconv.Itoa(code))
+}
+
+// result ends a check: the socket closes, the counters move, the
+// backend's verdict changes after Rise or Fall results in a row, and the
+// next check is scheduled.
+func (c *checker) result(pass bool, why string) {
+	c.closeSocket()
+	c.w.Timers().Cancel(c.timer)
+	if pass {
+		c.ok, c.bad = c.ok+1, 0
+		if !c.b.Healthy() && c.ok >= c.hc.Rise && c.b.SetHealthy(true) {
+			c.w.Logger().Info("health check: backend up", "cluster", c.sup.cluster, "backend", c.b.ID, "address", c.b.Address.String())
+		}
+	} else {
+		c.ok, c.bad = 0, c.bad+1
+		if c.b.Healthy() && c.bad >= c.hc.Fall && c.b.SetHealthy(false) {
+			c.w.Logger().Warn("health check: backend down", "cluster", c.sup.cluster, "backend", c.b.ID, "address", c.b.Address.String(), "reason", why)
+		}
+	}
+	c.timer = c.w.Timers().Schedule(c.token, c.hc.Interval)
+}
+
+func (c *checker) closeSocket() {
+	if c.state != checkIdle {
+		c.w.Detach(c.sock.Fd())
+		c.sock.Close()
+		c.state = checkIdle
+	}
+}
+
+func (c *checker) stop() {
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	c.closeSocket()
+	c.w.Timers().Cancel(c.timer)
+	c.w.Release(c.token, -1)
+}
+
+func (c *checker) Close()                     { c.stop() }
+func (c *checker) Protocol() session.Protocol { return session.Timer }
+func (c *checker) LastEvent() time.Time       { return c.w.Now() }
+func (c *checker) PrintSession(w io.Writer) {
+	io.WriteString(w, "health check of "+c.b.Address.String())
+}
+func (c *checker) FrontendToken() eventloop.Token         { return c.token }
+func (c *checker) ShuttingDown() session.Result           { return session.Close }
+func (c *checker) ClusterID() (string, bool)              { return c.sup.cluster, true }
+func (c *checker) SessionAddress() (netip.AddrPort, bool) { return c.b.Address, true }
+
+var (
+	_ session.ProxySession = (*healthSupervisor)(nil)
+	_ session.ProxySession = (*checker)(nil)
+)
