@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,4 +261,39 @@ func TestStickySessionsByCookie(t *testing.T) {
 	other := resp.Header.Get("X-Backend")
 	assert.NotEqual(t, first, other)
 	assert.Equal(t, "SRV="+other+"; Path=/; HttpOnly", resp.Header.Get("Set-Cookie"))
+}
+
+func TestAccessLog(t *testing.T) {
+	o := newOrigin(t, "o")
+	var buf syncBuffer
+	tt := newTester(t, httpproxy.Config{AccessLog: slog.New(slog.NewTextHandler(&buf, nil))}, o)
+	assert.Equal(t, 200, statusOf(tt.raw("GET /logged?q=1 HTTP/1.1\r\nHost: example.test\r\nX-Request-Id: abc123\r\nConnection: close\r\n\r\n")))
+	assert.Equal(t, 400, statusOf(tt.raw("GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n")))
+	require.Eventually(t, func() bool { return strings.Count(buf.String(), "\n") >= 2 }, 5*time.Second, time.Millisecond)
+	line := strings.Split(buf.String(), "\n")[0]
+	for _, want := range []string{"client=127.0.0.1:", "method=GET", "host=example.test", "path=\"/logged?q=1\"", "status=200",
+		"request_id=abc123", "cluster=c", "backend=" + o.addr.String(), "connect=", "response="} {
+		assert.Contains(t, line, want)
+	}
+	assert.NotContains(t, line, "connect=-")
+	assert.Contains(t, strings.Split(buf.String(), "\n")[1], "status=400", "answers are logged too")
+}
+
+// syncBuffer is a bytes.Buffer safe to write from the loop and read from
+// the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -113,7 +113,12 @@ type Session struct {
 	route       *router.Frontend
 	id          [16]byte // request id (hex), ours or the client's first 16 bytes
 	idLen       int
-	start       time.Time
+	start       time.Time // the request's first byte
+	connectAt   time.Time // a backend connection was asked for
+	connected   time.Time // it was ready (pooled, or the connect completed)
+	respAt      time.Time // the response head arrived
+	logLine     []byte    // method, host and target for the access log (only with one)
+	logSpans    [3]int
 
 	// The backend.
 	back       protocol.TCPSocket
@@ -138,7 +143,8 @@ type Session struct {
 	respSent    bool // a byte of the response reached the client
 	respBytes   int64
 
-	answer []byte // an answer of the proxy's own, being written
+	answer     []byte // an answer of the proxy's own, being written
+	answerCode int    // its status, for the log
 
 	tunnel     bool      // the response switches protocols: a pipe follows its head
 	pipe       pipe.Pipe // phaseTunnel
@@ -385,6 +391,10 @@ func (s *Session) headDone() session.Result {
 	s.headParsed = true
 	s.reqBodyIn = 0
 	s.setRequestID(head)
+	if s.l.cfg.AccessLog != nil {
+		s.logLine = append(append(append(s.logLine[:0], s.x.req.Method.Of(head)...), s.x.req.Host.Of(head)...), s.x.req.Target.Of(head)...)
+		s.logSpans = [3]int{s.x.req.Method.Len(), s.x.req.Method.Len() + s.x.req.Host.Len(), len(s.logLine)}
+	}
 	if !s.x.req.KeepAlive() {
 		s.closeAfter = true
 	}
@@ -418,6 +428,7 @@ func (s *Session) headDone() session.Result {
 		}
 	}
 	s.attempts, s.retried = 0, false
+	s.connectAt, s.connected, s.respAt = s.w.Now(), time.Time{}, time.Time{}
 	s.phase = phaseConnect
 	return session.Continue
 }
@@ -475,6 +486,7 @@ func (s *Session) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventlo
 	s.backend, s.back, s.backToken, s.hasBack, s.reused = b, sock, t, true, reused
 	s.bready, s.bdrain = 0, false
 	if reused {
+		s.connected = s.w.Now()
 		s.bready = eventloop.Writable // its writable edge was used up in the pool
 		b.ConnectStarted()
 		b.ConnectSucceeded(s.w.Now())
@@ -586,6 +598,7 @@ func (s *Session) exchange() (bool, session.Result) {
 			return true, session.Continue
 		}
 		s.connecting = false
+		s.connected = s.w.Now()
 		s.backend.ConnectSucceeded(s.w.Now())
 		s.w.Timers().Cancel(s.backTimer)
 		s.backTimer = s.w.Timers().Schedule(s.backToken, s.l.cfg.BackTimeout)
@@ -828,6 +841,7 @@ func (s *Session) startResponse(b []byte) {
 		return
 	}
 	s.respHead = true
+	s.respAt = s.w.Now()
 	kind, n := h.Body(s.x.req.MethodID == http1.MethodHEAD, s.x.req.MethodID == http1.MethodCONNECT)
 	if kind == http1.BodyTunnel {
 		if h.Status == 101 && s.x.req.ConnUpgrade {
@@ -1000,6 +1014,7 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 	}
 	s.closeAfter = closeConn
 	s.answer = appendAnswer(s.answer[:0], status, reason, s.id[:s.idLen], closeConn, extra)
+	s.answerCode = status
 	s.phase = phaseAnswer
 	s.w.Timers().Cancel(s.frontTimer)
 	s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
@@ -1204,26 +1219,34 @@ func (s *Session) logAccess() {
 	if s.x != nil && s.respHead {
 		status = s.x.resp.Status
 	}
-	if !s.respHead && len(s.answer) > 9 {
-		status, _ = strconv.Atoi(string(s.answer[9:12]))
+	if !s.respHead && s.answerCode != 0 {
+		status = s.answerCode
 	}
 	var be string
 	if s.backend != nil {
 		be = s.backend.Address.String()
 	}
 	cluster, _ := s.ClusterID()
-	head := []byte(nil)
-	if s.x != nil && s.fbuf != nil && s.fbuf.Len() >= s.x.req.Len {
-		head = s.fbuf.Bytes()
-	}
 	var method, host, path string
-	if head != nil && !s.headGone {
-		method, host, path = string(s.x.req.Method.Of(head)), string(s.x.req.Host.Of(head)), string(s.x.req.Target.Of(head))
+	if len(s.logLine) == s.logSpans[2] && s.logSpans[2] > 0 {
+		method = string(s.logLine[:s.logSpans[0]])
+		host = string(s.logLine[s.logSpans[0]:s.logSpans[1]])
+		path = string(s.logLine[s.logSpans[1]:s.logSpans[2]])
 	}
 	log.Info("request", "client", client.String(), "method", method, "host", host, "path", path,
 		"status", status, "request_bytes", s.reqBodyIn, "response_bytes", s.respBytes,
-		"duration", s.w.Now().Sub(s.start).String(), "cluster", cluster, "backend", be,
+		"duration", s.w.Now().Sub(s.start).String(), "connect", span(s.connectAt, s.connected),
+		"response", span(s.connected, s.respAt), "cluster", cluster, "backend", be,
 		"request_id", string(s.id[:s.idLen]))
+	s.logLine, s.answerCode = s.logLine[:0], 0
+}
+
+// span is b - a for the access log, "-" when either is unknown.
+func span(a, b time.Time) string {
+	if a.IsZero() || b.IsZero() {
+		return "-"
+	}
+	return b.Sub(a).String()
 }
 
 // PrintSession implements session.ProxySession.
