@@ -1,6 +1,10 @@
 package httpproxy
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/sluiceproxy/sluice/session"
+)
 
 // The answers the proxy makes itself (DESIGN.md, principle 6).
 const (
@@ -38,16 +42,36 @@ func answerIndex(status int) int {
 	return ans400
 }
 
+// Answer replaces the body of one of the proxy's own answers (see
+// Config.Answers and SetClusterAnswers). The status line, Content-Length,
+// X-Request-Id and Connection fields are always the proxy's.
+type Answer struct {
+	// ContentType of Body. Default "text/html; charset=utf-8".
+	ContentType string
+	// Body is sent as is.
+	Body string
+}
+
 // appendAnswer builds a complete response: status line, Content-Length,
 // the request id, Connection: close when the connection ends after it,
-// extra fields (Location, Retry-After), and a short text body.
-func appendAnswer(dst []byte, status int, reason string, id []byte, closeConn bool, extra string) []byte {
+// extra fields (Location, Retry-After), and the body: the template's, or
+// a short text.
+func appendAnswer(dst []byte, status int, reason string, id []byte, closeConn bool, extra string, tpl *Answer) []byte {
 	body := strconv.Itoa(status) + " " + reason + "\n"
+	ctype := "text/plain; charset=utf-8"
+	if tpl != nil {
+		body, ctype = tpl.Body, tpl.ContentType
+		if ctype == "" {
+			ctype = "text/html; charset=utf-8"
+		}
+	}
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, ' ')
 	dst = append(dst, reason...)
-	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-cache\r\nContent-Length: "...)
+	dst = append(dst, "\r\nContent-Type: "...)
+	dst = append(dst, ctype...)
+	dst = append(dst, "\r\nCache-Control: no-cache\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	if len(id) > 0 {
 		dst = append(dst, "\r\nX-Request-Id: "...)
@@ -59,4 +83,28 @@ func appendAnswer(dst []byte, status int, reason string, id []byte, closeConn bo
 	dst = append(dst, extra...)
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, body...)
+}
+
+// SetClusterAnswers sets the answer templates used for requests routed
+// to cluster on worker w (a 502, 503 or 504 page per application, say);
+// they win over the listener's Config.Answers. nil removes them. It is a
+// command: safe from any goroutine. With a session.Proxy, call it for
+// each worker.
+func SetClusterAnswers(w *session.Worker, cluster string, answers map[int]Answer) error {
+	copied := make(map[int]Answer, len(answers))
+	for k, v := range answers {
+		copied[k] = v
+	}
+	return w.Exec(func() error {
+		st := stateOf(w)
+		if answers == nil {
+			delete(st.clusterAnswers, cluster)
+			return nil
+		}
+		if st.clusterAnswers == nil {
+			st.clusterAnswers = map[string]map[int]Answer{}
+		}
+		st.clusterAnswers[cluster] = copied
+		return nil
+	})
 }

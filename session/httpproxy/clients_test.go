@@ -20,6 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session/httpproxy"
 )
 
@@ -296,4 +298,31 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestAnswerTemplatesPerListenerAndCluster(t *testing.T) {
+	o := newOrigin(t, "o")
+	tt := newTester(t, httpproxy.Config{Answers: map[int]httpproxy.Answer{
+		503: {Body: "<h1>listener 503</h1>"},
+		400: {ContentType: "application/json", Body: `{"error":"bad request"}`},
+	}}, o)
+	require.NoError(t, tt.w.AddCluster("empty", backend.RoundRobin))
+	require.NoError(t, tt.w.AddFrontend(router.Frontend{ID: "e", Host: "empty.test", Action: router.Action{Cluster: "empty"}}))
+	require.NoError(t, tt.w.AddFrontend(router.Frontend{ID: "e2", Host: "empty2.test", Action: router.Action{Cluster: "empty2"}}))
+	require.NoError(t, tt.w.AddCluster("empty2", backend.RoundRobin))
+	require.NoError(t, httpproxy.SetClusterAnswers(tt.w, "empty2", map[int]httpproxy.Answer{503: {ContentType: "text/plain", Body: "cluster two is resting"}}))
+
+	out := tt.raw("GET / HTTP/1.1\r\nHost: empty.test\r\n\r\n")
+	assert.Equal(t, 503, statusOf(out))
+	assert.Contains(t, out, "Content-Type: text/html; charset=utf-8")
+	assert.True(t, strings.HasSuffix(out, "\r\n\r\n<h1>listener 503</h1>"), out)
+	assert.Contains(t, out, "Content-Length: 21\r\n")
+
+	out = tt.raw("GET / HTTP/1.1\r\nHost: empty2.test\r\n\r\n")
+	assert.True(t, strings.HasSuffix(out, "cluster two is resting"), "the cluster's template wins: %q", out)
+
+	out = tt.raw("GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n")
+	assert.Equal(t, 400, statusOf(out))
+	assert.Contains(t, out, "Content-Type: application/json")
+	assert.True(t, strings.HasSuffix(out, `{"error":"bad request"}`))
 }

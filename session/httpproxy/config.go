@@ -47,6 +47,11 @@ type Config struct {
 	// Limits bounds heads: see [http1.Limits]. Default: 16 KiB head,
 	// 8 KiB request line, 100 fields.
 	Limits http1.Limits
+	// Answers replaces the bodies of the proxy's own answers by status
+	// (400, 401, 404, 408, 413, 414, 429, 431, 501, 502, 503, 504, 505,
+	// and redirects); templates set per cluster with SetClusterAnswers
+	// win over these. Default: a one-line text body.
+	Answers map[int]Answer
 	// StickyCookie, when set, names the cookie that keeps a client on
 	// one backend: a request carrying it goes to the backend with that
 	// StickyID while that backend is available, and a response from a

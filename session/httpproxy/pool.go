@@ -19,8 +19,10 @@ import (
 type workerState struct {
 	idle map[*backend.Backend][]*idleConn
 	free []*exchange
-	seq  uint64 // request id counter
-	salt uint64
+
+	clusterAnswers map[string]map[int]Answer
+	seq            uint64 // request id counter
+	salt           uint64
 }
 
 type stateKey struct{}

@@ -1013,7 +1013,7 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 		closeConn = true
 	}
 	s.closeAfter = closeConn
-	s.answer = appendAnswer(s.answer[:0], status, reason, s.id[:s.idLen], closeConn, extra)
+	s.answer = appendAnswer(s.answer[:0], status, reason, s.id[:s.idLen], closeConn, extra, s.template(status))
 	s.answerCode = status
 	s.phase = phaseAnswer
 	s.w.Timers().Cancel(s.frontTimer)
@@ -1354,6 +1354,22 @@ func cookieValue(head []byte, h *http1.Head, name string) []byte {
 				return bytes.TrimRight(pair[len(name)+1:], " \t")
 			}
 		}
+	}
+	return nil
+}
+
+// template finds the answer body for status: the routed cluster's, then
+// the listener's, else nil (the default text).
+func (s *Session) template(status int) *Answer {
+	if s.route != nil && s.st.clusterAnswers != nil {
+		if m := s.st.clusterAnswers[s.route.Action.Cluster]; m != nil {
+			if a, ok := m[status]; ok {
+				return &a
+			}
+		}
+	}
+	if a, ok := s.l.cfg.Answers[status]; ok {
+		return &a
 	}
 	return nil
 }
