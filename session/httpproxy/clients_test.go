@@ -326,3 +326,57 @@ func TestAnswerTemplatesPerListenerAndCluster(t *testing.T) {
 	assert.Contains(t, out, "Content-Type: application/json")
 	assert.True(t, strings.HasSuffix(out, `{"error":"bad request"}`))
 }
+
+func TestConnectFailureGoesToAnotherBackend(t *testing.T) {
+	o := newOrigin(t, "o")
+	tt := newTester(t, httpproxy.Config{}, o)
+	require.NoError(t, tt.w.AddBackend("c", backend.Backend{ID: "dead1", Address: refusedPort(t)}))
+	require.NoError(t, tt.w.AddBackend("c", backend.Backend{ID: "dead2", Address: refusedPort(t)}))
+	c := tt.client()
+	for i := 0; i < 9; i++ {
+		resp, body := get(t, c, tt.url+"/")
+		assert.Equal(t, 200, resp.StatusCode, body)
+		assert.Equal(t, "o", resp.Header.Get("X-Backend"))
+	}
+}
+
+func TestPerFrontendHeaderEdits(t *testing.T) {
+	o := newOrigin(t, "o")
+	o.srv.Handler.(*http.ServeMux).HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Internal", "secret")
+		w.Header().Set("Server", "origin")
+		io.WriteString(w, "added="+r.Header.Get("X-Tenant")+" removed="+r.Header.Get("X-Drop-Me"))
+	})
+	tt := newTester(t, httpproxy.Config{}, o)
+	require.NoError(t, tt.w.AddFrontend(router.Frontend{ID: "edits", Host: "edit.test", Action: router.Action{Cluster: "c"},
+		AddRequestHeaders: []router.Header{{Name: "X-Tenant", Value: "blue"}}, RemoveRequestHeaders: []string{"X-Drop-Me"},
+		AddResponseHeaders: []router.Header{{Name: "X-Served-By", Value: "sluice"}}, RemoveResponseHeaders: []string{"X-Internal"}}))
+	out := tt.raw("GET /headers HTTP/1.1\r\nHost: edit.test\r\nX-Drop-Me: 1\r\nConnection: close\r\n\r\n")
+	assert.Equal(t, 200, statusOf(out))
+	assert.Contains(t, out, "added=blue removed=")
+	assert.NotContains(t, out, "removed=1")
+	assert.Contains(t, out, "X-Served-By: sluice")
+	assert.NotContains(t, out, "X-Internal")
+	assert.Contains(t, out, "Server: origin")
+}
+
+func TestBackendResetMidResponseClosesClient(t *testing.T) {
+	o := newOrigin(t, "o")
+	o.srv.Handler.(*http.ServeMux).HandleFunc("/cut", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		w.Write(make([]byte, 1000))
+		w.(http.Flusher).Flush()
+		c, _, _ := w.(http.Hijacker).Hijack()
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	tt := newTester(t, httpproxy.Config{}, o)
+	c := tt.client()
+	resp, err := c.Get(tt.url + "/cut")
+	require.NoError(t, err, "the head and the first bytes reached the client")
+	assert.Equal(t, 200, resp.StatusCode)
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Error(t, err, "the client sees the response cut short, not a complete one")
+	require.Eventually(t, func() bool { return tt.l.Stats().BackendReset >= 1 }, 5*time.Second, time.Millisecond)
+}
