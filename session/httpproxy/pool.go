@@ -156,10 +156,31 @@ type exchange struct {
 	respEdit http1.Editor
 	respOut  [][]byte // what is left to write of the response
 	rsegs    [24][]byte
+
+	// Per-request bookkeeping, out of the session for the same reason.
+	sticky      string // the sticky cookie's value in the current request
+	pendingBody int    // body bytes in reqOut, consumed from fbuf once written
+	reqBodyIn   int64
+	id          [16]byte // request id (hex), ours or the client's first 16 bytes
+	idLen       int
+	start       time.Time // the request's first byte
+	connectAt   time.Time // a backend connection was asked for
+	connected   time.Time // it was ready (pooled, or the connect completed)
+	respAt      time.Time // the response head arrived
+	logLine     []byte    // method, host and target for the access log (only with one)
+	logSpans    [3]int
+	tried       [maxAttempts]*backend.Backend
+	pendingResp int // bytes of bbuf in respOut, consumed once written
+	respBytes   int64
+	answer      []byte // an answer of the proxy's own, being written
+	answerCode  int    // its status, for the log
+	scratch     [64]byte
 }
 
-// maxFreeExchanges bounds the exchanges a worker keeps for reuse.
-const maxFreeExchanges = 1024
+// maxFreeExchanges bounds the exchanges a worker keeps for reuse: enough
+// for the requests of a busy loop in flight at once, few enough that the
+// memory of a burst goes back (each is about 3 KiB with its field slices).
+const maxFreeExchanges = 128
 
 func (st *workerState) getExchange(limits http1.Limits) *exchange {
 	var x *exchange
@@ -173,6 +194,11 @@ func (st *workerState) getExchange(limits http1.Limits) *exchange {
 	x.parser.Limits, x.rparser.Limits = limits, limits
 	x.parser.Reset()
 	x.rparser.Reset()
+	x.idLen, x.answerCode, x.sticky = 0, 0, ""
+	x.answer, x.logLine = x.answer[:0], x.logLine[:0]
+	x.pendingBody, x.pendingResp, x.respBytes, x.reqBodyIn = 0, 0, 0, 0
+	x.start, x.connectAt, x.connected, x.respAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	clear(x.tried[:])
 	return x
 }
 
@@ -181,6 +207,7 @@ func (st *workerState) putExchange(x *exchange) {
 		return
 	}
 	x.reqOut, x.respOut = nil, nil
+	clear(x.tried[:]) // let removed backends go
 	clear(x.segs[:])
 	clear(x.rsegs[:])
 	st.free = append(st.free, x)

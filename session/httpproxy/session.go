@@ -94,31 +94,20 @@ type Session struct {
 	partial    []byte           // an incomplete head, kept without a pool buffer
 	local      netip.AddrPort
 	frontEOF   bool
-	overLimit  bool   // the client is over the per-IP limit: its request gets 429
-	sticky     string // the sticky cookie's value in the current request
-	proxyDone  bool   // the expected PROXY header was read
-	closeAfter bool   // the client connection ends after this response
+	overLimit  bool // the client is over the per-IP limit: its request gets 429
+	proxyDone  bool // the expected PROXY header was read
+	closeAfter bool // the client connection ends after this response
 
 	// The request and the response being exchanged, borrowed from the
 	// worker while a request is in progress: an idle session holds none.
 	x *exchange
 
 	// The request.
-	headSent    bool
-	headParsed  bool // the current request's head is parsed and its body framing set
-	headGone    bool // the request head was consumed from fbuf (no retry after that)
-	reqDone     bool // the whole request reached the backend
-	pendingBody int  // body bytes in reqOut, consumed from fbuf once written
-	reqBodyIn   int64
-	route       *router.Frontend
-	id          [16]byte // request id (hex), ours or the client's first 16 bytes
-	idLen       int
-	start       time.Time // the request's first byte
-	connectAt   time.Time // a backend connection was asked for
-	connected   time.Time // it was ready (pooled, or the connect completed)
-	respAt      time.Time // the response head arrived
-	logLine     []byte    // method, host and target for the access log (only with one)
-	logSpans    [3]int
+	headSent   bool
+	headParsed bool // the current request's head is parsed and its body framing set
+	headGone   bool // the request head was consumed from fbuf (no retry after that)
+	reqDone    bool // the whole request reached the backend
+	route      *router.Frontend
 
 	// The backend.
 	back       protocol.TCPSocket
@@ -130,7 +119,6 @@ type Session struct {
 	bdrain     bool
 	backend    *backend.Backend
 	cluster    *backend.Cluster
-	tried      [maxAttempts]*backend.Backend
 	attempts   int
 	retried    bool
 
@@ -139,21 +127,15 @@ type Session struct {
 	respHead    bool // the response head is parsed
 	respBodyEOF bool
 	backNoReuse bool // the backend connection cannot carry another request
-	pendingResp int  // bytes of bbuf in respOut, consumed once written
 	respSent    bool // a byte of the response reached the client
-	respBytes   int64
 
-	answer     []byte // an answer of the proxy's own, being written
-	answerCode int    // its status, for the log
-
-	tunnel     bool      // the response switches protocols: a pipe follows its head
-	pipe       pipe.Pipe // phaseTunnel
+	tunnel     bool       // the response switches protocols: a pipe follows its head
+	pipe       *pipe.Pipe // phaseTunnel
 	needBuffer bool
 
 	frontTimer, backTimer timer.Handle
 	frontSeen, backSeen   time.Time
 	last                  time.Time
-	scratch               [64]byte
 }
 
 // Protocol implements session.ProxySession.
@@ -323,8 +305,8 @@ func (s *Session) readHead() (bool, session.Result) {
 	}
 	if s.phase == phaseIdle {
 		s.phase = phaseHead
-		s.start = s.w.Now()
-		s.frontSeen = s.start
+		s.x.start = s.w.Now()
+		s.frontSeen = s.x.start
 		s.w.Timers().Cancel(s.frontTimer)
 		s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.RequestTimeout)
 	}
@@ -389,11 +371,11 @@ func (s *Session) headDone() session.Result {
 	s.x.reqBody.Init(kind, n, s.l.cfg.Limits)
 	s.x.reqBody.Parse(nil) // no body, or an empty one: done already
 	s.headParsed = true
-	s.reqBodyIn = 0
+	s.x.reqBodyIn = 0
 	s.setRequestID(head)
 	if s.l.cfg.AccessLog != nil {
-		s.logLine = append(append(append(s.logLine[:0], s.x.req.Method.Of(head)...), s.x.req.Host.Of(head)...), s.x.req.Target.Of(head)...)
-		s.logSpans = [3]int{s.x.req.Method.Len(), s.x.req.Method.Len() + s.x.req.Host.Len(), len(s.logLine)}
+		s.x.logLine = append(append(append(s.x.logLine[:0], s.x.req.Method.Of(head)...), s.x.req.Host.Of(head)...), s.x.req.Target.Of(head)...)
+		s.x.logSpans = [3]int{s.x.req.Method.Len(), s.x.req.Method.Len() + s.x.req.Host.Len(), len(s.x.logLine)}
 	}
 	if !s.x.req.KeepAlive() {
 		s.closeAfter = true
@@ -421,14 +403,14 @@ func (s *Session) headDone() session.Result {
 		return res
 	}
 	s.cluster = s.w.Clusters().Cluster(f.Action.Cluster)
-	s.sticky = ""
+	s.x.sticky = ""
 	if name := s.l.cfg.StickyCookie; name != "" {
 		if v := cookieValue(head, &s.x.req, name); v != nil {
-			s.sticky = string(v)
+			s.x.sticky = string(v)
 		}
 	}
 	s.attempts, s.retried = 0, false
-	s.connectAt, s.connected, s.respAt = s.w.Now(), time.Time{}, time.Time{}
+	s.x.connectAt, s.x.connected, s.x.respAt = s.w.Now(), time.Time{}, time.Time{}
 	s.phase = phaseConnect
 	return session.Continue
 }
@@ -442,15 +424,15 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 		}
 		var b *backend.Backend
 		var err error
-		if s.sticky != "" && s.attempts == 0 {
-			b, err = s.cluster.PickSticky(s.w.Now(), s.sticky, nil)
+		if s.x.sticky != "" && s.attempts == 0 {
+			b, err = s.cluster.PickSticky(s.w.Now(), s.x.sticky, nil)
 		} else {
-			b, err = s.cluster.Pick(s.w.Now(), s.tried[:s.attempts])
+			b, err = s.cluster.Pick(s.w.Now(), s.x.tried[:s.attempts])
 		}
 		if err != nil {
 			break
 		}
-		s.tried[s.attempts] = b
+		s.x.tried[s.attempts] = b
 		s.attempts++
 		if !s.retried {
 			if sock, t, ok := s.st.take(s.w, b, self); ok {
@@ -486,7 +468,7 @@ func (s *Session) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventlo
 	s.backend, s.back, s.backToken, s.hasBack, s.reused = b, sock, t, true, reused
 	s.bready, s.bdrain = 0, false
 	if reused {
-		s.connected = s.w.Now()
+		s.x.connected = s.w.Now()
 		s.bready = eventloop.Writable // its writable edge was used up in the pool
 		b.ConnectStarted()
 		b.ConnectSucceeded(s.w.Now())
@@ -522,8 +504,8 @@ func (s *Session) startExchange() {
 		}
 	}
 	s.x.reqOut = e.Segments(s.x.segs[:0])
-	s.headSent, s.headGone, s.reqDone, s.pendingBody = false, false, false, 0
-	s.respHead, s.respSent, s.respBytes = false, false, 0
+	s.headSent, s.headGone, s.reqDone, s.x.pendingBody = false, false, false, 0
+	s.respHead, s.respSent, s.x.respBytes = false, false, 0
 	s.x.rparser.Reset()
 }
 
@@ -533,9 +515,9 @@ func (s *Session) startExchange() {
 func (s *Session) forwardedFields(head []byte) {
 	e := &s.x.reqEdit
 	client, _ := s.SessionAddress()
-	ip := client.Addr().AppendTo(s.scratch[:0])
+	ip := client.Addr().AppendTo(s.x.scratch[:0])
 	if i := s.x.req.FieldIndex(head, "x-forwarded-for", 0); i >= 0 {
-		v := append(append(append(s.scratch[len(ip):len(ip)], s.x.req.Fields[i].Value.Of(head)...), ", "...), ip...)
+		v := append(append(append(s.x.scratch[len(ip):len(ip)], s.x.req.Fields[i].Value.Of(head)...), ", "...), ip...)
 		e.Replace(i, v)
 	} else {
 		e.Add("X-Forwarded-For", ip)
@@ -544,9 +526,9 @@ func (s *Session) forwardedFields(head []byte) {
 		e.Add("X-Forwarded-Proto", []byte(s.l.cfg.Scheme))
 	}
 	if s.x.req.FieldIndex(head, "x-forwarded-port", 0) < 0 {
-		e.Add("X-Forwarded-Port", strconv.AppendUint(s.scratch[len(ip):len(ip)], uint64(s.local.Port()), 10))
+		e.Add("X-Forwarded-Port", strconv.AppendUint(s.x.scratch[len(ip):len(ip)], uint64(s.local.Port()), 10))
 	}
-	fwd := append(s.scratch[len(ip):len(ip)], "for="...)
+	fwd := append(s.x.scratch[len(ip):len(ip)], "for="...)
 	if client.Addr().Is6() {
 		fwd = append(append(append(fwd, "\"["...), ip...), "]\""...)
 	} else {
@@ -562,7 +544,7 @@ func (s *Session) forwardedFields(head []byte) {
 		e.Add("Forwarded", fwd)
 	}
 	if s.x.req.FieldIndex(head, "x-request-id", 0) < 0 {
-		e.Add("X-Request-Id", s.id[:s.idLen])
+		e.Add("X-Request-Id", s.x.id[:s.x.idLen])
 	}
 }
 
@@ -570,7 +552,7 @@ func (s *Session) forwardedFields(head []byte) {
 func (s *Session) setRequestID(head []byte) {
 	if head != nil {
 		if i := s.x.req.FieldIndex(head, "x-request-id", 0); i >= 0 && s.x.req.Fields[i].Value.Len() > 0 {
-			s.idLen = copy(s.id[:], s.x.req.Fields[i].Value.Of(head))
+			s.x.idLen = copy(s.x.id[:], s.x.req.Fields[i].Value.Of(head))
 			return
 		}
 	}
@@ -578,10 +560,10 @@ func (s *Session) setRequestID(head []byte) {
 	v := s.st.seq*0x9E3779B97F4A7C15 ^ s.st.salt
 	const hex = "0123456789abcdef"
 	for i := 15; i >= 0; i-- {
-		s.id[i] = hex[v&15]
+		s.x.id[i] = hex[v&15]
 		v >>= 4
 	}
-	s.idLen = 16
+	s.x.idLen = 16
 }
 
 // exchange moves the request to the backend and the response to the
@@ -598,7 +580,7 @@ func (s *Session) exchange() (bool, session.Result) {
 			return true, session.Continue
 		}
 		s.connecting = false
-		s.connected = s.w.Now()
+		s.x.connected = s.w.Now()
 		s.backend.ConnectSucceeded(s.w.Now())
 		s.w.Timers().Cancel(s.backTimer)
 		s.backTimer = s.w.Timers().Schedule(s.backToken, s.l.cfg.BackTimeout)
@@ -644,9 +626,9 @@ func (s *Session) sendRequest() (bool, session.Result) {
 					s.headGone = true
 				}
 			} else {
-				s.fbuf.Consume(s.pendingBody)
-				s.reqBodyIn += int64(s.pendingBody)
-				s.pendingBody = 0
+				s.fbuf.Consume(s.x.pendingBody)
+				s.x.reqBodyIn += int64(s.x.pendingBody)
+				s.x.pendingBody = 0
 			}
 			continue
 		}
@@ -660,11 +642,11 @@ func (s *Session) sendRequest() (bool, session.Result) {
 			if err != nil {
 				return s.answerWith(ans400, true)
 			}
-			if s.l.cfg.MaxBody > 0 && s.reqBodyIn+int64(n) > s.l.cfg.MaxBody {
+			if s.l.cfg.MaxBody > 0 && s.x.reqBodyIn+int64(n) > s.l.cfg.MaxBody {
 				return s.answerWith(ans413, true)
 			}
 			if n > 0 {
-				s.pendingBody = n
+				s.x.pendingBody = n
 				s.x.segs[0] = s.fbuf.Bytes()[:n]
 				s.x.reqOut = s.x.segs[:1]
 				continue
@@ -741,7 +723,7 @@ func (s *Session) relayResponse() (bool, session.Result) {
 			if n > 0 {
 				progress, s.respSent = true, true
 				s.frontSeen = s.w.Now()
-				s.respBytes += int64(n)
+				s.x.respBytes += int64(n)
 			}
 			if r == protocol.WouldBlock {
 				s.fready &^= eventloop.Writable
@@ -751,8 +733,8 @@ func (s *Session) relayResponse() (bool, session.Result) {
 				s.l.stats.clientReset.Add(1)
 				return false, session.Close
 			}
-			s.bbuf.Consume(s.pendingResp)
-			s.pendingResp = 0
+			s.bbuf.Consume(s.x.pendingResp)
+			s.x.pendingResp = 0
 			if s.tunnel {
 				return true, s.startTunnel()
 			}
@@ -793,7 +775,7 @@ func (s *Session) relayResponse() (bool, session.Result) {
 					return s.backendFailed(ans502)
 				}
 				if n > 0 {
-					s.pendingResp = n
+					s.x.pendingResp = n
 					s.x.rsegs[0] = s.bbuf.Bytes()[:n]
 					s.x.respOut = s.x.rsegs[:1]
 					continue
@@ -834,14 +816,14 @@ func (s *Session) startResponse(b []byte) {
 	if h.Status >= 100 && h.Status < 200 && h.Status != 101 {
 		// An interim response (100 Continue, 103 Early Hints) goes to the
 		// client as it is; the final one follows.
-		s.pendingResp = h.Len
+		s.x.pendingResp = h.Len
 		s.x.rsegs[0] = b[:h.Len]
 		s.x.respOut = s.x.rsegs[:1]
 		s.x.rparser.Reset()
 		return
 	}
 	s.respHead = true
-	s.respAt = s.w.Now()
+	s.x.respAt = s.w.Now()
 	kind, n := h.Body(s.x.req.MethodID == http1.MethodHEAD, s.x.req.MethodID == http1.MethodCONNECT)
 	if kind == http1.BodyTunnel {
 		if h.Status == 101 && s.x.req.ConnUpgrade {
@@ -871,7 +853,7 @@ func (s *Session) startResponse(b []byte) {
 		e.Add("Connection", []byte("upgrade"))
 	}
 	if h.FieldIndex(head, "x-request-id", 0) < 0 {
-		e.Add("X-Request-Id", s.id[:s.idLen])
+		e.Add("X-Request-Id", s.x.id[:s.x.idLen])
 	}
 	if s.route != nil {
 		for _, name := range s.route.RemoveResponseHeaders {
@@ -881,7 +863,7 @@ func (s *Session) startResponse(b []byte) {
 			e.Add(f.Name, []byte(f.Value))
 		}
 	}
-	if name := s.l.cfg.StickyCookie; name != "" && s.backend != nil && s.backend.StickyID != s.sticky {
+	if name := s.l.cfg.StickyCookie; name != "" && s.backend != nil && s.backend.StickyID != s.x.sticky {
 		v := make([]byte, 0, len(name)+len(s.backend.StickyID)+24)
 		v = append(append(append(append(v, name...), '='), s.backend.StickyID...), "; Path=/; HttpOnly"...)
 		e.Add("Set-Cookie", v)
@@ -890,7 +872,7 @@ func (s *Session) startResponse(b []byte) {
 		s.closeAfter = true
 		e.Add("Connection", []byte("close"))
 	}
-	s.pendingResp = h.Len
+	s.x.pendingResp = h.Len
 	s.x.respOut = e.Segments(s.x.rsegs[:0])
 	s.l.stats.responses.Add(1)
 }
@@ -929,7 +911,6 @@ func (s *Session) resetExchange() {
 	s.x = nil
 	s.route, s.cluster = nil, nil
 	s.respHead, s.respSent, s.respBodyEOF, s.backNoReuse = false, false, false, false
-	s.pendingResp, s.pendingBody = 0, 0
 	s.retried = false
 	s.headParsed = false
 }
@@ -1003,7 +984,10 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 	if s.respSent {
 		return false, session.Close
 	}
-	if s.idLen == 0 {
+	if s.x == nil {
+		s.x = s.st.getExchange(s.l.cfg.Limits)
+	}
+	if s.x.idLen == 0 {
 		s.setRequestID(nil)
 	}
 	closeConn = closeConn || s.closeAfter || s.frontEOF || s.w.ShuttingDown()
@@ -1013,8 +997,8 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 		closeConn = true
 	}
 	s.closeAfter = closeConn
-	s.answer = appendAnswer(s.answer[:0], status, reason, s.id[:s.idLen], closeConn, extra, s.template(status))
-	s.answerCode = status
+	s.x.answer = appendAnswer(s.x.answer[:0], status, reason, s.x.id[:s.x.idLen], closeConn, extra, s.template(status))
+	s.x.answerCode = status
 	s.phase = phaseAnswer
 	s.w.Timers().Cancel(s.frontTimer)
 	s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
@@ -1027,8 +1011,8 @@ func (s *Session) writeAnswer() (bool, session.Result) {
 	if s.fready&eventloop.Writable == 0 {
 		return false, session.Continue
 	}
-	n, r := s.front.Write(s.answer)
-	s.answer = s.answer[n:]
+	n, r := s.front.Write(s.x.answer)
+	s.x.answer = s.x.answer[n:]
 	if r == protocol.WouldBlock {
 		s.fready &^= eventloop.Writable
 		return n > 0, session.Continue
@@ -1036,7 +1020,7 @@ func (s *Session) writeAnswer() (bool, session.Result) {
 	if r != protocol.Continue {
 		return false, session.Close
 	}
-	s.answer = s.answer[:0]
+	s.x.answer = s.x.answer[:0]
 	s.logAccess()
 	if s.closeAfter {
 		// Let the client read the answer before the FIN: a close with
@@ -1122,7 +1106,7 @@ func (s *Session) Timeout(t eventloop.Token) session.Result {
 		var since time.Time
 		switch s.phase {
 		case phaseHead:
-			limit, since = s.l.cfg.RequestTimeout, s.start
+			limit, since = s.l.cfg.RequestTimeout, s.x.start
 		case phaseIdle:
 			limit, since = s.l.cfg.FrontTimeout, s.frontSeen
 		case phaseExchange:
@@ -1211,7 +1195,7 @@ func (s *Session) Close() {
 // logAccess writes the access log line, if there is a log.
 func (s *Session) logAccess() {
 	log := s.l.cfg.AccessLog
-	if log == nil {
+	if log == nil || s.x == nil {
 		return
 	}
 	client, _ := s.SessionAddress()
@@ -1219,8 +1203,8 @@ func (s *Session) logAccess() {
 	if s.x != nil && s.respHead {
 		status = s.x.resp.Status
 	}
-	if !s.respHead && s.answerCode != 0 {
-		status = s.answerCode
+	if !s.respHead && s.x.answerCode != 0 {
+		status = s.x.answerCode
 	}
 	var be string
 	if s.backend != nil {
@@ -1228,17 +1212,17 @@ func (s *Session) logAccess() {
 	}
 	cluster, _ := s.ClusterID()
 	var method, host, path string
-	if len(s.logLine) == s.logSpans[2] && s.logSpans[2] > 0 {
-		method = string(s.logLine[:s.logSpans[0]])
-		host = string(s.logLine[s.logSpans[0]:s.logSpans[1]])
-		path = string(s.logLine[s.logSpans[1]:s.logSpans[2]])
+	if len(s.x.logLine) == s.x.logSpans[2] && s.x.logSpans[2] > 0 {
+		method = string(s.x.logLine[:s.x.logSpans[0]])
+		host = string(s.x.logLine[s.x.logSpans[0]:s.x.logSpans[1]])
+		path = string(s.x.logLine[s.x.logSpans[1]:s.x.logSpans[2]])
 	}
 	log.Info("request", "client", client.String(), "method", method, "host", host, "path", path,
-		"status", status, "request_bytes", s.reqBodyIn, "response_bytes", s.respBytes,
-		"duration", s.w.Now().Sub(s.start).String(), "connect", span(s.connectAt, s.connected),
-		"response", span(s.connected, s.respAt), "cluster", cluster, "backend", be,
-		"request_id", string(s.id[:s.idLen]))
-	s.logLine, s.answerCode = s.logLine[:0], 0
+		"status", status, "request_bytes", s.x.reqBodyIn, "response_bytes", s.x.respBytes,
+		"duration", s.w.Now().Sub(s.x.start).String(), "connect", span(s.x.connectAt, s.x.connected),
+		"response", span(s.x.connected, s.x.respAt), "cluster", cluster, "backend", be,
+		"request_id", string(s.x.id[:s.x.idLen]))
+	s.x.logLine, s.x.answerCode = s.x.logLine[:0], 0
 }
 
 // span is b - a for the access log, "-" when either is unknown.
@@ -1271,6 +1255,7 @@ var (
 func (s *Session) startTunnel() session.Result {
 	s.l.stats.tunnels.Add(1)
 	s.logAccess()
+	s.pipe = new(pipe.Pipe)
 	s.pipe.Init(s.w.Pool(), &s.front, &s.back)
 	s.pipe.UpdateReadiness(pipe.Front, s.fready)
 	s.pipe.UpdateReadiness(pipe.Back, s.bready)
