@@ -70,8 +70,9 @@ func (e *end) writable() bool { return e.readiness&eventloop.Writable != 0 }
 // flowing), and buffers borrowed from a pool only while bytes are in
 // flight. It belongs to one loop.
 type Pipe struct {
-	pool *protocol.Pool
-	ends [2]end
+	pool  *protocol.Pool
+	ends  [2]end
+	moved [2]bool // bytes moved on each side during the last Ready
 }
 
 // New returns a pipe between front and back. Both sockets are owned by
@@ -117,6 +118,11 @@ func (p *Pipe) UpdateReadiness(s Side, r eventloop.Ready) {
 // event, and says what the session should do.
 func (p *Pipe) Ready() Status {
 	front, back := &p.ends[Front], &p.ends[Back]
+	before := [4]uint64{front.read, front.wrote, back.read, back.wrote}
+	defer func() {
+		p.moved[Front] = front.read != before[0] || front.wrote != before[1]
+		p.moved[Back] = back.read != before[2] || back.wrote != before[3]
+	}()
 	for {
 		a, sa := p.relay(front, back)
 		if sa == Failed {
@@ -240,6 +246,10 @@ func (p *Pipe) Adopt(s Side, buf *protocol.Buffer) {
 	e.read += uint64(buf.Len())
 	e.in = buf
 }
+
+// Moved reports whether the last Ready read or wrote bytes on side s:
+// what a session's inactivity timer for that side watches.
+func (p *Pipe) Moved(s Side) bool { return p.moved[s] }
 
 // Read is the number of bytes read from side s.
 func (p *Pipe) Read(s Side) uint64 { return p.ends[s].read }

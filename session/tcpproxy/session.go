@@ -327,13 +327,11 @@ func (s *Session) prependHeader(mode ProxyMode) error {
 // pushed back then by the time since the side's last activity (see
 // Timeout).
 func (s *Session) relay() session.Result {
-	fr, fw := s.pipe.Read(pipe.Front), s.pipe.Written(pipe.Front)
-	br, bw := s.pipe.Read(pipe.Back), s.pipe.Written(pipe.Back)
 	st := s.pipe.Ready()
-	if s.pipe.Read(pipe.Front) != fr || s.pipe.Written(pipe.Front) != fw {
+	if s.pipe.Moved(pipe.Front) {
 		s.frontSeen = s.w.Now()
 	}
-	if s.pipe.Read(pipe.Back) != br || s.pipe.Written(pipe.Back) != bw {
+	if s.pipe.Moved(pipe.Back) {
 		s.backSeen = s.w.Now()
 	}
 	switch st {
