@@ -380,3 +380,15 @@ func TestBackendResetMidResponseClosesClient(t *testing.T) {
 	assert.Error(t, err, "the client sees the response cut short, not a complete one")
 	require.Eventually(t, func() bool { return tt.l.Stats().BackendReset >= 1 }, 5*time.Second, time.Millisecond)
 }
+
+func TestChunkedBodyOverMaxBodyIn413(t *testing.T) {
+	o := newOrigin(t, "o")
+	tt := newTester(t, httpproxy.Config{MaxBody: 100}, o)
+	body := "c8\r\n" + strings.Repeat("x", 200) + "\r\n0\r\n\r\n"
+	out := tt.raw("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+	assert.Equal(t, 413, statusOf(out), out)
+	small := "5\r\nhello\r\n0\r\n\r\n"
+	out = tt.raw("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + small)
+	assert.Equal(t, 200, statusOf(out), out)
+	assert.True(t, strings.HasSuffix(out, "hello"), out)
+}

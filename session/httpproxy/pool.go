@@ -158,6 +158,7 @@ type exchange struct {
 	rsegs    [24][]byte
 
 	// Per-request bookkeeping, out of the session for the same reason.
+	tooBig      bool   // the body bytes that came with the head pass MaxBody already
 	sticky      string // the sticky cookie's value in the current request
 	pendingBody int    // body bytes in reqOut, consumed from fbuf once written
 	reqBodyIn   int64
@@ -194,7 +195,7 @@ func (st *workerState) getExchange(limits http1.Limits) *exchange {
 	x.parser.Limits, x.rparser.Limits = limits, limits
 	x.parser.Reset()
 	x.rparser.Reset()
-	x.idLen, x.answerCode, x.sticky = 0, 0, ""
+	x.idLen, x.answerCode, x.sticky, x.tooBig = 0, 0, "", false
 	x.answer, x.logLine = x.answer[:0], x.logLine[:0]
 	x.pendingBody, x.pendingResp, x.respBytes, x.reqBodyIn = 0, 0, 0, 0
 	x.start, x.connectAt, x.connected, x.respAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}

@@ -505,6 +505,17 @@ func (s *Session) startExchange() {
 	}
 	s.x.reqOut = e.Segments(s.x.segs[:0])
 	s.headSent, s.headGone, s.reqDone, s.x.pendingBody = false, false, false, 0
+	// Body bytes that came with the head go in the same writev.
+	if b := s.fbuf.Bytes(); len(b) > s.x.req.Len && s.x.reqBody.Kind() != http1.BodyNone && len(s.x.reqOut) < len(s.x.segs) {
+		n, _, err := s.x.reqBody.Parse(b[s.x.req.Len:])
+		switch {
+		case s.l.cfg.MaxBody > 0 && int64(n) > s.l.cfg.MaxBody:
+			s.x.tooBig = true // sendRequest answers 413 before writing anything
+		case err == nil && n > 0:
+			s.x.reqOut = append(s.x.reqOut, b[s.x.req.Len:s.x.req.Len+n])
+			s.x.pendingBody = n
+		}
+	}
 	s.respHead, s.respSent, s.x.respBytes = false, false, 0
 	s.x.rparser.Reset()
 }
@@ -597,6 +608,9 @@ func (s *Session) exchange() (bool, session.Result) {
 // sendRequest writes the edited head, then the body as it arrives,
 // stopping at the end of the request (pipelined bytes stay in fbuf).
 func (s *Session) sendRequest() (bool, session.Result) {
+	if s.x.tooBig {
+		return s.answerWith(ans413, true)
+	}
 	progress := false
 	for !s.reqDone {
 		if len(s.x.reqOut) > 0 {
@@ -625,6 +639,9 @@ func (s *Session) sendRequest() (bool, session.Result) {
 					s.fbuf.Consume(s.x.req.Len)
 					s.headGone = true
 				}
+				s.fbuf.Consume(s.x.pendingBody) // body bytes sent with the head
+				s.x.reqBodyIn += int64(s.x.pendingBody)
+				s.x.pendingBody = 0
 			} else {
 				s.fbuf.Consume(s.x.pendingBody)
 				s.x.reqBodyIn += int64(s.x.pendingBody)
@@ -875,6 +892,16 @@ func (s *Session) startResponse(b []byte) {
 	s.x.pendingResp = h.Len
 	s.x.respOut = e.Segments(s.x.rsegs[:0])
 	s.l.stats.responses.Add(1)
+	// Body bytes that came with the head go in the same writev: a small
+	// response leaves in one system call. (Not for a tunnel: what follows
+	// a 101 belongs to the new protocol, and the pipe takes it.)
+	if !s.tunnel && len(b) > h.Len && len(s.x.respOut) < len(s.x.rsegs) {
+		n, _, err := s.x.respBody.Parse(b[h.Len:])
+		if err == nil && n > 0 {
+			s.x.respOut = append(s.x.respOut, b[h.Len:h.Len+n])
+			s.x.pendingResp += n
+		}
+	}
 }
 
 // responseDone ends one exchange: the backend connection goes back to
