@@ -2,7 +2,6 @@ package httpproxy_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -108,5 +107,4 @@ func TestSoftStopUnderLoadLosesNoRequest(t *testing.T) {
 	assert.Equal(t, st.Requests, st.Responses, "every request the proxy read was answered")
 	assert.Zero(t, st.BackendReset+st.ClientReset, "no exchange was cut")
 	t.Logf("ok %d, refused after the stop %d", ok.Load(), failed.Load())
-	_ = fmt.Sprint
 }

@@ -219,7 +219,7 @@ func (s *Session) Ready(self session.ProxySession) session.Result {
 	return session.Continue
 }
 
-// readable reports whether the front may have bytes for us.
+// frontReadable reports whether the client may have bytes for us.
 func (s *Session) frontReadable() bool { return s.fready&eventloop.Readable != 0 }
 
 // readFront reads into fbuf (borrowing it if needed), keeping the
