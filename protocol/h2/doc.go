@@ -1,0 +1,46 @@
+// Package h2 is the frame layer of HTTP/2 (RFC 9113) for sluice: a frame
+// codec, HPACK glue (RFC 7541, through golang.org/x/net/http2/hpack) and
+// the stateless message checks of RFC 9113 §8. It holds no connection
+// state: streams, flow control, SETTINGS synchronisation and CONTINUATION
+// reassembly belong to the connection that uses it (see LIFECYCLE.md).
+// Section numbers in comments ("§6.5") refer to RFC 9113 unless another
+// document is named.
+//
+// Like the rest of sluice it is written for an event loop on raw
+// non-blocking sockets: nothing blocks, nothing is copied, and the hot
+// paths (parsing a frame, reading its fields, writing a frame into a
+// buffer with room) do not allocate.
+//
+// # Reading frames
+//
+// A connection reads into a buffer and hands everything it has to
+// [Parser.Next], which returns the first complete frame (§4.1) as a
+// [Frame]: its header and a Payload that is a view into the buffer. With
+// only part of a frame Next returns n == 0 and nil, and the connection
+// reads more; nothing is kept between calls. Next checks all that a frame
+// can be checked for alone (§4.2 sizes, the stream identifiers of §6,
+// padding, fixed lengths, SETTINGS values, zero WINDOW_UPDATE increments,
+// self-dependencies) and returns [ConnectionError] or [StreamError] values
+// as §5.4 classifies them; [Classify] tells which. Typed accessors
+// ([Frame.Data], [Frame.Headers], [Frame.Settings], [Frame.WindowUpdate],
+// ...) return the fields of each type, again as views.
+//
+// # Writing frames
+//
+// [AppendData], [AppendHeaders], [AppendContinuation], [AppendSettings]
+// (and the allocation-free [AppendSettingsHeader] + [AppendSetting]),
+// [AppendPing], [AppendGoAway], [AppendRSTStream], [AppendWindowUpdate],
+// [AppendPriority], [AppendPushPromise] and [AppendFrameHeader] append one
+// frame to a byte slice, like append.
+//
+// # Field blocks
+//
+// [Decoder] decodes a complete field block (§4.3) into a caller-provided
+// []HeaderField, enforcing SETTINGS_MAX_HEADER_LIST_SIZE (§6.5.2) without
+// losing HPACK synchronisation; [Encoder] appends an encoded block to a
+// byte slice. [ValidateRequest], [ValidateResponse] and [ValidateTrailers]
+// apply §8.2 and §8.3: lowercase names, no connection-specific fields,
+// pseudo-header rules, the required request pseudo-headers, and field
+// value characters. A failure is a malformed message (§8.1.1), a stream
+// error of type PROTOCOL_ERROR.
+package h2
