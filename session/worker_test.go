@@ -185,8 +185,10 @@ func TestZombieCheckClosesSilentSessions(t *testing.T) {
 
 func TestIdleTimeoutFromSessionTimer(t *testing.T) {
 	tt := newTester(t, session.Config{}, lineListener{idle: 100 * time.Millisecond})
-	c := tt.dial()
+	// Before the dial: the server may accept (and start the timer) before
+	// the client's Dial returns to it.
 	start := time.Now()
+	c := tt.dial()
 	assert.True(t, c.closedByServer(t))
 	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
 }
