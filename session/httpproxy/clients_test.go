@@ -392,3 +392,22 @@ func TestChunkedBodyOverMaxBodyIn413(t *testing.T) {
 	assert.Equal(t, 200, statusOf(out), out)
 	assert.True(t, strings.HasSuffix(out, "hello"), out)
 }
+
+// Pooled connections are not active ones: after keep-alive traffic has
+// settled, least-connections sees zero on every backend.
+func TestPooledConnectionsAreNotCountedActive(t *testing.T) {
+	a, b := newOrigin(t, "a"), newOrigin(t, "b")
+	tt := newTester(t, httpproxy.Config{}, a, b)
+	c := tt.client()
+	for i := 0; i < 20; i++ {
+		resp, _ := get(t, c, tt.url+"/")
+		require.Equal(t, 200, resp.StatusCode)
+	}
+	require.Greater(t, tt.l.Stats().ReusedBackend, uint64(10))
+	require.NoError(t, tt.w.Exec(func() error {
+		for _, be := range tt.w.Clusters().Cluster("c").Backends() {
+			assert.Zero(t, be.Active(), "backend %s", be.ID)
+		}
+		return nil
+	}))
+}

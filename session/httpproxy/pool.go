@@ -124,7 +124,6 @@ func (c *idleConn) Close() {
 	c.w.Timers().Cancel(c.timer)
 	c.w.Release(c.token, c.sock.Fd())
 	c.sock.Close()
-	c.b.Released()
 }
 
 func (c *idleConn) Timeout(eventloop.Token) session.Result { return session.Close }

@@ -982,14 +982,14 @@ func (s *Session) dropBack(reuse bool) {
 	if s.connecting {
 		reuse = false
 	}
-	pooled := false
-	if reuse && s.bbuf.Empty() && s.st.put(s.w, s.backend, s.back, s.backToken, s.l.cfg.MaxIdlePerBackend, s.l.cfg.IdleBackendTimeout) {
-		pooled = true
-	}
-	if !pooled {
+	// Either way the backend has one active connection less: an idle
+	// pooled connection carries no request, and least-connections must
+	// not count it (taking it from the pool counts it again).
+	s.backend.Released()
+	if !(reuse && (s.bbuf == nil || s.bbuf.Empty()) &&
+		s.st.put(s.w, s.backend, s.back, s.backToken, s.l.cfg.MaxIdlePerBackend, s.l.cfg.IdleBackendTimeout)) {
 		s.w.Release(s.backToken, s.back.Fd())
 		s.back.Close()
-		s.backend.Released()
 	}
 	s.hasBack, s.connecting, s.reused = false, false, false
 	s.backend = nil
