@@ -411,3 +411,21 @@ func TestPooledConnectionsAreNotCountedActive(t *testing.T) {
 		return nil
 	}))
 }
+
+func TestFailedConnectsLeaveNoActiveCount(t *testing.T) {
+	o := newOrigin(t, "o")
+	tt := newTester(t, httpproxy.Config{}, o)
+	require.NoError(t, tt.w.AddCluster("c", backend.LeastConnections))
+	require.NoError(t, tt.w.AddBackend("c", backend.Backend{ID: "dead", Address: refusedPort(t)}))
+	c := tt.client()
+	for i := 0; i < 10; i++ {
+		resp, body := get(t, c, tt.url+"/")
+		require.Equal(t, 200, resp.StatusCode, body)
+	}
+	require.NoError(t, tt.w.Exec(func() error {
+		for _, be := range tt.w.Clusters().Cluster("c").Backends() {
+			assert.Zero(t, be.Active(), "backend %s", be.ID)
+		}
+		return nil
+	}))
+}

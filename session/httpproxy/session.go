@@ -585,8 +585,7 @@ func (s *Session) exchange() (bool, session.Result) {
 			return false, session.Continue
 		}
 		if err := protocol.ConnectResult(s.back.Fd()); err != nil {
-			s.backend.ConnectFailed(s.w.Now())
-			s.dropBack(false)
+			s.connectFailed()
 			s.phase = phaseConnect
 			return true, session.Continue
 		}
@@ -985,7 +984,11 @@ func (s *Session) dropBack(reuse bool) {
 	// Either way the backend has one active connection less: an idle
 	// pooled connection carries no request, and least-connections must
 	// not count it (taking it from the pool counts it again).
-	s.backend.Released()
+	if s.backend == nil {
+		reuse = false // connectFailed reported it already
+	} else {
+		s.backend.Released()
+	}
 	if !(reuse && (s.bbuf == nil || s.bbuf.Empty()) &&
 		s.st.put(s.w, s.backend, s.back, s.backToken, s.l.cfg.MaxIdlePerBackend, s.l.cfg.IdleBackendTimeout)) {
 		s.w.Release(s.backToken, s.back.Fd())
@@ -993,6 +996,14 @@ func (s *Session) dropBack(reuse bool) {
 	}
 	s.hasBack, s.connecting, s.reused = false, false, false
 	s.backend = nil
+}
+
+// connectFailed reports a failed connect to the backend (which stands
+// for its Released) and drops the socket.
+func (s *Session) connectFailed() {
+	s.backend.ConnectFailed(s.w.Now())
+	s.backend = nil
+	s.dropBack(false)
 }
 
 // answerWith writes an answer of the proxy's own; the connection closes
@@ -1167,8 +1178,7 @@ func (s *Session) Timeout(t eventloop.Token) session.Result {
 		return session.Continue
 	}
 	if s.connecting {
-		s.backend.ConnectFailed(now)
-		s.dropBack(false)
+		s.connectFailed()
 		s.phase = phaseConnect
 		return s.Ready(s)
 	}
