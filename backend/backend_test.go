@@ -719,3 +719,22 @@ func TestHealthCheckVerdictExcludesEvenWhenFailingOpen(t *testing.T) {
 	require.NoError(t, err)
 	assert.Same(t, a, got)
 }
+
+func TestRoundRobinOffsetRotatesTheStart(t *testing.T) {
+	for off, want := range [][]string{{"a", "b", "c", "a", "b", "c"}, {"b", "c", "a", "b", "c", "a"}, {"c", "a", "b", "c", "a", "b"}} {
+		cs := NewClusters(Config{RoundRobinOffset: off})
+		c, err := cs.AddCluster("c", RoundRobin)
+		require.NoError(t, err)
+		for i, id := range []string{"a", "b", "c"} {
+			_, err := cs.AddBackend("c", Backend{ID: id, Address: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(1000+i))})
+			require.NoError(t, err)
+		}
+		var got []string
+		for range want {
+			b, err := c.Pick(time.Unix(1, 0), nil)
+			require.NoError(t, err)
+			got = append(got, b.ID)
+		}
+		assert.Equal(t, want, got, "offset %d", off)
+	}
+}

@@ -68,6 +68,12 @@ type Config struct {
 	// the main process. It must not add or remove backends of the cluster
 	// being picked from.
 	OnStateChange func(cluster string, b *Backend, up bool)
+	// RoundRobinOffset rotates where round robin starts among backends
+	// of equal standing. Each worker of a proxy keeps its own copy of the
+	// clusters; giving worker i the offset i sends the workers' first
+	// requests to different backends instead of all to the first one.
+	// Default 0.
+	RoundRobinOffset int
 }
 
 // defaultConfig governs backends that no Clusters created.
@@ -398,7 +404,10 @@ func (c *Cluster) smoothRoundRobin(t tier, now time.Time, tried []*Backend) *Bac
 		best  *Backend
 		total int64
 	)
-	for _, b := range c.backends {
+	n := len(c.backends)
+	off := c.cs.cfg.RoundRobinOffset
+	for i := range n {
+		b := c.backends[(i+off)%n]
 		if !eligible(b, t, now) || wasTried(tried, b) {
 			continue
 		}

@@ -42,7 +42,9 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	}
 	p := &Proxy{}
 	for i := 0; i < n; i++ {
-		w, err := NewWorker(cfg.Worker)
+		wc := cfg.Worker
+		wc.Backends.RoundRobinOffset = i // the workers' first picks differ
+		w, err := NewWorker(wc)
 		if err != nil {
 			for _, w := range p.workers {
 				w.loop.Close()

@@ -90,6 +90,12 @@ func run(log *slog.Logger, listen string, backends []string, lb string, workers,
 			backends = append(backends, a)
 		}
 		log.Info("no -backend given: started two embedded demo backends", "addrs", strings.Join(backends, ","))
+		if workers == 0 {
+			// Each worker balances on its own; with one, successive
+			// requests alternate strictly, which is what the demo shows.
+			workers = 1
+			log.Info("demo mode: one worker (set -workers to change)")
+		}
 	}
 	cfg := httpproxy.Config{ExpectProxy: opts.expectProxy}
 	if opts.accessLog {
