@@ -46,7 +46,7 @@ type lineSession struct {
 	w         *session.Worker
 	sock      protocol.TCPSocket
 	token     eventloop.Token
-	readiness eventloop.Ready
+	readiness protocol.Readiness
 	in, out   []byte
 	last      time.Time
 	idle      time.Duration
@@ -60,34 +60,35 @@ func (s *lineSession) FrontendToken() eventloop.Token { return s.token }
 func (s *lineSession) LastEvent() time.Time           { return s.last }
 
 func (s *lineSession) UpdateReadiness(_ eventloop.Token, r eventloop.Ready) {
-	s.readiness |= r
+	s.readiness.Update(r)
 	s.last = s.w.Now()
 }
 
 func (s *lineSession) Ready(session.ProxySession) session.Result {
 	for {
 		if len(s.out) > 0 { // answers first: backpressure
-			if s.readiness&eventloop.Writable == 0 {
+			if !s.readiness.Writable() {
 				return session.Continue
 			}
 			n, res := s.sock.Write(s.out)
 			s.out = s.out[n:]
+			s.readiness.Wrote(res)
 			switch res {
 			case protocol.WouldBlock:
-				s.readiness &^= eventloop.Writable
 				return session.Continue
 			case protocol.Closed, protocol.Error:
 				return session.Close
 			}
 			s.out = nil
 		}
-		// ReadClosed and Priority stay set: after a FIN or urgent data a
-		// short read does not mean drained, and no new edge will come.
-		if s.readiness&(eventloop.Readable|eventloop.ReadClosed|eventloop.Priority) == 0 {
+		// protocol.Readiness keeps the edge-triggered rules, including
+		// reading on after a FIN or urgent data.
+		if !s.readiness.Readable() {
 			return session.Continue
 		}
 		var buf [512]byte
 		n, res := s.sock.Read(buf[:])
+		s.readiness.Read(n, res)
 		s.in = append(s.in, buf[:n]...)
 		for {
 			i := bytes.IndexByte(s.in, '\n')
@@ -111,17 +112,8 @@ func (s *lineSession) Ready(session.ProxySession) session.Result {
 		if n > 0 && s.idle > 0 {
 			s.w.Timers().Reset(s.timer, s.idle)
 		}
-		switch res {
-		case protocol.WouldBlock:
-			s.readiness &^= eventloop.Readable
-			if n == 0 {
-				s.readiness &^= eventloop.Priority
-			}
-		case protocol.Closed, protocol.Error:
-			if len(s.out) == 0 {
-				return session.Close
-			}
-			s.readiness &^= eventloop.Readable | eventloop.ReadClosed
+		if (res == protocol.Closed || res == protocol.Error) && len(s.out) == 0 {
+			return session.Close
 		}
 	}
 }
@@ -144,7 +136,7 @@ func (s *lineSession) Close() {
 }
 
 func (s *lineSession) PrintSession(w io.Writer) {
-	fmt.Fprintf(w, "line session %v: readiness %v, %d bytes in, %d out", s.Peer, s.readiness, len(s.in), len(s.out))
+	fmt.Fprintf(w, "line session %v: readiness %v, %d bytes in, %d out", s.Peer, s.readiness.Ready(), len(s.in), len(s.out))
 }
 
 // Example shows a protocol of one's own plugged into a worker through a

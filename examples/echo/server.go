@@ -39,9 +39,7 @@ type conn struct {
 	seen     time.Time // last byte from the client: the idle timer is pushed back from it when it fires
 	pending  []byte    // unsent echo, a slice of a borrowed buffer
 	borrowed []byte    // the borrowed buffer itself, nil when idle
-	readable bool
-	writable bool
-	drain    bool // FIN, error or urgent data seen: read until EAGAIN or EOF, whatever a short read says
+	ready    protocol.Readiness
 	eof      bool // the client shut down its side: flush, then close
 	closed   bool
 }
@@ -125,15 +123,7 @@ func (s *server) Event(t eventloop.Token, r eventloop.Ready) {
 	if c == nil || c.closed {
 		return // an event queued before the conn closed in this batch
 	}
-	if r&(eventloop.Readable|eventloop.ReadClosed|eventloop.Error) != 0 {
-		c.readable = true
-	}
-	if r&(eventloop.ReadClosed|eventloop.Error|eventloop.Priority) != 0 {
-		c.drain = true // no further edge will announce what a short read leaves
-	}
-	if r&(eventloop.Writable|eventloop.Error) != 0 {
-		c.writable = true
-	}
+	c.ready.Update(r)
 	s.drive(int(t), c)
 }
 
@@ -145,15 +135,15 @@ func (s *server) Event(t eventloop.Token, r eventloop.Ready) {
 func (s *server) drive(key int, c *conn) {
 	for {
 		if len(c.pending) > 0 {
-			if !c.writable {
+			if !c.ready.Writable() {
 				return
 			}
 			n, res := c.sock.Write(c.pending)
 			c.pending = c.pending[n:]
 			s.stats.bytes += int64(n)
+			c.ready.Wrote(res)
 			switch res {
 			case protocol.WouldBlock:
-				c.writable = false
 				return
 			case protocol.Closed, protocol.Error:
 				s.closeConn(key, c)
@@ -165,10 +155,11 @@ func (s *server) drive(key int, c *conn) {
 			s.closeConn(key, c)
 			return
 		}
-		if !c.readable {
+		if !c.ready.Readable() {
 			return
 		}
 		n, res := c.sock.Read(s.buf)
+		c.ready.Read(n, res)
 		if n > 0 {
 			c.seen = s.loop.Now()
 			w, wres := c.sock.Write(s.buf[:n])
@@ -178,17 +169,12 @@ func (s *server) drive(key int, c *conn) {
 				return
 			}
 			if w < n {
-				c.writable = false
+				c.ready.Wrote(protocol.WouldBlock)
 				s.borrow(c)
 				c.pending = append(c.borrowed[:0], s.buf[w:n]...)
 			}
 		}
 		switch res {
-		case protocol.WouldBlock:
-			if n == 0 {
-				c.drain = false // a real EAGAIN
-			}
-			c.readable = c.drain
 		case protocol.Closed:
 			c.eof = true
 		case protocol.Error:

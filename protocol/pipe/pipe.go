@@ -50,18 +50,14 @@ func (s Status) String() string { return statusNames[s] }
 // end is one socket and the bytes read from it that wait to be written
 // to the other.
 type end struct {
-	sock      protocol.Socket
-	readiness eventloop.Ready  // edges seen and not yet used up
-	drain     bool             // FIN, error or urgent data seen: read until EAGAIN or EOF, whatever a short read says
-	in        *protocol.Buffer // read from this end, bound for the other; nil when empty
-	eof       bool             // this end sent FIN (read returned EOF)
-	shut      bool             // we sent FIN to this end
-	read      uint64           // bytes read from this end
-	wrote     uint64           // bytes written to this end
+	sock  protocol.Socket
+	ready protocol.Readiness
+	in    *protocol.Buffer // read from this end, bound for the other; nil when empty
+	eof   bool             // this end sent FIN (read returned EOF)
+	shut  bool             // we sent FIN to this end
+	read  uint64           // bytes read from this end
+	wrote uint64           // bytes written to this end
 }
-
-func (e *end) readable() bool { return e.readiness&eventloop.Readable != 0 }
-func (e *end) writable() bool { return e.readiness&eventloop.Writable != 0 }
 
 // Pipe relays between a front and a back socket with backpressure (a
 // side is read only while its buffer has room, that is while the other
@@ -94,25 +90,15 @@ func (p *Pipe) Init(pool *protocol.Pool, front, back protocol.Socket) {
 // Only valid before any byte went to the back.
 func (p *Pipe) SetBack(back protocol.Socket) {
 	p.ends[Back].sock = back
-	p.ends[Back].readiness = 0
-	p.ends[Back].drain = false
+	p.ends[Back].ready.Reset()
 }
 
 // UpdateReadiness records an event for one side.
-func (p *Pipe) UpdateReadiness(s Side, r eventloop.Ready) {
-	e := &p.ends[s]
-	e.readiness |= r & (eventloop.Readable | eventloop.Writable)
-	if r&(eventloop.ReadClosed|eventloop.Error|eventloop.Priority) != 0 {
-		// No edge will announce a FIN or the bytes behind an urgent mark
-		// that a short read left queued.
-		e.drain = true
-		e.readiness |= eventloop.Readable
-	}
-	if r&(eventloop.Error|eventloop.WriteClosed) != 0 {
-		// Let the write discover the error rather than wait forever.
-		e.readiness |= eventloop.Writable
-	}
-}
+func (p *Pipe) UpdateReadiness(s Side, r eventloop.Ready) { p.ends[s].ready.Update(r) }
+
+// MergeReadiness hands the pipe what a side's previous owner recorded:
+// edges already consumed will not come again.
+func (p *Pipe) MergeReadiness(s Side, r protocol.Readiness) { p.ends[s].ready.Merge(r) }
 
 // Ready moves bytes both ways until nothing more can move without a new
 // event, and says what the session should do.
@@ -156,7 +142,7 @@ func (p *Pipe) finished(src, dst *end) bool {
 func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 	for {
 		if src.in != nil && !src.in.Empty() {
-			if !dst.writable() {
+			if !dst.ready.Writable() {
 				return progress, Open
 			}
 			n, r := dst.sock.Write(src.in.Bytes())
@@ -165,9 +151,9 @@ func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 			if n > 0 {
 				progress = true
 			}
+			dst.ready.Wrote(r)
 			switch r {
 			case protocol.WouldBlock:
-				dst.readiness &^= eventloop.Writable
 				return progress, Open
 			case protocol.Closed, protocol.Error:
 				return progress, Failed
@@ -187,7 +173,7 @@ func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 			}
 			return progress, Open
 		}
-		if !src.readable() {
+		if !src.ready.Readable() {
 			return progress, Open
 		}
 		if src.in == nil {
@@ -205,14 +191,9 @@ func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 		if n > 0 {
 			progress = true
 		}
+		src.ready.Read(n, r)
 		switch r {
 		case protocol.WouldBlock:
-			if n == 0 {
-				src.drain = false // a real EAGAIN: drained
-			}
-			if !src.drain {
-				src.readiness &^= eventloop.Readable
-			}
 			if n == 0 {
 				if src.in.Empty() {
 					p.pool.Put(src.in)
@@ -222,7 +203,6 @@ func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 			}
 		case protocol.Closed:
 			src.eof = true
-			src.readiness &^= eventloop.Readable
 			progress = true
 		case protocol.Error:
 			return progress, Failed

@@ -88,8 +88,7 @@ type Session struct {
 	phase      phase
 	front      protocol.TCPSocket
 	frontToken eventloop.Token
-	fready     eventloop.Ready
-	fdrain     bool
+	fready     protocol.Readiness
 	fbuf       *protocol.Buffer // request bytes: the head, then body bytes
 	partial    []byte           // an incomplete head, kept without a pool buffer
 	local      netip.AddrPort
@@ -115,8 +114,7 @@ type Session struct {
 	hasBack    bool
 	connecting bool
 	reused     bool
-	bready     eventloop.Ready
-	bdrain     bool
+	bready     protocol.Readiness
 	backend    *backend.Backend
 	cluster    *backend.Cluster
 	attempts   int
@@ -167,25 +165,11 @@ func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 		return
 	}
 	if t == s.frontToken {
-		s.fready |= r
-		if r&(eventloop.ReadClosed|eventloop.Error|eventloop.Priority) != 0 {
-			s.fdrain = true
-			s.fready |= eventloop.Readable
-		}
-		if r&(eventloop.Error|eventloop.WriteClosed) != 0 {
-			s.fready |= eventloop.Writable
-		}
+		s.fready.Update(r)
 		return
 	}
 	if s.hasBack && t == s.backToken {
-		s.bready |= r
-		if r&(eventloop.ReadClosed|eventloop.Error|eventloop.Priority) != 0 {
-			s.bdrain = true
-			s.bready |= eventloop.Readable
-		}
-		if r&(eventloop.Error|eventloop.WriteClosed) != 0 {
-			s.bready |= eventloop.Writable
-		}
+		s.bready.Update(r)
 	}
 }
 
@@ -220,7 +204,7 @@ func (s *Session) Ready(self session.ProxySession) session.Result {
 }
 
 // frontReadable reports whether the client may have bytes for us.
-func (s *Session) frontReadable() bool { return s.fready&eventloop.Readable != 0 }
+func (s *Session) frontReadable() bool { return s.fready.Readable() }
 
 // readFront reads into fbuf (borrowing it if needed), keeping the
 // edge-triggered readiness right. It reports the bytes read and whether
@@ -236,7 +220,7 @@ func (s *Session) readFront() (int, protocol.SocketResult) {
 			s.partial = s.partial[:0]
 		}
 	}
-	n, r := readInto(&s.front, s.fbuf, &s.fready, &s.fdrain)
+	n, r := readInto(&s.front, s.fbuf, &s.fready)
 	if n > 0 {
 		s.frontSeen = s.w.Now()
 	}
@@ -246,28 +230,16 @@ func (s *Session) readFront() (int, protocol.SocketResult) {
 	return n, r
 }
 
-// readInto reads from sock into the free room of buf and keeps the
-// side's edge-triggered readiness: Readable is cleared when the socket is
-// drained (a short read, unless drain says a FIN or urgent data makes
-// that unsafe) or closed.
-func readInto(sock *protocol.TCPSocket, buf *protocol.Buffer, ready *eventloop.Ready, drain *bool) (int, protocol.SocketResult) {
+// readInto reads from sock into the free room of buf and records the
+// outcome in the side's readiness.
+func readInto(sock *protocol.TCPSocket, buf *protocol.Buffer, ready *protocol.Readiness) (int, protocol.SocketResult) {
 	space := buf.Space()
 	if len(space) == 0 {
 		return 0, protocol.Continue
 	}
 	n, r := sock.Read(space)
 	buf.Fill(n)
-	switch r {
-	case protocol.WouldBlock:
-		if n == 0 {
-			*drain = false
-		}
-		if !*drain {
-			*ready &^= eventloop.Readable
-		}
-	case protocol.Closed:
-		*ready &^= eventloop.Readable
-	}
+	ready.Read(n, r)
 	return n, r
 }
 
@@ -466,10 +438,10 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 
 func (s *Session) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventloop.Token, reused bool) {
 	s.backend, s.back, s.backToken, s.hasBack, s.reused = b, sock, t, true, reused
-	s.bready, s.bdrain = 0, false
+	s.bready.Reset()
 	if reused {
 		s.x.connected = s.w.Now()
-		s.bready = eventloop.Writable // its writable edge was used up in the pool
+		s.bready.SetWritable() // its writable edge was used up in the pool
 		b.ConnectStarted()
 		b.ConnectSucceeded(s.w.Now())
 		s.w.Timers().Cancel(s.backTimer)
@@ -581,7 +553,7 @@ func (s *Session) setRequestID(head []byte) {
 // client.
 func (s *Session) exchange() (bool, session.Result) {
 	if s.connecting {
-		if s.bready&(eventloop.Writable|eventloop.Error|eventloop.WriteClosed) == 0 {
+		if !s.bready.Writable() {
 			return false, session.Continue
 		}
 		if err := protocol.ConnectResult(s.back.Fd()); err != nil {
@@ -613,7 +585,7 @@ func (s *Session) sendRequest() (bool, session.Result) {
 	progress := false
 	for !s.reqDone {
 		if len(s.x.reqOut) > 0 {
-			if s.bready&eventloop.Writable == 0 {
+			if !s.bready.Writable() {
 				return progress, session.Continue
 			}
 			n, r := s.back.Writev(s.x.reqOut)
@@ -623,7 +595,7 @@ func (s *Session) sendRequest() (bool, session.Result) {
 				s.backSeen = s.w.Now()
 			}
 			if r == protocol.WouldBlock {
-				s.bready &^= eventloop.Writable
+				s.bready.Wrote(r)
 				return progress, session.Continue
 			}
 			if r != protocol.Continue {
@@ -717,7 +689,7 @@ func (s *Session) readBack() (int, protocol.SocketResult) {
 			return 0, protocol.Error
 		}
 	}
-	n, r := readInto(&s.back, s.bbuf, &s.bready, &s.bdrain)
+	n, r := readInto(&s.back, s.bbuf, &s.bready)
 	if n > 0 {
 		s.backSeen = s.w.Now()
 	}
@@ -731,7 +703,7 @@ func (s *Session) relayResponse() (bool, session.Result) {
 	for {
 		// Flush what is ready for the client.
 		if len(s.x.respOut) > 0 {
-			if s.fready&eventloop.Writable == 0 {
+			if !s.fready.Writable() {
 				return progress, session.Continue
 			}
 			n, r := s.front.Writev(s.x.respOut)
@@ -742,7 +714,7 @@ func (s *Session) relayResponse() (bool, session.Result) {
 				s.x.respBytes += int64(n)
 			}
 			if r == protocol.WouldBlock {
-				s.fready &^= eventloop.Writable
+				s.fready.Wrote(r)
 				return progress, session.Continue
 			}
 			if r != protocol.Continue {
@@ -801,7 +773,7 @@ func (s *Session) relayResponse() (bool, session.Result) {
 				}
 			}
 		}
-		if s.bready&eventloop.Readable == 0 {
+		if !s.bready.Readable() {
 			return progress, session.Continue
 		}
 		n, r := s.readBack()
@@ -1046,13 +1018,13 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 // writeAnswer flushes the answer, then closes or goes on with the next
 // request.
 func (s *Session) writeAnswer() (bool, session.Result) {
-	if s.fready&eventloop.Writable == 0 {
+	if !s.fready.Writable() {
 		return false, session.Continue
 	}
 	n, r := s.front.Write(s.x.answer)
 	s.x.answer = s.x.answer[n:]
 	if r == protocol.WouldBlock {
-		s.fready &^= eventloop.Writable
+		s.fready.Wrote(r)
 		return n > 0, session.Continue
 	}
 	if r != protocol.Continue {
@@ -1273,7 +1245,7 @@ func span(a, b time.Time) string {
 // PrintSession implements session.ProxySession.
 func (s *Session) PrintSession(w io.Writer) {
 	fmt.Fprintf(w, "http session %v: phase %s, front %v, back %v (connecting %v, reused %v), buffers %v/%v",
-		s.Peer, phaseNames[s.phase], s.fready, s.bready, s.connecting, s.reused, s.fbuf != nil, s.bbuf != nil)
+		s.Peer, phaseNames[s.phase], s.fready.Ready(), s.bready.Ready(), s.connecting, s.reused, s.fbuf != nil, s.bbuf != nil)
 }
 
 func closeFD(fd int) {
@@ -1294,8 +1266,8 @@ func (s *Session) startTunnel() session.Result {
 	s.logAccess()
 	s.pipe = new(pipe.Pipe)
 	s.pipe.Init(s.w.Pool(), &s.front, &s.back)
-	s.pipe.UpdateReadiness(pipe.Front, s.fready)
-	s.pipe.UpdateReadiness(pipe.Back, s.bready)
+	s.pipe.MergeReadiness(pipe.Front, s.fready)
+	s.pipe.MergeReadiness(pipe.Back, s.bready)
 	if s.fbuf != nil {
 		if !s.headGone {
 			s.fbuf.Consume(s.x.req.Len)

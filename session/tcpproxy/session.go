@@ -94,8 +94,8 @@ type Session struct {
 	frontToken eventloop.Token
 	backToken  eventloop.Token
 	hasBack    bool
-	frontReady eventloop.Ready // before the pipe: events not yet used
-	backReady  eventloop.Ready
+	frontReady protocol.Readiness // before the pipe; then the pipe keeps it
+	backReady  protocol.Readiness
 	local      netip.AddrPort
 
 	head      *protocol.Buffer // client bytes read before the pipe (header, early payload)
@@ -130,11 +130,11 @@ func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 	case t == s.frontToken && s.state == statePipe:
 		s.pipe.UpdateReadiness(pipe.Front, r)
 	case t == s.frontToken:
-		s.frontReady |= r
+		s.frontReady.Update(r)
 	case s.hasBack && t == s.backToken && s.state == statePipe:
 		s.pipe.UpdateReadiness(pipe.Back, r)
 	case s.hasBack && t == s.backToken:
-		s.backReady |= r
+		s.backReady.Update(r)
 	}
 }
 
@@ -163,7 +163,7 @@ func (s *Session) Ready(self session.ProxySession) session.Result {
 
 // readHeader reads until the expected PROXY header parses.
 func (s *Session) readHeader() (session.Result, bool) {
-	if s.frontReady&(eventloop.Readable|eventloop.ReadClosed|eventloop.Error|eventloop.Priority) == 0 {
+	if !s.frontReady.Readable() {
 		return session.Continue, false
 	}
 	if s.head == nil {
@@ -177,6 +177,7 @@ func (s *Session) readHeader() (session.Result, bool) {
 	}
 	n, r := s.front.Read(space)
 	s.head.Fill(n)
+	s.frontReady.Read(n, r)
 	hn, err := proxyproto.ParseInto(&s.hdr, s.head.Bytes(), proxyproto.ParseOptions{})
 	switch {
 	case err == nil:
@@ -192,11 +193,8 @@ func (s *Session) readHeader() (session.Result, bool) {
 		s.state = stateConnect
 		return session.Continue, true
 	case errors.Is(err, proxyproto.ErrIncomplete) && r == protocol.WouldBlock && len(space) > n:
-		if n > 0 && s.frontReady&(eventloop.ReadClosed|eventloop.Priority) != 0 {
-			return session.Continue, true // a short read proves nothing here: read on
-		}
-		s.frontReady &^= eventloop.Readable | eventloop.Priority
-		return session.Continue, false
+		// Still readable after a FIN or urgent data: read on.
+		return session.Continue, s.frontReady.Readable()
 	default:
 		// Garbage, a header too long for the buffer, or a client that
 		// closed before finishing it.
@@ -238,7 +236,7 @@ func (s *Session) connect(self session.ProxySession) (session.Result, bool) {
 		s.backend = b
 		s.back = protocol.NewTCPSocket(fd)
 		s.backToken, s.hasBack = t, true
-		s.backReady = 0
+		s.backReady.Reset()
 		s.backTimer = s.w.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
 		s.state = stateConnecting
 		return session.Continue, true
@@ -250,7 +248,7 @@ func (s *Session) connect(self session.ProxySession) (session.Result, bool) {
 
 // connecting finishes a connect once the socket says something.
 func (s *Session) connecting() (session.Result, bool) {
-	if s.backReady&(eventloop.Writable|eventloop.Error|eventloop.WriteClosed) == 0 {
+	if !s.backReady.Writable() {
 		return session.Continue, false
 	}
 	if err := protocol.ConnectResult(s.back.Fd()); err != nil {
@@ -273,9 +271,10 @@ func (s *Session) connecting() (session.Result, bool) {
 // bytes (with a PROXY header to send first) to the pipe.
 func (s *Session) startPipe() error {
 	s.pipe.Init(s.w.Pool(), &s.front, &s.back)
-	s.pipe.UpdateReadiness(pipe.Front, s.frontReady)
-	s.pipe.UpdateReadiness(pipe.Back, s.backReady)
-	s.frontReady, s.backReady = 0, 0
+	s.pipe.MergeReadiness(pipe.Front, s.frontReady)
+	s.pipe.MergeReadiness(pipe.Back, s.backReady)
+	s.frontReady.Reset()
+	s.backReady.Reset()
 	s.frontSeen, s.backSeen = s.w.Now(), s.w.Now()
 	s.state = statePipe
 	if mode := s.l.cfg.SendProxy; mode == SendV1 || mode == SendV2 {
