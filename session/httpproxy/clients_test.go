@@ -429,3 +429,18 @@ func TestFailedConnectsLeaveNoActiveCount(t *testing.T) {
 		return nil
 	}))
 }
+
+func TestForwardingFieldsExtendTheClients(t *testing.T) {
+	o := newOrigin(t, "o")
+	tt := newTester(t, httpproxy.Config{}, o)
+	out := tt.raw("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\nForwarded: for=192.0.2.1;proto=https\r\n" +
+		"X-Forwarded-Proto: https\r\nX-Request-Id:\r\nConnection: close\r\n\r\n")
+	require.Equal(t, 200, statusOf(out), out)
+	assert.Contains(t, out, "xff=192.0.2.1, 127.0.0.1")
+	assert.Contains(t, out, "xfp=https", "a client's X-Forwarded-Proto is kept")
+	assert.Contains(t, out, "fwd=for=192.0.2.1;proto=https, for=127.0.0.1;proto=http")
+	i := strings.Index(out, "X-Request-Id: ")
+	require.GreaterOrEqual(t, i, 0)
+	id := out[i+len("X-Request-Id: ") : i+len("X-Request-Id: ")+16]
+	assert.Contains(t, out, "id="+id, "an empty request id is replaced by the proxy's, on both sides")
+}

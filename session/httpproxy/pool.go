@@ -19,6 +19,7 @@ import (
 type workerState struct {
 	idle map[*backend.Backend][]*idleConn
 	free []*exchange
+	tmp  []byte // scratch for field values the editor copies
 
 	clusterAnswers map[string]map[int]Answer
 	seq            uint64 // request id counter
@@ -157,9 +158,10 @@ type exchange struct {
 	rsegs    [24][]byte
 
 	// Per-request bookkeeping, out of the session for the same reason.
-	tooBig      bool   // the body bytes that came with the head pass MaxBody already
-	sticky      string // the sticky cookie's value in the current request
-	pendingBody int    // body bytes in reqOut, consumed from fbuf once written
+	known       knownFields // where the fields the proxy edits are in req
+	tooBig      bool        // the body bytes that came with the head pass MaxBody already
+	sticky      string      // the sticky cookie's value in the current request
+	pendingBody int         // body bytes in reqOut, consumed from fbuf once written
 	reqBodyIn   int64
 	id          [16]byte // request id (hex), ours or the client's first 16 bytes
 	idLen       int

@@ -344,6 +344,7 @@ func (s *Session) headDone() session.Result {
 	s.x.reqBody.Parse(nil) // no body, or an empty one: done already
 	s.headParsed = true
 	s.x.reqBodyIn = 0
+	s.x.known = findFields(&s.x.req, head)
 	s.setRequestID(head)
 	if s.l.cfg.AccessLog != nil {
 		s.x.logLine = append(append(append(s.x.logLine[:0], s.x.req.Method.Of(head)...), s.x.req.Host.Of(head)...), s.x.req.Target.Of(head)...)
@@ -497,44 +498,92 @@ func (s *Session) startExchange() {
 // client did not.
 func (s *Session) forwardedFields(head []byte) {
 	e := &s.x.reqEdit
+	k := &s.x.known
 	client, _ := s.SessionAddress()
 	ip := client.Addr().AppendTo(s.x.scratch[:0])
-	if i := s.x.req.FieldIndex(head, "x-forwarded-for", 0); i >= 0 {
-		v := append(append(append(s.x.scratch[len(ip):len(ip)], s.x.req.Fields[i].Value.Of(head)...), ", "...), ip...)
-		e.Replace(i, v)
+	// Values that extend the client's are built in the worker's scratch
+	// (the editor copies them), so that no request allocates.
+	tmp := s.st.tmp[:0]
+	if k.xff >= 0 {
+		tmp = append(append(append(tmp, s.x.req.Fields[k.xff].Value.Of(head)...), ", "...), ip...)
+		e.Replace(k.xff, tmp)
 	} else {
 		e.Add("X-Forwarded-For", ip)
 	}
-	if s.x.req.FieldIndex(head, "x-forwarded-proto", 0) < 0 {
+	if k.xfp < 0 {
 		e.Add("X-Forwarded-Proto", []byte(s.l.cfg.Scheme))
 	}
-	if s.x.req.FieldIndex(head, "x-forwarded-port", 0) < 0 {
-		e.Add("X-Forwarded-Port", strconv.AppendUint(s.x.scratch[len(ip):len(ip)], uint64(s.local.Port()), 10))
+	if k.xfport < 0 {
+		e.Add("X-Forwarded-Port", strconv.AppendUint(tmp[:0], uint64(s.local.Port()), 10))
 	}
-	fwd := append(s.x.scratch[len(ip):len(ip)], "for="...)
+	fwd := tmp[:0]
+	if k.fwd >= 0 {
+		fwd = append(append(fwd, s.x.req.Fields[k.fwd].Value.Of(head)...), ", "...)
+	}
+	fwd = append(fwd, "for="...)
 	if client.Addr().Is6() {
 		fwd = append(append(append(fwd, "\"["...), ip...), "]\""...)
 	} else {
 		fwd = append(fwd, ip...)
 	}
 	fwd = append(append(fwd, ";proto="...), s.l.cfg.Scheme...)
-	if i := s.x.req.FieldIndex(head, "forwarded", 0); i >= 0 {
-		old := s.x.req.Fields[i].Value.Of(head)
-		v := make([]byte, 0, len(old)+2+len(fwd))
-		v = append(append(append(v, old...), ", "...), fwd...)
-		e.Replace(i, v)
+	if k.fwd >= 0 {
+		e.Replace(k.fwd, fwd)
 	} else {
 		e.Add("Forwarded", fwd)
 	}
-	if s.x.req.FieldIndex(head, "x-request-id", 0) < 0 {
+	if k.xrid < 0 {
 		e.Add("X-Request-Id", s.x.id[:s.x.idLen])
+	} else if s.x.req.Fields[k.xrid].Value.Len() == 0 {
+		e.Replace(k.xrid, s.x.id[:s.x.idLen]) // an empty one was replaced by ours
 	}
+	s.st.tmp = fwd[:0]
+}
+
+// knownFields are the indexes of the request fields the proxy edits, -1
+// when absent.
+type knownFields struct{ xff, xfp, xfport, fwd, xrid int }
+
+// findFields finds them in one pass over the fields, comparing names by
+// length first: a head is walked once, not once per field of interest.
+func findFields(h *http1.Head, head []byte) knownFields {
+	k := knownFields{-1, -1, -1, -1, -1}
+	for i, f := range h.Fields {
+		name := f.Name.Of(head)
+		var at *int
+		switch len(name) {
+		case 9:
+			if http1.EqualFold(name, "forwarded") {
+				at = &k.fwd
+			}
+		case 12:
+			if http1.EqualFold(name, "x-request-id") {
+				at = &k.xrid
+			}
+		case 15:
+			if http1.EqualFold(name, "x-forwarded-for") {
+				at = &k.xff
+			}
+		case 16:
+			if http1.EqualFold(name, "x-forwarded-port") {
+				at = &k.xfport
+			}
+		case 17:
+			if http1.EqualFold(name, "x-forwarded-proto") {
+				at = &k.xfp
+			}
+		}
+		if at != nil && *at < 0 {
+			*at = i
+		}
+	}
+	return k
 }
 
 // setRequestID takes the client's X-Request-Id, or makes one.
 func (s *Session) setRequestID(head []byte) {
 	if head != nil {
-		if i := s.x.req.FieldIndex(head, "x-request-id", 0); i >= 0 && s.x.req.Fields[i].Value.Len() > 0 {
+		if i := s.x.known.xrid; i >= 0 && s.x.req.Fields[i].Value.Len() > 0 {
 			s.x.idLen = copy(s.x.id[:], s.x.req.Fields[i].Value.Of(head))
 			return
 		}
