@@ -313,18 +313,47 @@ func TestSlowlorisHoldsNoBuffer(t *testing.T) {
 }
 
 func TestPooledConnectionClosedByServerIsRetried(t *testing.T) {
-	o := newOrigin(t, "o")
+	// A backend that answers the first request of each connection and
+	// closes a connection when a second request arrives on it: the race
+	// of a server closing an idle keep-alive connection just as the proxy
+	// reuses it, made deterministic.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var conns atomic.Int64
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(r)
+					if err != nil || n == 1 {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-served })
+	o := &origin{name: "flaky", addr: netip.MustParseAddrPort(ln.Addr().String()), srv: &http.Server{}}
 	tt := newTester(t, httpproxy.Config{}, o)
 	c := tt.client()
-	resp, _ := get(t, c, tt.url+"/a")
-	require.Equal(t, 200, resp.StatusCode)
-	// The origin drops its idle keep-alive connections: the proxy's
-	// pooled one is dead. The next request must still succeed.
-	o.srv.SetKeepAlivesEnabled(false)
-	o.srv.SetKeepAlivesEnabled(true)
-	time.Sleep(50 * time.Millisecond)
-	for i := 0; i < 5; i++ {
-		resp, body := get(t, c, tt.url+"/b")
-		require.Equal(t, 200, resp.StatusCode, body)
-	}
+	resp, body := get(t, c, tt.url+"/a")
+	require.Equal(t, 200, resp.StatusCode, body)
+	resp, body = get(t, c, tt.url+"/b")
+	require.Equal(t, 200, resp.StatusCode, body)
+	assert.Equal(t, "ok", body)
+	st := tt.l.Stats()
+	assert.EqualValues(t, 1, st.ReusedBackend, "the second request went on the pooled connection")
+	assert.EqualValues(t, 1, st.Retried, "and was sent again on a fresh one")
+	assert.EqualValues(t, 2, conns.Load())
 }
