@@ -104,11 +104,15 @@ func (p *Pipe) MergeReadiness(s Side, r protocol.Readiness) { p.ends[s].ready.Me
 // event, and says what the session should do.
 func (p *Pipe) Ready() Status {
 	front, back := &p.ends[Front], &p.ends[Back]
-	before := [4]uint64{front.read, front.wrote, back.read, back.wrote}
-	defer func() {
-		p.moved[Front] = front.read != before[0] || front.wrote != before[1]
-		p.moved[Back] = back.read != before[2] || back.wrote != before[3]
-	}()
+	fr, fw, br, bw := front.read, front.wrote, back.read, back.wrote
+	st := p.run(front, back)
+	p.moved[Front] = front.read != fr || front.wrote != fw
+	p.moved[Back] = back.read != br || back.wrote != bw
+	return st
+}
+
+// run relays both ways until nothing moves.
+func (p *Pipe) run(front, back *end) Status {
 	for {
 		a, sa := p.relay(front, back)
 		if sa == Failed {
