@@ -19,7 +19,9 @@ import (
 type workerState struct {
 	idle map[*backend.Backend][]*idleConn
 	free []*exchange
-	tmp  []byte // scratch for field values the editor copies
+	// spareIdle keeps idleConn values between a take and the next put.
+	spareIdle []*idleConn
+	tmp       []byte // scratch for field values the editor copies
 
 	clusterAnswers map[string]map[int]Answer
 	seq            uint64 // request id counter
@@ -56,7 +58,13 @@ func (st *workerState) put(w *session.Worker, b *backend.Backend, sock protocol.
 	if max <= 0 || len(list) >= max || b.Status() == backend.Removed {
 		return false
 	}
-	c := &idleConn{w: w, st: st, b: b, sock: sock, token: t, since: w.Now()}
+	var c *idleConn
+	if n := len(st.spareIdle); n > 0 {
+		c, st.spareIdle = st.spareIdle[n-1], st.spareIdle[:n-1]
+	} else {
+		c = new(idleConn)
+	}
+	*c = idleConn{w: w, st: st, b: b, sock: sock, token: t, since: w.Now()}
 	if !w.Rebind(t, c) {
 		return false
 	}
@@ -82,7 +90,15 @@ func (st *workerState) take(w *session.Worker, b *backend.Backend, s session.Pro
 		if !w.Rebind(c.token, s) {
 			continue
 		}
-		return c.sock, c.token, true
+		sock, t := c.sock, c.token
+		// Nothing refers to c any more (its token is the session's now):
+		// keep it for the next put, so pooling allocates nothing per
+		// request.
+		if len(st.spareIdle) < maxFreeExchanges {
+			*c = idleConn{closed: true}
+			st.spareIdle = append(st.spareIdle, c)
+		}
+		return sock, t, true
 	}
 	return protocol.TCPSocket{}, 0, false
 }
