@@ -47,6 +47,11 @@ func (r *Readiness) Writable() bool { return r.ready&eventloop.Writable != 0 }
 // connection whose writable edge was consumed while it waited.
 func (r *Readiness) SetWritable() { r.ready |= eventloop.Writable }
 
+// SetReadable marks the socket readable without an event: bytes the
+// kernel delivered earlier wait in a layer above it (a TLS connection
+// that read past the end of its handshake).
+func (r *Readiness) SetReadable() { r.ready |= eventloop.Readable }
+
 // Read records the outcome of a read of n bytes.
 func (r *Readiness) Read(n int, res SocketResult) {
 	switch res {

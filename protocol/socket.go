@@ -365,3 +365,17 @@ func wrap(call string, err error) error {
 	}
 	return os.NewSyscallError(call, err)
 }
+
+// Flusher is a Socket whose Write may accept bytes the kernel has not
+// taken yet (a TLS socket encrypts a whole chunk, then writes what it
+// can). A state machine that writes through a Flusher must call Flush on
+// the socket's writable edges while Pending, even when it has nothing new
+// to write, and must not treat its output as delivered (a close after a
+// last response, a relayed FIN) while Pending.
+type Flusher interface {
+	// Pending reports whether accepted bytes wait for the kernel.
+	Pending() bool
+	// Flush writes them: Continue when none is left, WouldBlock when the
+	// kernel is full, Closed or Error when the peer is gone.
+	Flush() SocketResult
+}

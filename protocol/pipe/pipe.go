@@ -51,6 +51,7 @@ func (s Status) String() string { return statusNames[s] }
 // to the other.
 type end struct {
 	sock  protocol.Socket
+	flush protocol.Flusher // sock, when its Write may leave bytes to flush (TLS)
 	ready protocol.Readiness
 	in    *protocol.Buffer // read from this end, bound for the other; nil when empty
 	eof   bool             // this end sent FIN (read returned EOF)
@@ -82,14 +83,22 @@ func New(pool *protocol.Pool, front, back protocol.Socket) *Pipe {
 // Init sets up a pipe in place, for a session that embeds it by value.
 func (p *Pipe) Init(pool *protocol.Pool, front, back protocol.Socket) {
 	*p = Pipe{pool: pool}
-	p.ends[Front].sock = front
-	p.ends[Back].sock = back
+	p.ends[Front].setSock(front)
+	p.ends[Back].setSock(back)
 }
+
+func (e *end) setSock(s protocol.Socket) {
+	e.sock = s
+	e.flush, _ = s.(protocol.Flusher)
+}
+
+// pending reports whether bytes the socket accepted wait for the kernel.
+func (e *end) pending() bool { return e.flush != nil && e.flush.Pending() }
 
 // SetBack replaces the back socket (a connect retry on a new backend).
 // Only valid before any byte went to the back.
 func (p *Pipe) SetBack(back protocol.Socket) {
-	p.ends[Back].sock = back
+	p.ends[Back].setSock(back)
 	p.ends[Back].ready.Reset()
 }
 
@@ -138,12 +147,28 @@ func (p *Pipe) run(front, back *end) Status {
 // finished reports whether the src→dst direction has ended: src sent
 // FIN, everything was written, and the FIN was passed on.
 func (p *Pipe) finished(src, dst *end) bool {
-	return src.eof && src.in == nil && dst.shut
+	return src.eof && src.in == nil && dst.shut && !dst.pending()
 }
 
 // relay moves src→dst until it would block. It reports whether anything
 // changed.
 func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
+	if dst.pending() {
+		// Bytes dst's socket accepted earlier go first; no new Write
+		// would flush them if src has nothing more.
+		if !dst.ready.Writable() {
+			return false, Open
+		}
+		r := dst.flush.Flush()
+		dst.ready.Wrote(r)
+		switch r {
+		case protocol.WouldBlock:
+			return false, Open
+		case protocol.Closed, protocol.Error:
+			return false, Failed
+		}
+		progress = true
+	}
 	for {
 		if src.in != nil && !src.in.Empty() {
 			if !dst.ready.Writable() {
@@ -249,7 +274,9 @@ func (p *Pipe) BytesIn() uint64 { return p.ends[Front].read }
 func (p *Pipe) BytesOut() uint64 { return p.ends[Back].read }
 
 // Buffered reports whether a buffer is held (bytes in flight).
-func (p *Pipe) Buffered() bool { return p.ends[Front].in != nil || p.ends[Back].in != nil }
+func (p *Pipe) Buffered() bool {
+	return p.ends[Front].in != nil || p.ends[Back].in != nil || p.ends[Front].pending() || p.ends[Back].pending()
+}
 
 // Idle reports whether no byte is in flight, the state in which a soft
 // stop may close the session.

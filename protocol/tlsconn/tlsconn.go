@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -344,9 +345,14 @@ type memConn struct {
 	in, out  []byte
 	blocking bool // handshake: Read waits for Feed
 	closed   bool
-	deadline time.Time
-	hsErr    error
-	notify   func()
+	eof      bool // the client's TCP stream ended: Read answers io.EOF once in is empty
+	// in and out may be lent by the loop's Scratch during one Socket
+	// call (established connections only); the Socket copies what is
+	// left before the call returns.
+	inLent, outLent bool
+	deadline        time.Time
+	hsErr           error
+	notify          func()
 }
 
 func (m *memConn) Read(p []byte) (int, error) {
@@ -355,6 +361,9 @@ func (m *memConn) Read(p []byte) (int, error) {
 	for len(m.in) == 0 {
 		if m.closed {
 			return 0, net.ErrClosed
+		}
+		if m.eof {
+			return 0, io.EOF
 		}
 		if !m.blocking {
 			return 0, errWouldBlock
@@ -365,7 +374,11 @@ func (m *memConn) Read(p []byte) (int, error) {
 		m.waitUntilDeadline()
 	}
 	n := copy(p, m.in)
-	m.in = m.in[:copy(m.in, m.in[n:])]
+	// Slide forward rather than shift: crypto/tls reads a record in
+	// pieces, and shifting would copy the rest each time.
+	if m.in = m.in[n:]; len(m.in) == 0 {
+		m.in, m.inLent = nil, false
+	}
 	return n, nil
 }
 
