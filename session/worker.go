@@ -238,6 +238,20 @@ func (w *Worker) Rebind(t eventloop.Token, s ProxySession) bool {
 	return true
 }
 
+// Wake asks the worker to drive s, whose frontend token is t, once more:
+// for work a session handed off the loop (a TLS handshake on a pool
+// goroutine) to report its end. It is safe from any goroutine; it does
+// nothing if s has closed by then or the worker has stopped.
+func (w *Worker) Wake(t eventloop.Token, s ProxySession) {
+	w.loop.Post(func() {
+		e := w.tokens.Ptr(int(t))
+		if e == nil || e.closed || e.s != s {
+			return
+		}
+		w.drive(s)
+	})
+}
+
 // Local returns the worker's value for key, creating it with init the
 // first time: per-worker state a protocol shares between its sessions
 // (pools, scratch buffers), reached without locks because only the

@@ -79,7 +79,7 @@ func (s *Socket) Handshake(pool *Pool, timeout time.Duration, r *protocol.Readin
 			r.Wrote(res)
 			if res == protocol.Closed || res == protocol.Error {
 				c.Abort()
-				c.state, c.err = Failed, errPeerGone
+				c.state, c.err = Failed, ErrPeerGone
 				return c.state
 			}
 			progress = n > 0
@@ -91,9 +91,13 @@ func (s *Socket) Handshake(pool *Pool, timeout time.Duration, r *protocol.Readin
 				c.Feed(s.scratch.in[:n])
 				progress = true
 			}
-			if res == protocol.Closed || res == protocol.Error {
+			if res == protocol.Closed && c.state == Handshaking {
+				// A client may finish its handshake and close at once:
+				// let the handshake read what came before the FIN.
+				c.feedEOF()
+			} else if res == protocol.Closed || res == protocol.Error {
 				c.Abort()
-				c.state, c.err = Failed, errPeerGone
+				c.state, c.err = Failed, ErrPeerGone
 				return c.state
 			}
 		}
@@ -130,7 +134,9 @@ func (s *Socket) Handshake(pool *Pool, timeout time.Duration, r *protocol.Readin
 // Started is when the handshake's first bytes were read (zero before).
 func (s *Socket) Started() time.Time { return s.started }
 
-var errPeerGone = errors.New("tlsconn: the client closed during the handshake")
+// ErrPeerGone is why a handshake failed when the client closed or reset
+// the connection before its end.
+var ErrPeerGone = errors.New("tlsconn: the client closed during the handshake")
 
 // Read implements protocol.Socket: it decrypts into p what the kernel
 // holds. Like [protocol.TCPSocket.Read] it answers WouldBlock only when

@@ -180,6 +180,15 @@ func (c *Conn) Feed(p []byte) {
 	c.mc.cond.Signal()
 }
 
+// feedEOF tells the handshake the client's stream ended after what was
+// fed.
+func (c *Conn) feedEOF() {
+	c.mc.mu.Lock()
+	c.mc.eof = true
+	c.mc.mu.Unlock()
+	c.mc.cond.Broadcast()
+}
+
 // Output is the ciphertext waiting to be written to the socket; after
 // writing n bytes of it, call Consume(n). The slice is valid until the
 // next call on the Conn.

@@ -65,8 +65,11 @@ type Config struct {
 	ExpectProxy bool
 	// AccessLog, when set, gets one line per request. Default: none.
 	AccessLog *slog.Logger
-	// Scheme is what X-Forwarded-Proto says. Default "http".
+	// Scheme is what X-Forwarded-Proto and Forwarded say. Default
+	// "https" with TLS, else "http".
 	Scheme string
+	// TLS, when set, makes this an HTTPS listener: see [TLS].
+	TLS *TLS
 }
 
 func (c Config) withDefaults() Config {
@@ -89,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Scheme == "" {
 		c.Scheme = "http"
+		if c.TLS != nil {
+			c.Scheme = "https"
+		}
 	}
 	return c
 }

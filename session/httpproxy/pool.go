@@ -9,6 +9,7 @@ import (
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/protocol/http1"
+	"github.com/sluiceproxy/sluice/protocol/tlsconn"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/timer"
 )
@@ -26,6 +27,7 @@ type workerState struct {
 	clusterAnswers map[string]map[int]Answer
 	seq            uint64 // request id counter
 	salt           uint64
+	scratch        *tlsconn.Scratch // HTTPS: the worker's ciphertext scratch
 }
 
 type stateKey struct{}

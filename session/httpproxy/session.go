@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/sluiceproxy/sluice/protocol/http1"
 	"github.com/sluiceproxy/sluice/protocol/pipe"
 	"github.com/sluiceproxy/sluice/protocol/proxyproto"
+	"github.com/sluiceproxy/sluice/protocol/tlsconn"
 	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/timer"
@@ -26,10 +28,22 @@ import (
 type Listener struct {
 	cfg   Config
 	stats Stats
+
+	tlsConfig *tls.Config // HTTPS: shared by every connection
+	tlsPool   *tlsconn.Pool
+	tlsStats  tlsStats
 }
 
-// NewListener applies cfg's defaults.
-func NewListener(cfg Config) *Listener { return &Listener{cfg: cfg.withDefaults()} }
+// NewListener applies cfg's defaults. With cfg.TLS it is an HTTPS
+// listener; cfg.TLS.Certs must be set.
+func NewListener(cfg Config) *Listener {
+	l := &Listener{cfg: cfg.withDefaults()}
+	if t := l.cfg.TLS; t != nil {
+		l.tlsConfig = t.serverConfig()
+		l.tlsPool = t.pool()
+	}
+	return l
+}
 
 // Protocol implements session.Listener.
 func (l *Listener) Protocol() session.Protocol { return session.HTTPListen }
@@ -56,6 +70,13 @@ func (l *Listener) NewSession(w *session.Worker, a session.Accepted) (session.Pr
 		last:       w.Now(),
 		frontSeen:  w.Now(),
 	}
+	if l.tlsConfig != nil {
+		// The handshake is part of the first request: it has the request
+		// timeout.
+		s.startTLS(w)
+		s.frontTimer = w.Timers().Schedule(a.Token, l.cfg.RequestTimeout)
+		return s, nil
+	}
 	s.frontTimer = w.Timers().Schedule(a.Token, l.cfg.FrontTimeout)
 	return s, nil
 }
@@ -64,16 +85,18 @@ func (l *Listener) NewSession(w *session.Worker, a session.Accepted) (session.Pr
 type phase uint8
 
 const (
-	phaseIdle     phase = iota // between requests: no buffer, keep-alive timeout
-	phaseHead                  // reading a request head: request timeout
-	phaseConnect               // the head is in; a backend must be found
-	phaseExchange              // the request goes to the backend, the response comes back
-	phaseAnswer                // writing an answer of the proxy's own, then closing
-	phaseTunnel                // after 101 Switching Protocols: a byte pipe
+	phaseIdle      phase = iota // between requests: no buffer, keep-alive timeout
+	phaseHead                   // reading a request head: request timeout
+	phaseConnect                // the head is in; a backend must be found
+	phaseExchange               // the request goes to the backend, the response comes back
+	phaseAnswer                 // writing an answer of the proxy's own, then closing
+	phaseTunnel                 // after 101 Switching Protocols: a byte pipe
+	phaseHandshake              // HTTPS: the TLS handshake, before the first request
+	phaseLinger                 // HTTPS: closing, the last ciphertext is being flushed
 	phaseClosed
 )
 
-var phaseNames = [...]string{"idle", "head", "connect", "exchange", "answer", "tunnel", "closed"}
+var phaseNames = [...]string{"idle", "head", "connect", "exchange", "answer", "tunnel", "handshake", "linger", "closed"}
 
 const maxAttempts = 8
 
@@ -87,6 +110,8 @@ type Session struct {
 
 	phase      phase
 	front      protocol.TCPSocket
+	tls        *tlsconn.Socket // HTTPS: front's descriptor under TLS; all front I/O goes through it
+	notified   bool            // HTTPS: close_notify was queued
 	frontToken eventloop.Token
 	fready     protocol.Readiness
 	fbuf       *protocol.Buffer // request bytes: the head, then body bytes
@@ -176,23 +201,37 @@ func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 // Ready implements session.ProxySession: it runs the steps of the cycle
 // until none makes progress.
 func (s *Session) Ready(self session.ProxySession) session.Result {
+	res := s.run(self)
+	if res == session.Close && s.closeTLS() {
+		return s.run(self)
+	}
+	return res
+}
+
+func (s *Session) run(self session.ProxySession) session.Result {
 	for i := 0; i < 64; i++ {
-		var progress bool
+		progress := s.flushTLS()
+		var p bool
 		var res session.Result
 		switch s.phase {
+		case phaseHandshake:
+			p, res = s.handshake()
+		case phaseLinger:
+			p, res = s.linger()
 		case phaseIdle, phaseHead:
-			progress, res = s.readHead()
+			p, res = s.readHead()
 		case phaseConnect:
-			progress, res = s.connect(self)
+			p, res = s.connect(self)
 		case phaseExchange:
-			progress, res = s.exchange()
+			p, res = s.exchange()
 		case phaseAnswer:
-			progress, res = s.writeAnswer()
+			p, res = s.writeAnswer()
 		case phaseTunnel:
 			return s.relayTunnel()
 		default:
 			return session.Close
 		}
+		progress = progress || p
 		if res == session.Close {
 			return session.Close
 		}
@@ -220,7 +259,13 @@ func (s *Session) readFront() (int, protocol.SocketResult) {
 			s.partial = s.partial[:0]
 		}
 	}
-	n, r := readInto(&s.front, s.fbuf, &s.fready)
+	var n int
+	var r protocol.SocketResult
+	if s.tls != nil {
+		n, r = readInto(s.tls, s.fbuf, &s.fready)
+	} else {
+		n, r = readInto(&s.front, s.fbuf, &s.fready)
+	}
 	if n > 0 {
 		s.frontSeen = s.w.Now()
 	}
@@ -232,7 +277,7 @@ func (s *Session) readFront() (int, protocol.SocketResult) {
 
 // readInto reads from sock into the free room of buf and records the
 // outcome in the side's readiness.
-func readInto(sock *protocol.TCPSocket, buf *protocol.Buffer, ready *protocol.Readiness) (int, protocol.SocketResult) {
+func readInto[S protocol.Socket](sock S, buf *protocol.Buffer, ready *protocol.Readiness) (int, protocol.SocketResult) {
 	space := buf.Space()
 	if len(space) == 0 {
 		return 0, protocol.Continue
@@ -755,7 +800,7 @@ func (s *Session) relayResponse() (bool, session.Result) {
 			if !s.fready.Writable() {
 				return progress, session.Continue
 			}
-			n, r := s.front.Writev(s.x.respOut)
+			n, r := s.frontWritev(s.x.respOut)
 			s.x.respOut = advance(s.x.respOut, n)
 			if n > 0 {
 				progress, s.respSent = true, true
@@ -891,6 +936,9 @@ func (s *Session) startResponse(b []byte) {
 	}
 	if h.FieldIndex(head, "x-request-id", 0) < 0 {
 		e.Add("X-Request-Id", s.x.id[:s.x.idLen])
+	}
+	if s.tls != nil && s.route != nil && s.route.HSTS != "" && h.FieldIndex(head, "strict-transport-security", 0) < 0 {
+		e.Add("Strict-Transport-Security", []byte(s.route.HSTS))
 	}
 	if s.route != nil {
 		for _, name := range s.route.RemoveResponseHeaders {
@@ -1070,7 +1118,7 @@ func (s *Session) writeAnswer() (bool, session.Result) {
 	if !s.fready.Writable() {
 		return false, session.Continue
 	}
-	n, r := s.front.Write(s.x.answer)
+	n, r := s.frontWrite(s.x.answer)
 	s.x.answer = s.x.answer[n:]
 	if r == protocol.WouldBlock {
 		s.fready.Wrote(r)
@@ -1083,8 +1131,11 @@ func (s *Session) writeAnswer() (bool, session.Result) {
 	s.logAccess()
 	if s.closeAfter {
 		// Let the client read the answer before the FIN: a close with
-		// unread input would turn into a reset that can destroy it.
-		s.front.CloseWrite()
+		// unread input would turn into a reset that can destroy it. (Over
+		// TLS, closeTLS sends close_notify and the FIN after it.)
+		if s.tls == nil {
+			s.front.CloseWrite()
+		}
 		return false, session.Close
 	}
 	// The request had no body left unread (else closeAfter): go on.
@@ -1156,9 +1207,25 @@ func hostOnly(h []byte) []byte {
 // deadline and are pushed back by the activity seen since, so that no
 // event pays for a timer update.
 func (s *Session) Timeout(t eventloop.Token) session.Result {
+	res := s.timeout(t)
+	if res == session.Close && s.closeTLS() {
+		return s.Ready(s)
+	}
+	return res
+}
+
+func (s *Session) timeout(t eventloop.Token) session.Result {
 	now := s.w.Now()
-	if s.phase == phaseTunnel {
+	switch s.phase {
+	case phaseTunnel:
 		return s.tunnelTimeout(t, now)
+	case phaseHandshake:
+		if t == s.frontToken {
+			s.l.tlsStats.timeout.Add(1)
+			return session.Close
+		}
+	case phaseLinger:
+		return session.Close
 	}
 	if t == s.frontToken {
 		var limit time.Duration
@@ -1221,8 +1288,11 @@ func (s *Session) Timeout(t eventloop.Token) session.Result {
 // now; one in the middle of an exchange finishes it, and its response
 // carries Connection: close.
 func (s *Session) ShuttingDown() session.Result {
-	if s.phase == phaseIdle && (s.fbuf == nil || s.fbuf.Empty()) {
+	if s.phase == phaseIdle && (s.fbuf == nil || s.fbuf.Empty()) || s.phase == phaseHandshake {
 		return session.Close
+	}
+	if s.phase == phaseLinger {
+		return session.Continue
 	}
 	s.closeAfter = true
 	return session.Continue
@@ -1247,7 +1317,11 @@ func (s *Session) Close() {
 	s.st.putExchange(s.x)
 	s.x = nil
 	s.w.Release(s.frontToken, s.front.Fd())
-	s.front.Close()
+	if s.tls != nil {
+		s.tls.Close() // the same descriptor; also ends a handshake in progress
+	} else {
+		s.front.Close()
+	}
 }
 
 // logAccess writes the access log line, if there is a log.
@@ -1293,6 +1367,9 @@ func span(a, b time.Time) string {
 
 // PrintSession implements session.ProxySession.
 func (s *Session) PrintSession(w io.Writer) {
+	if s.tls != nil {
+		fmt.Fprintf(w, "https (tls %v, pending %v) ", s.tls.Conn().State(), s.tls.Pending())
+	}
 	fmt.Fprintf(w, "http session %v: phase %s, front %v, back %v (connecting %v, reused %v), buffers %v/%v",
 		s.Peer, phaseNames[s.phase], s.fready.Ready(), s.bready.Ready(), s.connecting, s.reused, s.fbuf != nil, s.bbuf != nil)
 }
@@ -1314,7 +1391,11 @@ func (s *Session) startTunnel() session.Result {
 	s.l.stats.tunnels.Add(1)
 	s.logAccess()
 	s.pipe = new(pipe.Pipe)
-	s.pipe.Init(s.w.Pool(), &s.front, &s.back)
+	if s.tls != nil {
+		s.pipe.Init(s.w.Pool(), s.tls, &s.back)
+	} else {
+		s.pipe.Init(s.w.Pool(), &s.front, &s.back)
+	}
 	s.pipe.MergeReadiness(pipe.Front, s.fready)
 	s.pipe.MergeReadiness(pipe.Back, s.bready)
 	if s.fbuf != nil {
@@ -1413,4 +1494,20 @@ func (s *Session) template(status int) *Answer {
 		return &a
 	}
 	return nil
+}
+
+// frontWrite and frontWritev write to the client, through TLS on an
+// HTTPS listener.
+func (s *Session) frontWrite(p []byte) (int, protocol.SocketResult) {
+	if s.tls != nil {
+		return s.tls.Write(p)
+	}
+	return s.front.Write(p)
+}
+
+func (s *Session) frontWritev(bufs [][]byte) (int, protocol.SocketResult) {
+	if s.tls != nil {
+		return s.tls.Writev(bufs)
+	}
+	return s.front.Writev(bufs)
 }

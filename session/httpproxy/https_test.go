@@ -1,0 +1,273 @@
+package httpproxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluiceproxy/sluice/protocol/certs"
+	"github.com/sluiceproxy/sluice/router"
+	"github.com/sluiceproxy/sluice/session/httpproxy"
+)
+
+// httpsFixture is an HTTPS listener with three certificates: one for
+// localhost, a wildcard for *.example.test, and a default.
+type httpsFixture struct {
+	*tester
+	store                  *certs.Store
+	local, wild, def       tls.Certificate
+	localID, wildID, defID string
+	roots                  *x509.CertPool
+}
+
+func newHTTPS(t *testing.T, cfg httpproxy.Config, backends ...*origin) *httpsFixture {
+	t.Helper()
+	f := &httpsFixture{store: certs.NewStore(), roots: x509.NewCertPool()}
+	var err error
+	for _, c := range []struct {
+		cert  *tls.Certificate
+		id    *string
+		names []string
+	}{{&f.local, &f.localID, []string{"localhost", "127.0.0.1"}}, {&f.wild, &f.wildID, []string{"*.example.test"}}, {&f.def, &f.defID, []string{"default.invalid"}}} {
+		*c.cert, err = certs.SelfSigned(time.Hour, c.names...)
+		require.NoError(t, err)
+		*c.id, err = f.store.Add(*c.cert)
+		require.NoError(t, err)
+		f.roots.AddCert(c.cert.Leaf)
+	}
+	require.NoError(t, f.store.SetDefault(f.defID))
+	if cfg.TLS == nil {
+		cfg.TLS = &httpproxy.TLS{}
+	}
+	cfg.TLS.Certs = f.store
+	f.tester = newTester(t, cfg, backends...)
+	f.url = "https://localhost:" + fmt.Sprint(f.addr.Port())
+	return f
+}
+
+func (f *httpsFixture) client() *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 4, TLSClientConfig: &tls.Config{RootCAs: f.roots}}
+	f.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// dial makes a TLS connection with the given SNI (none when empty) and
+// returns the certificate the proxy chose.
+func (f *httpsFixture) dial(sni string) (*tls.Conn, *x509.Certificate) {
+	f.t.Helper()
+	c, err := tls.Dial("tcp", f.addr.String(), &tls.Config{ServerName: sni, InsecureSkipVerify: true})
+	require.NoError(f.t, err)
+	return c, c.ConnectionState().PeerCertificates[0]
+}
+
+func TestHTTPSKeepAliveAndForwardedProto(t *testing.T) {
+	o := newOrigin(t, "a")
+	f := newHTTPS(t, httpproxy.Config{}, o)
+	c := f.client()
+	for i := 0; i < 10; i++ {
+		resp, body := get(t, c, f.url+"/x")
+		require.Equal(t, 200, resp.StatusCode, body)
+		assert.Contains(t, body, "xfp=https")
+		assert.Contains(t, body, "proto=https")
+		assert.Equal(t, "HTTP/1.1", resp.Proto)
+		require.NotNil(t, resp.TLS)
+	}
+	c2, err := tls.Dial("tcp", f.addr.String(), &tls.Config{ServerName: "localhost", RootCAs: f.roots, NextProtos: []string{"http/1.1"}})
+	require.NoError(t, err)
+	assert.Equal(t, "http/1.1", c2.ConnectionState().NegotiatedProtocol)
+	c2.Close()
+	// The server counts a handshake when it reads the client's Finished,
+	// which may come after the client's Dial returned.
+	require.Eventually(t, func() bool { return f.l.TLSStats().Handshakes == 2 }, 5*time.Second, time.Millisecond,
+		"ten requests on one kept-alive TLS connection, and one more handshake")
+	st := f.l.TLSStats()
+	assert.Greater(t, st.HandshakeTime, time.Duration(0))
+}
+
+// Bodies much larger than the kernel's buffers both ways: the TLS socket
+// leaves ciphertext pending and must flush it on writable edges.
+func TestHTTPSLargeBodies(t *testing.T) {
+	o := newOrigin(t, "a")
+	f := newHTTPS(t, httpproxy.Config{}, o)
+	c := f.client()
+	resp, body := get(t, c, f.url+"/size/5000000")
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, 5000000, len(body))
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<17) // 2 MiB
+	resp, err := c.Post(f.url+"/echo", "application/octet-stream", bytes.NewReader(payload))
+	require.NoError(t, err)
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(payload, got), "echoed %d of %d bytes", len(got), len(payload))
+}
+
+// A response with Connection: close ends with close_notify after the
+// last byte, even when that byte waited in the TLS socket.
+func TestHTTPSConnectionCloseDeliversEverything(t *testing.T) {
+	o := newOrigin(t, "a")
+	f := newHTTPS(t, httpproxy.Config{}, o)
+	for _, size := range []int{10, 3 << 20} {
+		c, _ := f.dial("localhost")
+		fmt.Fprintf(c, "GET /size/%d HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", size)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		assert.Equal(t, 200, resp.StatusCode)
+		assert.Equal(t, size, len(body))
+		rest, err := io.ReadAll(c)
+		assert.NoError(t, err, "the connection ends cleanly")
+		assert.Empty(t, rest)
+		c.Close()
+	}
+}
+
+func TestHTTPSCertificateBySNI(t *testing.T) {
+	f := newHTTPS(t, httpproxy.Config{}, newOrigin(t, "a"))
+	for sni, want := range map[string]*x509.Certificate{
+		"localhost":        f.local.Leaf,
+		"api.example.test": f.wild.Leaf,
+		"other.invalid":    f.def.Leaf,
+		"":                 f.def.Leaf,
+		"a.b.example.test": f.def.Leaf, // a wildcard covers one label only
+		"LOCALHOST.":       f.local.Leaf,
+	} {
+		c, got := f.dial(sni)
+		c.Close()
+		assert.True(t, want.Equal(got), "SNI %q got %v", sni, got.DNSNames)
+	}
+}
+
+// A certificate replaced at run time serves the handshakes after the
+// change; a connection established before goes on with the old one.
+func TestHTTPSCertificateReplacedAtRunTime(t *testing.T) {
+	f := newHTTPS(t, httpproxy.Config{}, newOrigin(t, "a"))
+	old, got := f.dial("localhost")
+	defer old.Close()
+	require.True(t, f.local.Leaf.Equal(got))
+	fresh, err := certs.SelfSigned(time.Hour, "localhost")
+	require.NoError(t, err)
+	require.NoError(t, f.w.Exec(func() error {
+		_, err := f.store.Replace(f.localID, fresh)
+		return err
+	}))
+	c, got := f.dial("localhost")
+	c.Close()
+	assert.True(t, fresh.Leaf.Equal(got), "a new handshake gets the new certificate")
+	fmt.Fprintf(old, "GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	old.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := old.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, 200, statusOf(string(buf[:n])), "the old connection still works")
+}
+
+// Garbage, a client that never finishes its ClientHello, and one that
+// stalls after it are closed and counted, and hold no goroutine.
+func TestHTTPSBadClients(t *testing.T) {
+	f := newHTTPS(t, httpproxy.Config{RequestTimeout: 300 * time.Millisecond}, newOrigin(t, "a"))
+	// Plain HTTP to the TLS port.
+	out := f.raw("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	assert.Empty(t, out)
+	// A partial ClientHello, then silence.
+	hello := clientHelloBytes(t)
+	gs := runtime.NumGoroutine()
+	var conns []net.Conn
+	for i := 0; i < 200; i++ {
+		c, err := net.Dial("tcp", f.addr.String())
+		require.NoError(t, err)
+		c.Write(hello[:len(hello)/2])
+		conns = append(conns, c)
+	}
+	// The whole ClientHello, then silence: admitted to the pool, which
+	// the timeout frees.
+	c, err := net.Dial("tcp", f.addr.String())
+	require.NoError(t, err)
+	c.Write(hello)
+	conns = append(conns, c)
+	time.Sleep(100 * time.Millisecond)
+	assert.LessOrEqual(t, runtime.NumGoroutine(), gs+3, "partial handshakes hold no goroutine")
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.ReadAll(c) // the proxy closes each at the request timeout
+		c.Close()
+	}
+	st := f.l.TLSStats()
+	assert.EqualValues(t, 1, st.NotTLS)
+	assert.EqualValues(t, 201, st.Timeout)
+	assert.Zero(t, st.Handshakes)
+}
+
+// clientHelloBytes captures a real crypto/tls client's first flight.
+func clientHelloBytes(t *testing.T) []byte {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
+		if err == nil {
+			c.Close()
+		}
+	}()
+	c, err := ln.Accept()
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 16<<10)
+	n, err := c.Read(buf)
+	require.NoError(t, err)
+	return buf[:n]
+}
+
+func TestHTTPSStrictTransportSecurity(t *testing.T) {
+	o := newOrigin(t, "a")
+	f := newHTTPS(t, httpproxy.Config{}, o)
+	require.NoError(t, f.w.RemoveFrontend("all"))
+	require.NoError(t, f.w.AddFrontend(router.Frontend{ID: "hsts", HostKind: router.HostAny, Action: router.Action{Cluster: "c"}, HSTS: "max-age=31536000; includeSubDomains"}))
+	resp, _ := get(t, f.client(), f.url+"/x")
+	assert.Equal(t, "max-age=31536000; includeSubDomains", resp.Header.Get("Strict-Transport-Security"))
+}
+
+// curl and openssl s_client as real clients.
+func TestHTTPSWithCurlAndOpenSSL(t *testing.T) {
+	f := newHTTPS(t, httpproxy.Config{}, newOrigin(t, "a"))
+	if path := tool(t, "curl"); path != "" {
+		ca := writePEM(t, f.local)
+		out, err := exec.Command(path, "-sS", "--http1.1", "--cacert", ca, f.url+"/curl").CombinedOutput()
+		require.NoError(t, err, string(out))
+		assert.Contains(t, string(out), "a GET /curl")
+		assert.Contains(t, string(out), "xfp=https")
+	}
+	if path := tool(t, "openssl"); path != "" {
+		for sni, want := range map[string]string{"localhost": "CN = localhost", "api.example.test": "CN = *.example.test", "nope.invalid": "CN = default.invalid"} {
+			cmd := exec.Command(path, "s_client", "-connect", f.addr.String(), "-servername", sni)
+			cmd.Stdin = strings.NewReader("")
+			out, _ := cmd.CombinedOutput()
+			assert.Contains(t, string(out), "subject="+want, "openssl -servername %s", sni)
+		}
+	}
+}
+
+func writePEM(t *testing.T, c tls.Certificate) string {
+	path := t.TempDir() + "/ca.pem"
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600))
+	return path
+}

@@ -1,0 +1,243 @@
+package httpproxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/protocol/certs"
+	"github.com/sluiceproxy/sluice/protocol/proxyproto"
+	"github.com/sluiceproxy/sluice/protocol/tlsconn"
+	"github.com/sluiceproxy/sluice/session"
+)
+
+// TLS makes a listener an HTTPS one: each connection is a TLS handshake
+// (run off the loop, see protocol/tlsconn), then HTTP/1.1 over it.
+type TLS struct {
+	// Certs picks each handshake's certificate by SNI (exact name, then
+	// wildcard, then the store's default). Required. Certificates added,
+	// replaced or removed in it serve the handshakes that start after
+	// the change; established connections keep theirs.
+	Certs *certs.Store
+	// Config, when set, supplies the rest of the server configuration:
+	// cipher suites, curves, client authentication (ClientAuth,
+	// ClientCAs), session tickets. It is cloned; its Certificates,
+	// GetCertificate and NextProtos are replaced, and MinVersion is raised
+	// to TLS 1.2 when lower. Default: crypto/tls's defaults, TLS 1.2 and
+	// 1.3, with TLS 1.3 session resumption by tickets.
+	Config *tls.Config
+	// Pool runs the handshakes; share one between listeners to bound them
+	// all together. Default: one per listener of 64 goroutines per CPU
+	// and a queue of 1,024. A handshake that finds it full fails at once
+	// (counted as pool-full).
+	Pool *tlsconn.Pool
+	// DynamicRecordSizing keeps crypto/tls's small first records (about
+	// one TCP segment each for the first 128 KiB after a handshake), which
+	// lets a browser start on a page sooner at the cost of more records.
+	// Default off: full 16 KiB records, as HAProxy and nginx send.
+	DynamicRecordSizing bool
+}
+
+// TLSStats counts a listener's handshakes.
+type TLSStats struct {
+	Handshakes uint64 // completed
+	// Failures by reason: not a TLS ClientHello (garbage), no room in the
+	// handshake pool, the request timeout passed, the client closed, or
+	// crypto/tls refused (alert sent: bad version, no shared cipher, bad
+	// certificate...).
+	NotTLS, PoolFull, Timeout, ClientClosed, Refused uint64
+	// HandshakeTime is the total time from a ClientHello's first byte to
+	// the end of its handshake, over Handshakes; HandshakeMax the longest.
+	HandshakeTime, HandshakeMax time.Duration
+}
+
+type tlsStats struct {
+	handshakes                                 atomic.Uint64
+	notTLS, poolFull, timeout, closed, refused atomic.Uint64
+	nanos, maxNanos                            atomic.Int64
+}
+
+func (s *tlsStats) snapshot() TLSStats {
+	return TLSStats{
+		Handshakes: s.handshakes.Load(), NotTLS: s.notTLS.Load(), PoolFull: s.poolFull.Load(),
+		Timeout: s.timeout.Load(), ClientClosed: s.closed.Load(), Refused: s.refused.Load(),
+		HandshakeTime: time.Duration(s.nanos.Load()), HandshakeMax: time.Duration(s.maxNanos.Load()),
+	}
+}
+
+func (s *tlsStats) done(d time.Duration) {
+	s.handshakes.Add(1)
+	s.nanos.Add(int64(d))
+	for {
+		m := s.maxNanos.Load()
+		if int64(d) <= m || s.maxNanos.CompareAndSwap(m, int64(d)) {
+			return
+		}
+	}
+}
+
+// TLSStats returns the listener's handshake counters (zero for a
+// cleartext listener).
+func (l *Listener) TLSStats() TLSStats { return l.tlsStats.snapshot() }
+
+// serverConfig builds the one tls.Config every connection of the
+// listener shares (session ticket keys live in it, so resumption works
+// across connections and workers).
+func (t *TLS) serverConfig() *tls.Config {
+	var cfg *tls.Config
+	if t.Config != nil {
+		cfg = t.Config.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	cfg.Certificates = nil
+	cfg.GetCertificate = t.Certs.GetCertificate
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	cfg.DynamicRecordSizingDisabled = !t.DynamicRecordSizing
+	return cfg
+}
+
+func (t *TLS) pool() *tlsconn.Pool {
+	if t.Pool != nil {
+		return t.Pool
+	}
+	return tlsconn.NewPool(64*runtime.GOMAXPROCS(0), 1024)
+}
+
+// startTLS prepares the handshake of a new connection.
+func (s *Session) startTLS(w *session.Worker) {
+	st := s.st
+	if st.scratch == nil {
+		st.scratch = tlsconn.NewScratch()
+	}
+	s.tls = tlsconn.NewSocket(s.front.Fd(), s.l.tlsConfig, st.scratch, func() { w.Wake(s.frontToken, s) })
+	s.phase = phaseHandshake
+}
+
+// handshake drives the TLS handshake; when it completes, the session
+// reads requests over it.
+func (s *Session) handshake() (bool, session.Result) {
+	if s.l.cfg.ExpectProxy && !s.proxyDone {
+		if progress, res, ok := s.readProxyBeforeTLS(); !ok {
+			return progress, res
+		}
+	}
+	switch s.tls.Handshake(s.l.tlsPool, s.l.cfg.RequestTimeout, &s.fready) {
+	case tlsconn.Established:
+		if start := s.tls.Started(); !start.IsZero() {
+			s.l.tlsStats.done(time.Since(start))
+		}
+		s.phase = phaseIdle
+		s.frontSeen = s.w.Now()
+		s.w.Timers().Cancel(s.frontTimer)
+		s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+		return true, session.Continue
+	case tlsconn.Failed:
+		err := s.tls.Conn().Err()
+		switch {
+		case errors.Is(err, tlsconn.ErrNotClientHello):
+			s.l.tlsStats.notTLS.Add(1)
+		case errors.Is(err, tlsconn.ErrPoolFull):
+			s.l.tlsStats.poolFull.Add(1)
+		case errors.Is(err, tlsconn.ErrPeerGone), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			s.l.tlsStats.closed.Add(1)
+		case isTimeout(err):
+			s.l.tlsStats.timeout.Add(1)
+		default:
+			s.l.tlsStats.refused.Add(1)
+		}
+		return false, session.Close
+	}
+	return false, session.Continue
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// readProxyBeforeTLS reads the PROXY header a load balancer in front
+// sends before the ClientHello; the bytes after it belong to TLS. ok
+// means the header is done and the handshake may go on.
+func (s *Session) readProxyBeforeTLS() (progress bool, res session.Result, ok bool) {
+	const maxProxyHeader = 4 << 10 // far beyond what HAProxy and the cloud balancers send
+	for s.fready.Readable() {
+		var buf [1024]byte
+		n, r := s.front.Read(buf[:])
+		s.fready.Read(n, r)
+		s.partial = append(s.partial, buf[:n]...)
+		progress = progress || n > 0
+		var hdr proxyproto.Header
+		hn, err := proxyproto.ParseInto(&hdr, s.partial, proxyproto.ParseOptions{})
+		switch {
+		case err == nil:
+			if hdr.Command == proxyproto.Proxy && hdr.Source.IsValid() {
+				s.Source = hdr.Source
+			}
+			s.proxyDone = true
+			s.tls.Conn().Feed(s.partial[hn:])
+			s.partial = nil
+			return true, session.Continue, true
+		case errors.Is(err, proxyproto.ErrIncomplete) && r != protocol.Closed && r != protocol.Error && len(s.partial) < maxProxyHeader:
+			continue
+		default:
+			s.l.stats.proxyRejected.Add(1)
+			return false, session.Close, false
+		}
+	}
+	return progress, session.Continue, false
+}
+
+// flushTLS sends ciphertext a previous write left behind, on a writable
+// edge: no new write would.
+func (s *Session) flushTLS() bool {
+	if s.tls == nil || s.phase == phaseHandshake || !s.fready.Writable() || !s.tls.Pending() {
+		return false
+	}
+	r := s.tls.Flush()
+	s.fready.Wrote(r)
+	return r == protocol.Continue
+}
+
+// closeTLS ends a TLS connection the session is done with: close_notify,
+// then the FIN once everything is flushed. It reports true when the
+// session must stay (phaseLinger) until the kernel takes the rest.
+func (s *Session) closeTLS() bool {
+	switch {
+	case s.tls == nil, s.phase == phaseHandshake, s.phase == phaseLinger, s.phase == phaseClosed,
+		s.phase == phaseTunnel: // the pipe flushes before it reports Done
+		return false
+	}
+	if !s.notified {
+		s.notified = true
+		s.tls.CloseWrite()
+	}
+	if !s.tls.Pending() {
+		return false
+	}
+	s.phase = phaseLinger
+	s.w.Timers().Cancel(s.frontTimer)
+	s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+	return true
+}
+
+// linger flushes the last ciphertext of a closing TLS connection.
+func (s *Session) linger() (bool, session.Result) {
+	if !s.fready.Writable() {
+		return false, session.Continue
+	}
+	switch r := s.tls.Flush(); r {
+	case protocol.WouldBlock:
+		s.fready.Wrote(r)
+		return false, session.Continue
+	default:
+		return false, session.Close
+	}
+}
