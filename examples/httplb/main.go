@@ -14,8 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -25,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/examples/internal/demo"
 	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/session/httpproxy"
@@ -83,7 +82,7 @@ func run(log *slog.Logger, listen string, backends []string, lb string, workers,
 	}
 	if len(backends) == 0 {
 		for i := 1; i <= 2; i++ {
-			a, err := demoBackend(fmt.Sprintf("backend-%d", i))
+			a, err := demo.Backend(fmt.Sprintf("backend-%d", i))
 			if err != nil {
 				return err
 			}
@@ -155,17 +154,4 @@ func run(log *slog.Logger, listen string, backends []string, lb string, workers,
 	st := l.Stats()
 	log.Info("stopped", "requests", st.Requests, "responses", st.Responses, "answers", fmt.Sprint(st.Answers))
 	return p.Wait()
-}
-
-// demoBackend serves "hello from NAME" on a free loopback port.
-func demoBackend(name string) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello from %s (you asked for %s)\n", name, r.URL.Path)
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return ln.Addr().String(), nil
 }

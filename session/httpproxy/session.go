@@ -46,7 +46,12 @@ func NewListener(cfg Config) *Listener {
 }
 
 // Protocol implements session.Listener.
-func (l *Listener) Protocol() session.Protocol { return session.HTTPListen }
+func (l *Listener) Protocol() session.Protocol {
+	if l.tlsConfig != nil {
+		return session.HTTPSListen
+	}
+	return session.HTTPListen
+}
 
 // AnswersOverLimit implements session.OverLimitAnswerer: a client over
 // the per-IP limit gets 429 with Retry-After rather than a silent close.
@@ -162,7 +167,12 @@ type Session struct {
 }
 
 // Protocol implements session.ProxySession.
-func (s *Session) Protocol() session.Protocol { return session.HTTP }
+func (s *Session) Protocol() session.Protocol {
+	if s.tls != nil {
+		return session.HTTPS
+	}
+	return session.HTTP
+}
 
 // FrontendToken implements session.ProxySession.
 func (s *Session) FrontendToken() eventloop.Token { return s.frontToken }
