@@ -3,6 +3,7 @@ package httpproxy_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -270,4 +272,58 @@ func writePEM(t *testing.T, c tls.Certificate) string {
 	path := t.TempDir() + "/ca.pem"
 	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600))
 	return path
+}
+
+// A WebSocket over TLS: after the 101 the pipe relays between the TLS
+// socket and the backend, flushing what the TLS socket left pending.
+func TestHTTPSWebSocket(t *testing.T) {
+	f := newHTTPS(t, httpproxy.Config{}, wsOrigin(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "wss://localhost:"+fmt.Sprint(f.addr.Port())+"/ws", &websocket.DialOptions{HTTPClient: f.client()})
+	require.NoError(t, err)
+	defer c.CloseNow()
+	c.SetReadLimit(8 << 20)
+	assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	for i := 0; i < 20; i++ {
+		msg := fmt.Sprintf("message %d %s", i, strings.Repeat("x", i*500))
+		require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
+		_, got, err := c.Read(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "echo: "+msg, string(got))
+	}
+	big := bytes.Repeat([]byte{7}, 3<<20)
+	require.NoError(t, c.Write(ctx, websocket.MessageBinary, big))
+	_, got, err := c.Read(ctx)
+	require.NoError(t, err)
+	assert.Len(t, got, len(big)+6)
+	require.NoError(t, c.Close(websocket.StatusNormalClosure, "bye"))
+}
+
+// TLS 1.3 resumption: a client with a session cache resumes on its
+// second connection, with the ticket the shared tls.Config issued.
+func TestHTTPSSessionResumption(t *testing.T) {
+	f := newHTTPS(t, httpproxy.Config{}, newOrigin(t, "a"))
+	cfg := &tls.Config{ServerName: "localhost", RootCAs: f.roots, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	for i, want := range []bool{false, true} {
+		c, err := tls.Dial("tcp", f.addr.String(), cfg)
+		require.NoError(t, err)
+		// The ticket arrives after the handshake: a request makes the
+		// client read it.
+		fmt.Fprintf(c, "GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		assert.Equal(t, want, c.ConnectionState().DidResume, "connection %d", i)
+		assert.Equal(t, uint16(tls.VersionTLS13), c.ConnectionState().Version)
+		c.Close()
+	}
+}
+
+// TLS 1.1 and older are refused, and counted.
+func TestHTTPSRefusesOldVersions(t *testing.T) {
+	f := newHTTPS(t, httpproxy.Config{}, newOrigin(t, "a"))
+	_, err := tls.Dial("tcp", f.addr.String(), &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	require.Error(t, err)
+	require.Eventually(t, func() bool { return f.l.TLSStats().Refused == 1 }, 5*time.Second, time.Millisecond)
 }
