@@ -209,7 +209,9 @@ func (c *ServerConn) MaxFrameLen() int { return FrameHeaderLen + int(c.cfg.MaxFr
 
 func (c *ServerConn) setNow(now time.Time) {
 	if !c.epochSet {
-		c.epoch, c.epochSet = now, true
+		// One nanosecond before now, so that clock values are never 0,
+		// which marks an unset time.
+		c.epoch, c.epochSet = now.Add(-1), true
 	}
 	if t := int64(now.Sub(c.epoch)); t > c.clock {
 		c.clock = t
@@ -1045,7 +1047,7 @@ func (c *ServerConn) blocked(st *stream) {
 	st.wantWrite = true
 	if st.sendWindow <= 0 || c.sendConnWindow <= 0 {
 		if st.stalled == 0 {
-			st.stalled = max(c.clock, 1)
+			st.stalled = c.clock
 		}
 	} else {
 		c.outBlocked = true
@@ -1067,7 +1069,7 @@ func (c *ServerConn) WriteData(id uint32, p []byte, endStream bool) int {
 	}
 	n := int(min(int64(len(p)), c.sendable(st)))
 	if n < len(p) {
-		c.blocked(st)
+		defer c.blocked(st) // after the windows are charged
 	} else {
 		st.stalled = 0
 	}
