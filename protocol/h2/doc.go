@@ -1,8 +1,7 @@
-// Package h2 is the frame layer of HTTP/2 (RFC 9113) for sluice: a frame
-// codec, HPACK glue (RFC 7541, through golang.org/x/net/http2/hpack) and
-// the stateless message checks of RFC 9113 §8. It holds no connection
-// state: streams, flow control, SETTINGS synchronisation and CONTINUATION
-// reassembly belong to the connection that uses it (see LIFECYCLE.md).
+// Package h2 is HTTP/2 (RFC 9113) for sluice: a frame codec, HPACK glue
+// (RFC 7541, through golang.org/x/net/http2/hpack), the stateless message
+// checks of RFC 9113 §8, and [ServerConn], the server connection state
+// machine built on them (see LIFECYCLE.md).
 // Section numbers in comments ("§6.5") refer to RFC 9113 unless another
 // document is named.
 //
@@ -43,4 +42,19 @@
 // pseudo-header rules, the required request pseudo-headers, and field
 // value characters. A failure is a malformed message (§8.1.1), a stream
 // error of type PROTOCOL_ERROR.
+//
+// # Server connections
+//
+// [ServerConn] is the server side of a connection, without I/O: the
+// caller feeds it the octets it reads ([ServerConn.Feed]), gets request
+// heads, bodies and resets through a [Handler], answers with
+// [ServerConn.WriteHeaders] and [ServerConn.WriteData], and writes
+// [ServerConn.Output] to the socket. It keeps the stream states of §5.1,
+// both directions of flow control (§5.2, §6.9; request windows reopen
+// only when the handler calls [ServerConn.Consumed], responses are
+// bounded by the client's windows and [ServerConfig].MaxOutput), SETTINGS
+// synchronisation, graceful shutdown ([ServerConn.Shutdown]), timers
+// ([ServerConn.Deadline], [ServerConn.Timeout]) and the flood defences of
+// §10.5 (rapid reset, MadeYouReset, CONTINUATION, PING, SETTINGS, empty
+// DATA, WINDOW_UPDATE, unread control frames), counted in [ConnStats].
 package h2
