@@ -43,3 +43,15 @@ func TestServerConnIdleMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(conns)
 }
+
+// TestServerConnExchangeAllocs holds the steady state to no allocation
+// per request/response exchange (hpack strings for indexed fields come
+// from its table).
+func TestServerConnExchangeAllocs(t *testing.T) {
+	for _, post := range []bool{false, true} {
+		step := exchangeStep(t, post)
+		if a := testing.AllocsPerRun(1000, step); a != 0 {
+			t.Errorf("post=%v: %v allocations per exchange", post, a)
+		}
+	}
+}
