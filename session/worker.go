@@ -238,6 +238,10 @@ func (w *Worker) Rebind(t eventloop.Token, s ProxySession) bool {
 	return true
 }
 
+// CloseSession closes s now, from the worker's loop: for a session that
+// owns others (an HTTP/2 connection and the sessions of its streams).
+func (w *Worker) CloseSession(s ProxySession) { w.closeSafely(s) }
+
 // Wake asks the worker to drive s, whose frontend token is t, once more:
 // for work a session handed off the loop (a TLS handshake on a pool
 // goroutine) to report its end. It is safe from any goroutine; it does

@@ -9,7 +9,9 @@
 //
 // -cert and -key (repeatable, in pairs) load real certificates; each is
 // served to the clients asking for one of its names (SNI), the first one
-// to the others. SIGINT or SIGTERM stops it softly.
+// to the others. HTTP/2 is offered by ALPN; -h2c adds a cleartext
+// listener that takes HTTP/2 with prior knowledge (and HTTP/1.1). SIGINT
+// or SIGTERM stops it softly.
 package main
 
 import (
@@ -40,6 +42,8 @@ func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 
 type options struct {
 	listen    string
+	h2cAddr   string
+	h2c       bool
 	backends  []string
 	certFiles []string
 	keyFiles  []string
@@ -57,6 +61,8 @@ func main() {
 	flag.Var(&certFiles, "cert", "PEM certificate chain file (repeatable, paired with -key in order)")
 	flag.Var(&keyFiles, "key", "PEM private key file for the -cert at the same position")
 	flag.StringVar(&o.hsts, "hsts", "", "Strict-Transport-Security value to add to responses (e.g. max-age=31536000)")
+	flag.BoolVar(&o.h2c, "h2c", false, "also serve HTTP/2 with prior knowledge (and HTTP/1.1) on a cleartext listener")
+	flag.StringVar(&o.h2cAddr, "h2c-listen", "127.0.0.1:8082", "the -h2c listener's address")
 	flag.IntVar(&o.workers, "workers", 0, "workers (event loops); 0 = one per CPU")
 	flag.IntVar(&o.maxConns, "max-conns", 10000, "client connections per worker")
 	flag.DurationVar(&o.grace, "grace", 30*time.Second, "how long a soft stop waits for in-flight requests")
@@ -153,7 +159,18 @@ func run(log *slog.Logger, o options) error {
 	if err != nil {
 		return fail(err)
 	}
-	log.Info("httpslb listening", "addr", "https://"+bound.String(), "workers", len(p.Workers()), "backends", strings.Join(o.backends, ","))
+	log.Info("httpslb listening", "addr", "https://"+bound.String(), "alpn", "h2,http/1.1", "workers", len(p.Workers()), "backends", strings.Join(o.backends, ","))
+	if o.h2c {
+		a, err := netip.ParseAddrPort(o.h2cAddr)
+		if err != nil {
+			return fail(fmt.Errorf("-h2c-listen wants ip:port: %w", err))
+		}
+		b, err := p.AddListener(a, httpproxy.NewListener(httpproxy.Config{H2C: true}), session.ListenConfig{})
+		if err != nil {
+			return fail(err)
+		}
+		log.Info("h2c listening (HTTP/2 with prior knowledge, and HTTP/1.1)", "addr", "http://"+b.String())
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

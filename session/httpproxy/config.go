@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluiceproxy/sluice/protocol/h2"
 	"github.com/sluiceproxy/sluice/protocol/http1"
 )
 
@@ -70,6 +71,15 @@ type Config struct {
 	Scheme string
 	// TLS, when set, makes this an HTTPS listener: see [TLS].
 	TLS *TLS
+	// H2C accepts HTTP/2 with prior knowledge (RFC 9113 §3.3) on a
+	// cleartext listener: a connection that starts with the HTTP/2
+	// preface is an HTTP/2 connection. Default off.
+	H2C bool
+	// HTTP2 configures HTTP/2 connections (HTTPS by ALPN "h2", or H2C):
+	// streams, windows, limits and flood budgets; see [h2.ServerConfig].
+	// Each stream is proxied as an HTTP/1.1 exchange with this listener's
+	// settings. Zero values take h2's defaults.
+	HTTP2 h2.ServerConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -110,6 +120,8 @@ type Stats struct {
 	clientReset                        atomic.Uint64
 	proxyRejected                      atomic.Uint64
 	bytesIn, bytesOut                  atomic.Uint64
+	h2Conns, h2Streams, h2Floods       atomic.Uint64
+	notHTTP                            atomic.Uint64
 }
 
 // StatsSnapshot is a copy of a listener's counters.
@@ -126,6 +138,10 @@ type StatsSnapshot struct {
 	ClientReset        uint64         // client connections that broke mid-exchange
 	ProxyRejected      uint64         // expected a PROXY header, got something else
 	BytesIn, BytesOut  uint64
+	H2Conns            uint64 // HTTP/2 connections
+	H2Streams          uint64 // HTTP/2 request streams, counted when their connection ends
+	H2Floods           uint64 // HTTP/2 connections ended with ENHANCE_YOUR_CALM
+	NotHTTP            uint64 // H2C listeners: connections closed that spoke neither HTTP/2 nor HTTP/1.x
 }
 
 // Snapshot copies the counters.
@@ -135,6 +151,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		ReusedBackend: s.reusedBackend.Load(), NewBackend: s.newBackend.Load(), Retried: s.retried.Load(), Tunnels: s.tunnels.Load(),
 		BackendReset: s.backendReset.Load(), BackendBadResponse: s.backendBadResponse.Load(),
 		ClientReset: s.clientReset.Load(), ProxyRejected: s.proxyRejected.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+		NotHTTP: s.notHTTP.Load(), H2Conns: s.h2Conns.Load(), H2Streams: s.h2Streams.Load(), H2Floods: s.h2Floods.Load(),
 	}
 	for i := range s.answers {
 		if n := s.answers[i].Load(); n > 0 {

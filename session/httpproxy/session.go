@@ -13,6 +13,7 @@ import (
 	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/protocol/h2"
 	"github.com/sluiceproxy/sluice/protocol/http1"
 	"github.com/sluiceproxy/sluice/protocol/pipe"
 	"github.com/sluiceproxy/sluice/protocol/proxyproto"
@@ -98,10 +99,11 @@ const (
 	phaseTunnel                 // after 101 Switching Protocols: a byte pipe
 	phaseHandshake              // HTTPS: the TLS handshake, before the first request
 	phaseLinger                 // HTTPS: closing, the last ciphertext is being flushed
+	phaseH2                     // an HTTP/2 connection: its streams are sessions of their own
 	phaseClosed
 )
 
-var phaseNames = [...]string{"idle", "head", "connect", "exchange", "answer", "tunnel", "handshake", "linger", "closed"}
+var phaseNames = [...]string{"idle", "head", "connect", "exchange", "answer", "tunnel", "handshake", "linger", "h2", "closed"}
 
 const maxAttempts = 8
 
@@ -115,8 +117,12 @@ type Session struct {
 
 	phase      phase
 	front      protocol.TCPSocket
-	tls        *tlsconn.Socket // HTTPS: front's descriptor under TLS; all front I/O goes through it
+	tls        *tlsconn.Socket // HTTPS: front's descriptor under TLS
+	alt        protocol.Socket // when set (TLS, an HTTP/2 stream), all front I/O goes through it instead of front
+	secure     bool            // the client came over TLS (HSTS applies)
 	notified   bool            // HTTPS: close_notify was queued
+	stream     *h2Stream       // this session carries one HTTP/2 stream of a parent connection
+	h2         *h2Front        // phaseH2: this session is an HTTP/2 connection
 	frontToken eventloop.Token
 	fready     protocol.Readiness
 	fbuf       *protocol.Buffer // request bytes: the head, then body bytes
@@ -126,6 +132,7 @@ type Session struct {
 	overLimit  bool // the client is over the per-IP limit: its request gets 429
 	proxyDone  bool // the expected PROXY header was read
 	closeAfter bool // the client connection ends after this response
+	h1seen     bool // an HTTP/1.1 request came: no HTTP/2 preface can follow
 
 	// The request and the response being exchanged, borrowed from the
 	// worker while a request is in progress: an idle session holds none.
@@ -211,6 +218,9 @@ func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 // Ready implements session.ProxySession: it runs the steps of the cycle
 // until none makes progress.
 func (s *Session) Ready(self session.ProxySession) session.Result {
+	if s.stream != nil && s.stream.reset {
+		return session.Close // the client or the connection reset the stream
+	}
 	res := s.run(self)
 	if res == session.Close && s.closeTLS() {
 		return s.run(self)
@@ -228,6 +238,8 @@ func (s *Session) run(self session.ProxySession) session.Result {
 			p, res = s.handshake()
 		case phaseLinger:
 			p, res = s.linger()
+		case phaseH2:
+			p, res = s.h2.run()
 		case phaseIdle, phaseHead:
 			p, res = s.readHead()
 		case phaseConnect:
@@ -271,8 +283,8 @@ func (s *Session) readFront() (int, protocol.SocketResult) {
 	}
 	var n int
 	var r protocol.SocketResult
-	if s.tls != nil {
-		n, r = readInto(s.tls, s.fbuf, &s.fready)
+	if s.alt != nil {
+		n, r = readInto(s.alt, s.fbuf, &s.fready)
 	} else {
 		n, r = readInto(&s.front, s.fbuf, &s.fready)
 	}
@@ -361,7 +373,30 @@ func (s *Session) readHead() (bool, session.Result) {
 		}
 	}
 	b := s.fbuf.Bytes()
+	if s.l.cfg.H2C && s.alt == nil && !s.h1seen {
+		// HTTP/2 with prior knowledge (RFC 9113 §3.3) starts with the
+		// client preface, which no HTTP/1.1 request does.
+		n := min(len(b), len(h2.ClientPreface))
+		if string(b[:n]) == h2.ClientPreface[:n] {
+			if n == len(h2.ClientPreface) {
+				return s.startH2(b)
+			}
+			if !s.frontEOF {
+				s.partial = append(s.partial[:0], b...)
+				s.releaseFront()
+				return progress, session.Continue
+			}
+		}
+	}
 	done, err := s.x.parser.Parse(b, http1.Request, &s.x.req)
+	if err != nil && s.l.cfg.H2C && !s.h1seen && !http1Line(b) {
+		// On a listener that takes both, bytes that are neither the
+		// HTTP/2 preface nor an HTTP/1.x request line get no HTTP/1.1
+		// answer the client could not read: the connection just closes
+		// (RFC 9113 §3.4: an invalid preface ends the connection).
+		s.l.stats.notHTTP.Add(1)
+		return false, session.Close
+	}
 	if err != nil {
 		var herr *http1.Error
 		if errors.As(err, &herr) {
@@ -389,6 +424,7 @@ func (s *Session) readHead() (bool, session.Result) {
 
 // headDone routes a complete request head.
 func (s *Session) headDone() session.Result {
+	s.h1seen = true
 	head := s.fbuf.Bytes()[:s.x.req.Len]
 	kind, n := s.x.req.Body(false, false)
 	if s.l.cfg.MaxBody > 0 && kind == http1.BodyLength && n > s.l.cfg.MaxBody {
@@ -947,7 +983,7 @@ func (s *Session) startResponse(b []byte) {
 	if h.FieldIndex(head, "x-request-id", 0) < 0 {
 		e.Add("X-Request-Id", s.x.id[:s.x.idLen])
 	}
-	if s.tls != nil && s.route != nil && s.route.HSTS != "" && h.FieldIndex(head, "strict-transport-security", 0) < 0 {
+	if s.secure && s.route != nil && s.route.HSTS != "" && h.FieldIndex(head, "strict-transport-security", 0) < 0 {
 		e.Add("Strict-Transport-Security", []byte(s.route.HSTS))
 	}
 	if s.route != nil {
@@ -1143,7 +1179,7 @@ func (s *Session) writeAnswer() (bool, session.Result) {
 		// Let the client read the answer before the FIN: a close with
 		// unread input would turn into a reset that can destroy it. (Over
 		// TLS, closeTLS sends close_notify and the FIN after it.)
-		if s.tls == nil {
+		if s.alt == nil {
 			s.front.CloseWrite()
 		}
 		return false, session.Close
@@ -1236,6 +1272,11 @@ func (s *Session) timeout(t eventloop.Token) session.Result {
 		}
 	case phaseLinger:
 		return session.Close
+	case phaseH2:
+		if t == s.frontToken {
+			return s.h2.timeout()
+		}
+		return session.Continue
 	}
 	if t == s.frontToken {
 		var limit time.Duration
@@ -1304,6 +1345,12 @@ func (s *Session) ShuttingDown() session.Result {
 	if s.phase == phaseLinger {
 		return session.Continue
 	}
+	if s.phase == phaseH2 {
+		// GOAWAY, the streams in flight finish; run closes once drained.
+		s.h2.shutdown()
+		s.h2.childWrote()
+		return session.Continue
+	}
 	s.closeAfter = true
 	return session.Continue
 }
@@ -1327,8 +1374,11 @@ func (s *Session) Close() {
 	s.st.putExchange(s.x)
 	s.x = nil
 	s.w.Release(s.frontToken, s.front.Fd())
-	if s.tls != nil {
-		s.tls.Close() // the same descriptor; also ends a handshake in progress
+	if s.h2 != nil {
+		s.h2.close()
+	}
+	if s.alt != nil {
+		s.alt.Close() // TLS: the same descriptor, and a handshake in progress ends
 	} else {
 		s.front.Close()
 	}
@@ -1401,8 +1451,8 @@ func (s *Session) startTunnel() session.Result {
 	s.l.stats.tunnels.Add(1)
 	s.logAccess()
 	s.pipe = new(pipe.Pipe)
-	if s.tls != nil {
-		s.pipe.Init(s.w.Pool(), s.tls, &s.back)
+	if s.alt != nil {
+		s.pipe.Init(s.w.Pool(), s.alt, &s.back)
 	} else {
 		s.pipe.Init(s.w.Pool(), &s.front, &s.back)
 	}
@@ -1509,15 +1559,26 @@ func (s *Session) template(status int) *Answer {
 // frontWrite and frontWritev write to the client, through TLS on an
 // HTTPS listener.
 func (s *Session) frontWrite(p []byte) (int, protocol.SocketResult) {
-	if s.tls != nil {
-		return s.tls.Write(p)
+	if s.alt != nil {
+		return s.alt.Write(p)
 	}
 	return s.front.Write(p)
 }
 
 func (s *Session) frontWritev(bufs [][]byte) (int, protocol.SocketResult) {
-	if s.tls != nil {
-		return s.tls.Writev(bufs)
+	if s.alt != nil {
+		return s.alt.Writev(bufs)
 	}
 	return s.front.Writev(bufs)
+}
+
+// http1Line reports whether b's first line ends with an HTTP/1.x
+// version, or is too short yet to tell.
+func http1Line(b []byte) bool {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return true
+	}
+	line := bytes.TrimRight(b[:i], "\r")
+	return bytes.HasSuffix(line, []byte(" HTTP/1.1")) || bytes.HasSuffix(line, []byte(" HTTP/1.0"))
 }

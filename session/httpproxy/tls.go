@@ -35,6 +35,9 @@ type TLS struct {
 	// and a queue of 1,024. A handshake that finds it full fails at once
 	// (counted as pool-full).
 	Pool *tlsconn.Pool
+	// DisableHTTP2 offers only http/1.1 by ALPN. Default: h2 first, then
+	// http/1.1; an h2 connection is served as [Config.HTTP2] says.
+	DisableHTTP2 bool
 	// DynamicRecordSizing keeps crypto/tls's small first records (about
 	// one TCP segment each for the first 128 KiB after a handshake), which
 	// lets a browser start on a page sooner at the cost of more records.
@@ -99,7 +102,10 @@ func (t *TLS) serverConfig() *tls.Config {
 	if cfg.MinVersion < tls.VersionTLS12 {
 		cfg.MinVersion = tls.VersionTLS12
 	}
-	cfg.NextProtos = []string{"http/1.1"}
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	if t.DisableHTTP2 {
+		cfg.NextProtos = []string{"http/1.1"}
+	}
 	cfg.DynamicRecordSizingDisabled = !t.DynamicRecordSizing
 	return cfg
 }
@@ -118,6 +124,7 @@ func (s *Session) startTLS(w *session.Worker) {
 		st.scratch = tlsconn.NewScratch()
 	}
 	s.tls = tlsconn.NewSocket(s.front.Fd(), s.l.tlsConfig, st.scratch, func() { w.Wake(s.frontToken, s) })
+	s.alt, s.secure = s.tls, true
 	s.phase = phaseHandshake
 }
 
@@ -133,6 +140,9 @@ func (s *Session) handshake() (bool, session.Result) {
 	case tlsconn.Established:
 		if start := s.tls.Started(); !start.IsZero() {
 			s.l.tlsStats.done(time.Since(start))
+		}
+		if s.tls.Conn().TLS().ConnectionState().NegotiatedProtocol == "h2" {
+			return s.startH2(nil)
 		}
 		s.phase = phaseIdle
 		s.frontSeen = s.w.Now()

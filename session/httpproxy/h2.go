@@ -1,0 +1,922 @@
+package httpproxy
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/protocol/h2"
+	"github.com/sluiceproxy/sluice/protocol/http1"
+	"github.com/sluiceproxy/sluice/session"
+)
+
+// HTTP/2 to HTTP/1.1 (see LIFECYCLE.md, "HTTP/2 connections").
+//
+// A client connection speaking HTTP/2 is a Session in phaseH2 holding an
+// h2Front: an h2.ServerConn fed with what the socket reads. Each request
+// stream becomes a Session of its own, a child, whose front is the
+// stream (h2Stream implements protocol.Socket): the child reads the
+// request as HTTP/1.1 bytes the stream builds from HEADERS and DATA, and
+// writes its response as HTTP/1.1 bytes the stream turns back into
+// HEADERS and DATA frames. So routing, edits, answers, retries, pooled
+// backend connections, timeouts and the access log are the HTTP/1.1
+// session's, per stream. A child has a token of its own (no descriptor):
+// its backend connection's events and its timers reach it directly.
+//
+// Re-entrancy: the ServerConn's callbacks only record what changed for
+// a stream; the children are driven afterwards, from the connection's
+// own Ready, never from inside another child's.
+
+// h2Front is the HTTP/2 side of a client connection.
+type h2Front struct {
+	s       *Session
+	conn    *h2.ServerConn
+	partial []byte // an incomplete frame kept between reads
+	streams map[uint32]*h2Stream
+	drive   []*h2Stream // streams with news for their child
+	spare   []*h2Stream
+	kicked  bool // a Wake of the connection's session is pending
+	closing bool
+	stopped bool // Shutdown was called
+	broken  bool // the client's socket failed
+	// lingering: the connection is done and its last frames are out; our
+	// side is shut and what the client still sends is read and dropped
+	// until it closes too, so that unread bytes do not turn our close
+	// into a reset that could destroy those last frames.
+	lingering bool
+	idleAt    time.Time
+	timerAt   time.Time // when the connection's timer fires
+	fields    []h2.HeaderField
+}
+
+// h2Stream is one request stream, and the front socket of its child.
+type h2Stream struct {
+	f      *h2Front
+	id     uint32
+	child  *Session
+	token  eventloop.Token
+	events eventloop.Ready // to deliver at the next drive
+	queued bool
+	closed bool
+
+	// The request, as HTTP/1.1 bytes for the child.
+	req     []byte
+	credit  int // DATA octets in req not yet given back to flow control
+	chunked bool
+	reqEnd  bool
+	reset   bool // the client or the connection reset the stream
+	isHead  bool
+
+	// The response, from HTTP/1.1 bytes to frames.
+	rstate  uint8
+	hbuf    []byte
+	rparser http1.Parser
+	resp    http1.Head
+	kind    http1.BodyKind
+	left    int64 // Content-Length left, or the current chunk's
+	cstate  uint8
+	trail   []byte
+	ended   bool // END_STREAM or RST_STREAM sent
+}
+
+const (
+	rsHead uint8 = iota
+	rsBody
+	rsDone
+)
+
+// Chunked decoding states of a response body.
+const (
+	csSize    uint8 = iota // hex digits of a chunk size
+	csExt                  // a chunk extension, to the end of the line
+	csData                 // chunk data
+	csDataEnd              // the CRLF after chunk data
+	csTrailer              // trailer lines, to an empty line
+)
+
+type h2Key struct{}
+
+// h2Scratch is the worker's read buffer for HTTP/2 connections: room for
+// the largest frame plus what a read brings after it.
+func h2Scratch(w *session.Worker) []byte {
+	return w.Local(h2Key{}, func() any { return make([]byte, 64<<10) }).([]byte)
+}
+
+// startH2 turns the session into an HTTP/2 connection. initial holds
+// bytes already read (the h2c preface and what followed it).
+func (s *Session) startH2(initial []byte) (bool, session.Result) {
+	f := &h2Front{s: s, streams: map[uint32]*h2Stream{}, idleAt: s.w.Now()}
+	f.conn = h2.NewServerConn(s.l.cfg.HTTP2, f)
+	s.h2 = f
+	s.phase = phaseH2
+	s.l.stats.h2Conns.Add(1)
+	if len(initial) > 0 {
+		f.partial = append(f.partial, initial...)
+	}
+	s.releaseFront()
+	s.partial = nil
+	if s.x != nil {
+		s.st.putExchange(s.x)
+		s.x = nil
+	}
+	if len(f.partial) > 0 {
+		n, err := f.conn.Feed(f.partial, s.w.Now())
+		f.partial = f.partial[:copy(f.partial, f.partial[n:])]
+		if err != nil {
+			f.partial = nil
+		}
+	}
+	f.schedule()
+	return true, session.Continue
+}
+
+// run reads frames, drives the streams and flushes the output until
+// nothing moves.
+func (f *h2Front) run() (bool, session.Result) {
+	s := f.s
+	f.kicked = false
+	progress := false
+	for s.fready.Readable() && !f.conn.Done() && !f.broken {
+		buf := h2Scratch(s.w)
+		k := copy(buf, f.partial)
+		var n int
+		var r protocol.SocketResult
+		if s.alt != nil {
+			n, r = s.alt.Read(buf[k:])
+		} else {
+			n, r = s.front.Read(buf[k:])
+		}
+		s.fready.Read(n, r)
+		if n > 0 {
+			progress = true
+			s.frontSeen = s.w.Now()
+			data := buf[:k+n]
+			m, err := f.conn.Feed(data, s.w.Now())
+			if err != nil {
+				f.partial = nil
+			} else {
+				f.partial = append(f.partial[:0], data[m:]...)
+			}
+		}
+		if r == protocol.Closed || r == protocol.Error {
+			f.broken = true
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if len(f.partial) == 0 && cap(f.partial) > 0 {
+		f.partial = nil // an idle connection holds no buffer
+	}
+	if f.driveStreams() {
+		progress = true
+	}
+	if f.flush() {
+		progress = true
+	}
+	if f.broken {
+		return false, session.Close
+	}
+	if f.conn.Done() && len(f.conn.Output()) == 0 {
+		return f.linger()
+	}
+	if f.conn.Streams() > 0 || len(f.streams) > 0 {
+		f.idleAt = s.w.Now()
+	}
+	if d := f.conn.Deadline(); !d.IsZero() && d.Before(f.timerAt) {
+		f.schedule() // a deadline earlier than the timer's (SETTINGS ack, a stall)
+	}
+	return progress, session.Continue
+}
+
+// linger shuts our side once everything is written and drains the
+// client's until it closes, for at most a second.
+func (f *h2Front) linger() (bool, session.Result) {
+	s := f.s
+	if s.tls != nil && s.tls.Pending() {
+		return false, session.Continue // flushTLS sends the rest first
+	}
+	if !f.lingering {
+		f.lingering = true
+		if s.tls != nil {
+			s.tls.CloseWrite()
+			s.notified = true
+		} else {
+			s.front.CloseWrite()
+		}
+		s.w.Timers().Cancel(s.frontTimer)
+		s.frontTimer = s.w.Timers().Schedule(s.frontToken, time.Second)
+	}
+	buf := h2Scratch(s.w)
+	for s.fready.Readable() {
+		n, r := s.front.Read(buf) // raw bytes: they are dropped unread
+		s.fready.Read(n, r)
+		if r == protocol.Closed || r == protocol.Error {
+			return false, session.Close
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return false, session.Continue
+}
+
+// flush writes the connection's output to the client.
+func (f *h2Front) flush() bool {
+	s := f.s
+	progress := false
+	for !f.broken && s.fready.Writable() {
+		out := f.conn.Output()
+		if len(out) == 0 {
+			break
+		}
+		n, r := s.frontWrite(out)
+		if n > 0 {
+			progress = true
+			f.conn.Consume(n)
+		}
+		s.fready.Wrote(r)
+		if r == protocol.Closed || r == protocol.Error {
+			f.broken = true
+		}
+		if r != protocol.Continue {
+			break
+		}
+	}
+	return progress
+}
+
+// driveStreams hands each stream's news to its child.
+func (f *h2Front) driveStreams() bool {
+	progress := false
+	for rounds := 0; len(f.drive) > 0 && rounds < 16; rounds++ {
+		list := f.drive
+		f.drive, f.spare = f.spare[:0], list
+		for _, st := range list {
+			st.queued = false
+			ev := st.events
+			st.events = 0
+			if st.closed {
+				continue
+			}
+			progress = true
+			f.s.w.Event(st.token, ev)
+		}
+		f.flush()
+	}
+	return progress
+}
+
+// queue records news for a stream's child.
+func (f *h2Front) queue(st *h2Stream, ev eventloop.Ready) {
+	st.events |= ev
+	if !st.queued {
+		st.queued = true
+		f.drive = append(f.drive, st)
+	}
+}
+
+// kick makes the connection's session run soon: news arrived for
+// streams while a child, not the connection, was running.
+func (f *h2Front) kick() {
+	if !f.kicked && !f.closing {
+		f.kicked = true
+		f.s.w.Wake(f.s.frontToken, f.s)
+	}
+}
+
+// childWrote flushes after a child wrote frames: a child runs on its
+// backend's events, when nothing else would send them.
+func (f *h2Front) childWrote() {
+	if f.closing {
+		return
+	}
+	f.flush()
+	if len(f.drive) > 0 || f.conn.Done() || len(f.conn.Output()) > 0 && f.s.fready.Writable() {
+		f.kick()
+	}
+}
+
+// schedule sets the connection's timer: the ServerConn's next deadline,
+// or the idle timeout when no stream is open.
+func (f *h2Front) schedule() {
+	s := f.s
+	next := f.idleAt.Add(s.l.cfg.FrontTimeout)
+	if d := f.conn.Deadline(); !d.IsZero() && d.Before(next) {
+		next = d
+	}
+	s.w.Timers().Cancel(s.frontTimer)
+	s.frontTimer = s.w.Timers().Schedule(s.frontToken, max(next.Sub(s.w.Now()), time.Millisecond))
+	f.timerAt = next
+}
+
+// timeout runs the ServerConn's timers and the idle timeout.
+func (f *h2Front) timeout() session.Result {
+	s := f.s
+	now := s.w.Now()
+	if f.lingering {
+		return session.Close
+	}
+	if d := f.conn.Deadline(); !d.IsZero() && !now.Before(d) {
+		f.conn.Timeout(now)
+	}
+	if len(f.streams) == 0 && now.Sub(f.idleAt) >= s.l.cfg.FrontTimeout {
+		if f.stopped {
+			return session.Close
+		}
+		f.shutdown()
+	}
+	_, res := f.run()
+	if res == session.Close {
+		return res
+	}
+	if !f.lingering {
+		f.schedule()
+	}
+	return session.Continue
+}
+
+// shutdown starts the graceful GOAWAY drain.
+func (f *h2Front) shutdown() {
+	if !f.stopped {
+		f.stopped = true
+		f.conn.Shutdown(f.s.w.Now())
+	}
+}
+
+// close ends every stream's child with the connection.
+func (f *h2Front) close() {
+	if f.closing {
+		return
+	}
+	f.closing = true
+	st := f.conn.Stats()
+	f.s.l.stats.h2Streams.Add(st.StreamsOpened)
+	fl := st.Floods
+	if n := fl.RapidReset + fl.MadeYouReset + fl.Continuation + fl.Ping + fl.Settings + fl.EmptyData + fl.WindowUpdate + fl.ControlQueue; n > 0 {
+		f.s.l.stats.h2Floods.Add(n)
+	}
+	for _, stream := range f.streams {
+		if !stream.closed {
+			f.s.w.CloseSession(stream.child)
+		}
+	}
+	f.streams = nil
+}
+
+// Headers implements h2.Handler: a request head opens a stream and its
+// child; trailers end a chunked body.
+func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailers bool) {
+	if trailers {
+		st := f.streams[id]
+		if st == nil {
+			return
+		}
+		if st.chunked {
+			st.req = append(st.req, "0\r\n"...)
+			st.req = appendFields(st.req, fields)
+			st.req = append(st.req, "\r\n"...)
+		}
+		st.reqEnd = true
+		f.queue(st, eventloop.Readable)
+		return
+	}
+	s := f.s
+	now := s.w.Now()
+	st := &h2Stream{f: f, id: id}
+	child := &Session{
+		Base:       session.Base{Peer: s.Peer, Source: s.Source},
+		l:          s.l,
+		w:          s.w,
+		st:         s.st,
+		front:      protocol.NewTCPSocket(-1),
+		alt:        st,
+		stream:     st,
+		secure:     s.secure,
+		local:      s.local,
+		overLimit:  s.overLimit,
+		proxyDone:  true,
+		closeAfter: true, // one request per stream
+		last:       now,
+		frontSeen:  now,
+	}
+	t, err := s.w.Insert(child)
+	if err != nil {
+		f.conn.Reset(id, h2.ErrCodeRefusedStream)
+		return
+	}
+	st.child, st.token = child, t
+	child.frontToken = t
+	child.frontTimer = s.w.Timers().Schedule(t, s.l.cfg.RequestTimeout)
+	f.streams[id] = st
+	st.buildRequest(fields, endStream)
+	f.queue(st, eventloop.Readable|eventloop.Writable)
+}
+
+// Data implements h2.Handler.
+func (f *h2Front) Data(id uint32, data []byte, endStream bool) {
+	st := f.streams[id]
+	if st == nil {
+		f.conn.Consumed(id, len(data))
+		return
+	}
+	if len(data) > 0 {
+		if st.chunked {
+			st.req = strconv.AppendUint(st.req, uint64(len(data)), 16)
+			st.req = append(st.req, "\r\n"...)
+		}
+		st.req = append(st.req, data...)
+		if st.chunked {
+			st.req = append(st.req, "\r\n"...)
+		}
+		st.credit += len(data)
+	}
+	if endStream {
+		if st.chunked {
+			st.req = append(st.req, "0\r\n\r\n"...)
+		}
+		st.reqEnd = true
+	}
+	f.queue(st, eventloop.Readable)
+}
+
+// StreamReset implements h2.Handler.
+func (f *h2Front) StreamReset(id uint32, code h2.ErrCode) {
+	if st := f.streams[id]; st != nil {
+		st.reset, st.ended = true, true
+		f.queue(st, eventloop.Readable|eventloop.Error)
+	}
+}
+
+// StreamWritable implements h2.Handler.
+func (f *h2Front) StreamWritable(id uint32) {
+	if st := f.streams[id]; st != nil {
+		f.queue(st, eventloop.Writable)
+	}
+}
+
+// buildRequest writes the HTTP/1.1 request head for a stream's fields
+// (RFC 9113 §8.3.1: :authority stands for Host, cookie crumbs are joined
+// with "; " (§8.2.3); without Content-Length a body is sent chunked).
+func (st *h2Stream) buildRequest(fields []h2.HeaderField, endStream bool) {
+	var method, path, authority string
+	hasLength, hasHost := false, false
+	for _, fl := range fields {
+		switch fl.Name {
+		case ":method":
+			method = fl.Value
+		case ":path":
+			path = fl.Value
+		case ":authority":
+			authority = fl.Value
+		case "content-length":
+			hasLength = true
+		case "host":
+			hasHost = true
+		}
+	}
+	st.isHead = method == "HEAD"
+	b := make([]byte, 0, 256)
+	b = append(b, method...)
+	b = append(b, ' ')
+	if method == "CONNECT" {
+		b = append(b, authority...)
+	} else {
+		b = append(b, path...)
+	}
+	b = append(b, " HTTP/1.1\r\n"...)
+	if authority != "" {
+		b = append(append(append(b, "Host: "...), authority...), "\r\n"...)
+	}
+	cookies := 0
+	for _, fl := range fields {
+		if fl.IsPseudo() || fl.Name == "host" && (authority != "" || !hasHost) {
+			continue
+		}
+		if fl.Name == "cookie" {
+			cookies++
+			continue
+		}
+		b = append(append(append(append(b, fl.Name...), ": "...), fl.Value...), "\r\n"...)
+	}
+	if cookies > 0 {
+		b = append(b, "Cookie: "...)
+		first := true
+		for _, fl := range fields {
+			if fl.Name == "cookie" {
+				if !first {
+					b = append(b, "; "...)
+				}
+				b = append(b, fl.Value...)
+				first = false
+			}
+		}
+		b = append(b, "\r\n"...)
+	}
+	if !endStream && !hasLength {
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+		st.chunked = true
+	}
+	b = append(b, "\r\n"...)
+	st.req = b
+	st.reqEnd = endStream
+}
+
+// appendFields writes trailer fields as HTTP/1.1 lines.
+func appendFields(b []byte, fields []h2.HeaderField) []byte {
+	for _, fl := range fields {
+		b = append(append(append(append(b, fl.Name...), ": "...), fl.Value...), "\r\n"...)
+	}
+	return b
+}
+
+// Read implements protocol.Socket for the child: the request bytes.
+func (st *h2Stream) Read(p []byte) (int, protocol.SocketResult) {
+	if st.reset {
+		return 0, protocol.Error
+	}
+	n := copy(p, st.req)
+	st.req = st.req[n:]
+	if len(st.req) == 0 {
+		st.req = nil
+	}
+	if st.credit > 0 && n > 0 {
+		// Give the window back as the child takes the bytes (framing
+		// octets make this slightly generous, never stingy).
+		c := min(st.credit, n)
+		st.credit -= c
+		st.f.conn.Consumed(st.id, c)
+	}
+	if n == len(p) && n > 0 {
+		return n, protocol.Continue
+	}
+	return n, protocol.WouldBlock
+}
+
+// Write implements protocol.Socket for the child: response bytes, turned
+// into frames. It answers WouldBlock when the stream's window or the
+// connection's output is full; StreamWritable brings the child back.
+func (st *h2Stream) Write(p []byte) (int, protocol.SocketResult) {
+	if st.reset || st.f.closing {
+		return 0, protocol.Closed
+	}
+	n, r := st.convert(p)
+	st.f.childWrote()
+	return n, r
+}
+
+// Writev implements protocol.Socket.
+func (st *h2Stream) Writev(bufs [][]byte) (int, protocol.SocketResult) {
+	total := 0
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if st.reset || st.f.closing {
+			return total, protocol.Closed
+		}
+		n, r := st.convert(b)
+		total += n
+		if r != protocol.Continue {
+			st.f.childWrote()
+			return total, r
+		}
+	}
+	st.f.childWrote()
+	return total, protocol.Continue
+}
+
+// convert turns HTTP/1.1 response bytes into frames, as far as the
+// windows allow.
+func (st *h2Stream) convert(p []byte) (int, protocol.SocketResult) {
+	conn := st.f.conn
+	done := 0
+	for done < len(p) {
+		switch st.rstate {
+		case rsHead:
+			// Heads are short; collect one whole before encoding it.
+			st.hbuf = append(st.hbuf, p[done:]...)
+			ok, err := st.rparser.Parse(st.hbuf, http1.Response, &st.resp)
+			if err != nil {
+				st.fail()
+				return done, protocol.Error
+			}
+			if !ok {
+				return len(p), protocol.Continue
+			}
+			used := st.resp.Len - (len(st.hbuf) - (len(p) - done))
+			done += used
+			head := st.hbuf[:st.resp.Len]
+			fields := st.responseFields(head)
+			status := st.resp.Status
+			if status >= 100 && status < 200 {
+				// An interim response (100 Continue, 103 Early Hints);
+				// 101 cannot happen: HTTP/2 requests carry no Upgrade.
+				if status != 101 {
+					conn.WriteHeaders(st.id, fields, false)
+				}
+				st.hbuf = st.hbuf[:0]
+				st.rparser.Reset()
+				continue
+			}
+			st.kind, st.left = st.resp.Body(st.isHead, false)
+			if st.kind == http1.BodyChunked {
+				st.left, st.cstate = 0, csSize
+			}
+			end := st.kind == http1.BodyNone || st.kind == http1.BodyLength && st.left == 0
+			if err := conn.WriteHeaders(st.id, fields, end); err != nil {
+				st.fail()
+				return done, protocol.Error
+			}
+			st.hbuf = nil
+			if end {
+				st.finish(false)
+			} else {
+				st.rstate = rsBody
+			}
+		case rsBody:
+			n, r := st.body(p[done:])
+			done += n
+			if r != protocol.Continue {
+				return done, r
+			}
+		case rsDone:
+			return len(p), protocol.Continue // nothing follows a response on a stream
+		}
+	}
+	return done, protocol.Continue
+}
+
+// body converts response body bytes.
+func (st *h2Stream) body(p []byte) (int, protocol.SocketResult) {
+	conn := st.f.conn
+	switch st.kind {
+	case http1.BodyLength:
+		n := int(min(int64(len(p)), st.left))
+		w := conn.WriteData(st.id, p[:n], int64(n) == st.left)
+		st.left -= int64(w)
+		if st.left == 0 {
+			st.finish(true)
+			return w, protocol.Continue
+		}
+		if w < n {
+			return w, protocol.WouldBlock
+		}
+		return w, protocol.Continue
+	case http1.BodyChunked:
+		return st.chunk(p)
+	default: // until the backend closes: the child's Close ends the stream
+		w := conn.WriteData(st.id, p, false)
+		if w < len(p) {
+			return w, protocol.WouldBlock
+		}
+		return w, protocol.Continue
+	}
+}
+
+// chunk decodes a chunked body (RFC 9112 §7.1) into DATA frames; the
+// child's own parser already checked the framing.
+func (st *h2Stream) chunk(p []byte) (int, protocol.SocketResult) {
+	conn := st.f.conn
+	i := 0
+	for i < len(p) {
+		switch st.cstate {
+		case csSize:
+			c := p[i]
+			switch {
+			case c >= '0' && c <= '9':
+				st.left = st.left<<4 | int64(c-'0')
+			case c >= 'a' && c <= 'f':
+				st.left = st.left<<4 | int64(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				st.left = st.left<<4 | int64(c-'A'+10)
+			case c == '\n':
+				st.cstate = csData
+				if st.left == 0 {
+					st.cstate = csTrailer
+				}
+			default:
+				st.cstate = csExt
+			}
+			i++
+		case csExt:
+			if p[i] == '\n' {
+				st.cstate = csData
+				if st.left == 0 {
+					st.cstate = csTrailer
+				}
+			}
+			i++
+		case csData:
+			n := int(min(int64(len(p)-i), st.left))
+			w := conn.WriteData(st.id, p[i:i+n], false)
+			st.left -= int64(w)
+			i += w
+			if w < n {
+				return i, protocol.WouldBlock
+			}
+			if st.left == 0 {
+				st.cstate = csDataEnd
+			}
+		case csDataEnd:
+			if p[i] == '\n' {
+				st.cstate = csSize
+			}
+			i++
+		case csTrailer:
+			// Lines up to an empty one; left marks where the current
+			// line starts.
+			c := p[i]
+			st.trail = append(st.trail, c)
+			i++
+			if c != '\n' {
+				continue
+			}
+			line := trimCR(st.trail[st.left : len(st.trail)-1])
+			if len(line) == 0 {
+				st.endWithTrailers()
+				return i, protocol.Continue
+			}
+			st.left = int64(len(st.trail))
+		}
+	}
+	return i, protocol.Continue
+}
+
+// endWithTrailers ends a chunked response: its trailer section becomes a
+// HEADERS frame with END_STREAM, or an empty DATA frame ends it.
+func (st *h2Stream) endWithTrailers() {
+	fields := st.f.fields[:0]
+	t := st.trail
+	for len(t) > 0 {
+		line := t
+		if j := indexByte(t, '\n'); j >= 0 {
+			line, t = t[:j], t[j+1:]
+		} else {
+			t = nil
+		}
+		line = trimCR(line)
+		c := indexByte(line, ':')
+		if c <= 0 {
+			continue
+		}
+		name := lower(line[:c])
+		if !allowedInH2(name) {
+			continue
+		}
+		fields = append(fields, h2.HeaderField{Name: name, Value: string(trimSpace(line[c+1:]))})
+	}
+	st.f.fields = fields[:0]
+	st.trail = nil
+	if len(fields) > 0 {
+		if st.f.conn.WriteHeaders(st.id, fields, true) == nil {
+			st.finish(false)
+			return
+		}
+	}
+	st.finish(true)
+}
+
+// finish marks the response complete; withData sends the END_STREAM on
+// an empty DATA frame when none was sent yet.
+func (st *h2Stream) finish(withData bool) {
+	st.rstate = rsDone
+	if withData && !st.ended {
+		st.f.conn.WriteData(st.id, nil, true)
+	}
+	st.ended = true
+}
+
+// fail resets the stream: the response cannot be carried.
+func (st *h2Stream) fail() {
+	if !st.ended {
+		st.ended = true
+		st.f.conn.Reset(st.id, h2.ErrCodeInternal)
+	}
+}
+
+// responseFields converts a response head to HTTP/2 fields (RFC 9113
+// §8.2.2: no connection-specific fields, lower-case names).
+func (st *h2Stream) responseFields(head []byte) []h2.HeaderField {
+	fields := st.f.fields[:0]
+	fields = append(fields, h2.HeaderField{Name: ":status", Value: statusText(st.resp.Status)})
+	for i := range st.resp.Fields {
+		fl := &st.resp.Fields[i]
+		name := lower(fl.Name.Of(head))
+		if !allowedInH2(name) {
+			continue
+		}
+		fields = append(fields, h2.HeaderField{Name: name, Value: string(fl.Value.Of(head))})
+	}
+	st.f.fields = fields[:0]
+	return fields
+}
+
+var statusStrings [600]string
+
+func statusText(code int) string {
+	if code >= 100 && code < 600 {
+		if s := statusStrings[code]; s != "" {
+			return s
+		}
+	}
+	return strconv.Itoa(code)
+}
+
+func init() {
+	for i := 100; i < 600; i++ {
+		statusStrings[i] = strconv.Itoa(i)
+	}
+}
+
+// allowedInH2 drops the HTTP/1.1 connection-specific fields.
+func allowedInH2(name string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te":
+		return false
+	}
+	return true
+}
+
+// lower returns b as a lower-case string (HTTP/2 field names).
+func lower(b []byte) string {
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			out := make([]byte, len(b))
+			for i, c := range b {
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				out[i] = c
+			}
+			return string(out)
+		}
+	}
+	return string(b)
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func trimCR(b []byte) []byte {
+	if len(b) > 0 && b[len(b)-1] == '\r' {
+		return b[:len(b)-1]
+	}
+	return b
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// CloseWrite implements protocol.Socket: a stream's end is its
+// END_STREAM, sent with the response's end.
+func (st *h2Stream) CloseWrite() error { return nil }
+
+// Fd implements protocol.Socket: a stream has no descriptor.
+func (st *h2Stream) Fd() int { return -1 }
+
+// Close implements protocol.Socket: the child is closing. A response not
+// complete is reset, unless it was one that ends with the backend's
+// close, which ends it.
+func (st *h2Stream) Close() error {
+	if st.closed {
+		return nil
+	}
+	st.closed = true
+	f := st.f
+	if !f.closing {
+		if !st.ended {
+			if st.rstate == rsBody && st.kind == http1.BodyUntilClose && st.child.respBodyEOF {
+				st.finish(true)
+			} else {
+				st.ended = true
+				f.conn.Reset(st.id, h2.ErrCodeCancel)
+			}
+		}
+		delete(f.streams, st.id)
+		if st.credit > 0 {
+			f.conn.Consumed(st.id, st.credit)
+			st.credit = 0
+		}
+		f.childWrote()
+	}
+	st.req, st.hbuf, st.trail = nil, nil, nil
+	return nil
+}
+
+var _ protocol.Socket = (*h2Stream)(nil)
+var _ h2.Handler = (*h2Front)(nil)

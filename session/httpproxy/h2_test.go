@@ -1,0 +1,197 @@
+package httpproxy_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
+
+	"github.com/sluiceproxy/sluice/session/httpproxy"
+)
+
+// h2Client is Go's HTTP/2 client: over TLS (ALPN h2) for an HTTPS
+// fixture, or h2c with prior knowledge.
+func h2Client(t *testing.T, f *httpsFixture) *http.Client {
+	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: f.roots}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
+
+func h2cClient(t *testing.T) *http.Client {
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
+
+// h2Behaviour runs the same checks over TLS and over h2c.
+func h2Behaviour(t *testing.T, c *http.Client, base string, wantProto string) {
+	t.Run("get", func(t *testing.T) {
+		resp, body := get(t, c, base+"/x")
+		require.Equal(t, 200, resp.StatusCode, body)
+		assert.Equal(t, "HTTP/2.0", resp.Proto)
+		assert.Contains(t, body, "a GET /x")
+		assert.Contains(t, body, "xfp="+wantProto)
+		assert.NotEmpty(t, resp.Header.Get("X-Request-Id"))
+	})
+	t.Run("concurrent streams", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				resp, err := c.Get(fmt.Sprintf("%s/size/%d", base, 1000*i))
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || len(b) != 1000*i {
+					errs <- fmt.Errorf("stream %d: %d bytes, %v", i, len(b), err)
+				}
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+	t.Run("large bodies both ways", func(t *testing.T) {
+		resp, body := get(t, c, base+"/size/5000000")
+		require.Equal(t, 200, resp.StatusCode)
+		assert.Equal(t, 5000000, len(body))
+		payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<17) // 2 MiB, beyond every window
+		resp, err := c.Post(base+"/echo", "application/octet-stream", bytes.NewReader(payload))
+		require.NoError(t, err)
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(payload, got), "echoed %d of %d bytes", len(got), len(payload))
+	})
+	t.Run("request and response trailers", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", base+"/trailers", strings.NewReader("hello"))
+		req.Trailer = http.Header{"X-Sum": {"42"}}
+		req.ContentLength = -1
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.Equal(t, "body=hello trailer=42", string(b))
+		assert.Equal(t, "done", resp.Trailer.Get("X-Checksum"))
+	})
+	t.Run("the proxy's own answers", func(t *testing.T) {
+		resp, _ := get(t, c, base+"/hangup")
+		assert.Equal(t, 502, resp.StatusCode)
+		resp, _ = get(t, c, base+"/x")
+		assert.Equal(t, 200, resp.StatusCode, "the connection goes on after a failed stream")
+	})
+}
+
+func TestH2OverTLS(t *testing.T) {
+	f := newHTTPS(t, httpproxy.Config{}, newOrigin(t, "a"))
+	c := h2Client(t, f)
+	h2Behaviour(t, c, f.url, "https")
+	assert.EqualValues(t, 1, f.l.Stats().H2Conns, "every stream on one connection")
+}
+
+func TestH2CPriorKnowledge(t *testing.T) {
+	tt := newTester(t, httpproxy.Config{H2C: true}, newOrigin(t, "a"))
+	h2Behaviour(t, h2cClient(t), tt.url, "http")
+	// HTTP/1.1 still works on the same listener.
+	resp, body := get(t, tt.client(), tt.url+"/x")
+	assert.Equal(t, 200, resp.StatusCode, body)
+	assert.Equal(t, "HTTP/1.1", resp.Proto)
+}
+
+func TestH2Curl(t *testing.T) {
+	curl := tool(t, "curl")
+	f := newHTTPS(t, httpproxy.Config{H2C: true}, newOrigin(t, "a"))
+	ca := writePEM(t, f.local)
+	out, err := exec.Command(curl, "-sS", "--http2", "--cacert", ca, "-w", "\n%{http_version}", f.url+"/tls").CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), "a GET /tls")
+	assert.True(t, strings.HasSuffix(string(out), "\n2"), "curl spoke HTTP/2: %q", out)
+
+	h2c := newTester(t, httpproxy.Config{H2C: true}, newOrigin(t, "b"))
+	// One URL per run: curl 7.88 fails its second request on a reused
+	// prior-knowledge connection ("Error in the HTTP2 framing layer")
+	// against Go's own h2c server too, before sending it.
+	for _, path := range []string{"/h2c", "/again"} {
+		out, err = exec.Command(curl, "-sS", "--http2-prior-knowledge", "-w", "\n%{http_version}", h2c.url+path).CombinedOutput()
+		require.NoError(t, err, string(out))
+		assert.Contains(t, string(out), "b GET "+path)
+		assert.True(t, strings.HasSuffix(string(out), "\n2"), "curl spoke HTTP/2: %q", out)
+	}
+}
+
+func TestH2Load(t *testing.T) {
+	h2load := tool(t, "h2load")
+	tt := newTester(t, httpproxy.Config{H2C: true}, newOrigin(t, "a"))
+	out, err := exec.Command(h2load, "-n", "2000", "-c", "4", "-m", "10", tt.url+"/size/100").CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), "2000 succeeded, 0 failed, 0 errored", string(out))
+}
+
+// h2specBinary finds h2spec on PATH or in GOPATH/bin.
+func h2specBinary(t *testing.T) string {
+	if p, err := exec.LookPath("h2spec"); err == nil {
+		return p
+	}
+	if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := strings.TrimSpace(string(gp)) + "/bin/h2spec"
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+	}
+	return tool(t, "h2spec") // skips, or fails under SLUICE_REQUIRE_TOOLS
+}
+
+// h2spec, the HTTP/2 conformance suite, against the proxy itself (TLS
+// with ALPN, and h2c with prior knowledge): every case of the default
+// run and of the strict run must pass.
+func TestH2Spec(t *testing.T) {
+	bin := h2specBinary(t)
+	f := newHTTPS(t, httpproxy.Config{}, newOrigin(t, "a"))
+	h2c := newTester(t, httpproxy.Config{H2C: true}, newOrigin(t, "b"))
+	for _, run := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"tls", []string{"-t", "-k", "-p", fmt.Sprint(f.addr.Port())}, "145 tests, 145 passed"},
+		{"tls strict", []string{"-S", "-t", "-k", "-p", fmt.Sprint(f.addr.Port())}, "146 tests, 146 passed"},
+		{"h2c", []string{"-p", fmt.Sprint(h2c.addr.Port())}, "145 tests, 145 passed"},
+		{"h2c strict", []string{"-S", "-p", fmt.Sprint(h2c.addr.Port())}, "146 tests, 146 passed"},
+	} {
+		args := append([]string{"-h", "127.0.0.1", "-o", "3"}, run.args...)
+		out, _ := exec.Command(bin, args...).CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		last := lines[len(lines)-1]
+		t.Logf("h2spec %s: %s", run.name, last)
+		if !strings.Contains(last, run.want) {
+			i := strings.Index(string(out), "Failures:")
+			if i < 0 {
+				i = 0
+			}
+			t.Errorf("h2spec %s: %s\n%s", run.name, last, string(out)[i:])
+		}
+	}
+}
