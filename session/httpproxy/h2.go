@@ -169,6 +169,9 @@ func (f *h2Front) run() (bool, session.Result) {
 	if len(f.partial) == 0 && cap(f.partial) > 0 {
 		f.partial = nil // an idle connection holds no buffer
 	}
+	if len(f.streams) == 0 && len(f.conn.Output()) == 0 {
+		f.conn.ShrinkBuffers()
+	}
 	if f.driveStreams() {
 		progress = true
 	}
@@ -906,6 +909,10 @@ func (st *h2Stream) Close() error {
 				st.ended = true
 				f.conn.Reset(st.id, h2.ErrCodeCancel)
 			}
+		} else if !st.reqEnd && !st.reset {
+			// A complete response before the end of the request: ask the
+			// client to stop sending (RFC 9113 §8.1).
+			f.conn.Reset(st.id, h2.ErrCodeNo)
 		}
 		delete(f.streams, st.id)
 		if st.credit > 0 {

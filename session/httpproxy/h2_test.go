@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/sluiceproxy/sluice/session/httpproxy"
 )
@@ -194,4 +195,83 @@ func TestH2Spec(t *testing.T) {
 			t.Errorf("h2spec %s: %s\n%s", run.name, last, string(out)[i:])
 		}
 	}
+}
+
+// rawH2 is a hand-driven HTTP/2 client for abuse: x/net/http2's Framer
+// over a prior-knowledge connection.
+type rawH2 struct {
+	t  *testing.T
+	c  net.Conn
+	fr *http2.Framer
+	hb bytes.Buffer
+	he *hpack.Encoder
+}
+
+func dialRawH2(t *testing.T, addr string) *rawH2 {
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	r := &rawH2{t: t, c: c, fr: http2.NewFramer(c, c)}
+	r.he = hpack.NewEncoder(&r.hb)
+	_, err = c.Write([]byte(http2.ClientPreface))
+	require.NoError(t, err)
+	require.NoError(t, r.fr.WriteSettings())
+	return r
+}
+
+func (r *rawH2) headers(id uint32, path string, end bool) {
+	r.hb.Reset()
+	for _, f := range [][2]string{{":method", "GET"}, {":path", path}, {":scheme", "http"}, {":authority", "x"}} {
+		r.he.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	require.NoError(r.t, r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.hb.Bytes(), EndStream: end, EndHeaders: true}))
+}
+
+// goAway reads frames until a GOAWAY and returns its code.
+func (r *rawH2) goAway() http2.ErrCode {
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		f, err := r.fr.ReadFrame()
+		require.NoError(r.t, err, "no GOAWAY before the connection ended")
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			return g.ErrCode
+		}
+	}
+}
+
+// Rapid reset (CVE-2023-44487) through the whole proxy: streams opened
+// and reset at once end the connection with ENHANCE_YOUR_CALM, counted,
+// and leave no stream session behind (the tester checks descriptors and
+// goroutines at the end).
+func TestH2RapidResetThroughTheProxy(t *testing.T) {
+	tt := newTester(t, httpproxy.Config{H2C: true}, newOrigin(t, "a"))
+	r := dialRawH2(t, tt.addr.String())
+	go func() {
+		for id := uint32(1); id < 2000; id += 2 {
+			r.headers(id, "/slow", false)
+			if r.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+				return
+			}
+		}
+	}()
+	assert.Equal(t, http2.ErrCodeEnhanceYourCalm, r.goAway())
+	require.Eventually(t, func() bool { return tt.l.Stats().H2Floods == 1 }, 5*time.Second, time.Millisecond)
+	st, err := tt.w.Status()
+	require.NoError(t, err)
+	t.Logf("worker after the flood: %+v", st)
+}
+
+// A PING flood gets the same answer.
+func TestH2PingFloodThroughTheProxy(t *testing.T) {
+	tt := newTester(t, httpproxy.Config{H2C: true}, newOrigin(t, "a"))
+	r := dialRawH2(t, tt.addr.String())
+	go func() {
+		for i := 0; i < 5000; i++ {
+			if r.fr.WritePing(false, [8]byte{byte(i)}) != nil {
+				return
+			}
+		}
+	}()
+	assert.Equal(t, http2.ErrCodeEnhanceYourCalm, r.goAway())
+	require.Eventually(t, func() bool { return tt.l.Stats().H2Floods == 1 }, 5*time.Second, time.Millisecond)
 }

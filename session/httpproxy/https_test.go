@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluiceproxy/sluice/protocol/certs"
+	"github.com/sluiceproxy/sluice/protocol/tlsconn"
 	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session/httpproxy"
 )
@@ -326,4 +327,33 @@ func TestHTTPSRefusesOldVersions(t *testing.T) {
 	_, err := tls.Dial("tcp", f.addr.String(), &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 	require.Error(t, err)
 	require.Eventually(t, func() bool { return f.l.TLSStats().Refused == 1 }, 5*time.Second, time.Millisecond)
+}
+
+// Clients that send a whole ClientHello and stall hold a pool goroutine
+// each until the request timeout; the pool is bounded, and the clients
+// beyond it and its queue are refused at once, not queued without end.
+func TestHTTPSHandshakePoolIsBounded(t *testing.T) {
+	pool := tlsconn.NewPool(4, 4)
+	defer pool.Close()
+	f := newHTTPS(t, httpproxy.Config{RequestTimeout: 500 * time.Millisecond, TLS: &httpproxy.TLS{Pool: pool}}, newOrigin(t, "a"))
+	hello := clientHelloBytes(t)
+	gs := runtime.NumGoroutine()
+	var conns []net.Conn
+	for i := 0; i < 50; i++ {
+		c, err := net.Dial("tcp", f.addr.String())
+		require.NoError(t, err)
+		c.Write(hello)
+		conns = append(conns, c)
+	}
+	require.Eventually(t, func() bool { return f.l.TLSStats().PoolFull == 42 }, 5*time.Second, time.Millisecond,
+		"4 run, 4 wait, 42 are refused")
+	assert.LessOrEqual(t, pool.Workers(), 4)
+	assert.LessOrEqual(t, runtime.NumGoroutine(), gs+4+2)
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.ReadAll(c)
+		c.Close()
+	}
+	require.Eventually(t, func() bool { return f.l.TLSStats().Timeout == 8 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return pool.Workers() == 0 }, 5*time.Second, time.Millisecond)
 }
