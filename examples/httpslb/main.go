@@ -187,7 +187,7 @@ func run(log *slog.Logger, o options) error {
 		p.HardStop()
 	}
 	st, ts := l.Stats(), l.TLSStats()
-	log.Info("stopped", "requests", st.Requests, "responses", st.Responses, "handshakes", ts.Handshakes,
+	log.Info("stopped", "requests", st.Requests, "responses", st.Responses, "handshakes", ts.Handshakes, "resumed", ts.Resumed,
 		"handshake_failures", ts.NotTLS+ts.PoolFull+ts.Timeout+ts.ClientClosed+ts.Refused)
 	return p.Wait()
 }

@@ -319,6 +319,7 @@ func TestHTTPSSessionResumption(t *testing.T) {
 		assert.Equal(t, uint16(tls.VersionTLS13), c.ConnectionState().Version)
 		c.Close()
 	}
+	require.Eventually(t, func() bool { return f.l.TLSStats().Resumed == 1 }, 5*time.Second, time.Millisecond)
 }
 
 // TLS 1.1 and older are refused, and counted.

@@ -48,6 +48,7 @@ type TLS struct {
 // TLSStats counts a listener's handshakes.
 type TLSStats struct {
 	Handshakes uint64 // completed
+	Resumed    uint64 // of which resumed a session (TLS 1.3 ticket or TLS 1.2 session)
 	// Failures by reason: not a TLS ClientHello (garbage), no room in the
 	// handshake pool, the request timeout passed, the client closed, or
 	// crypto/tls refused (alert sent: bad version, no shared cipher, bad
@@ -59,14 +60,14 @@ type TLSStats struct {
 }
 
 type tlsStats struct {
-	handshakes                                 atomic.Uint64
+	handshakes, resumed                        atomic.Uint64
 	notTLS, poolFull, timeout, closed, refused atomic.Uint64
 	nanos, maxNanos                            atomic.Int64
 }
 
 func (s *tlsStats) snapshot() TLSStats {
 	return TLSStats{
-		Handshakes: s.handshakes.Load(), NotTLS: s.notTLS.Load(), PoolFull: s.poolFull.Load(),
+		Handshakes: s.handshakes.Load(), Resumed: s.resumed.Load(), NotTLS: s.notTLS.Load(), PoolFull: s.poolFull.Load(),
 		Timeout: s.timeout.Load(), ClientClosed: s.closed.Load(), Refused: s.refused.Load(),
 		HandshakeTime: time.Duration(s.nanos.Load()), HandshakeMax: time.Duration(s.maxNanos.Load()),
 	}
@@ -141,7 +142,11 @@ func (s *Session) handshake() (bool, session.Result) {
 		if start := s.tls.Started(); !start.IsZero() {
 			s.l.tlsStats.done(time.Since(start))
 		}
-		if s.tls.Conn().TLS().ConnectionState().NegotiatedProtocol == "h2" {
+		cs := s.tls.Conn().TLS().ConnectionState()
+		if cs.DidResume {
+			s.l.tlsStats.resumed.Add(1)
+		}
+		if cs.NegotiatedProtocol == "h2" {
 			return s.startH2(nil)
 		}
 		s.phase = phaseIdle
