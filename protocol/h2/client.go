@@ -324,8 +324,10 @@ type ClientStats struct {
 // 24-octet ClientPreface, our SETTINGS (RFC 9113 §3.4) with ENABLE_PUSH
 // 0, and the WINDOW_UPDATE that raises the connection window to
 // cfg.ConnWindowSize. Streams may be opened at once (§3.4: the client
-// need not wait for the server's SETTINGS). The SETTINGS timeout starts
-// at the first call given a time.
+// need not wait for the server's SETTINGS). The connection's clock, and
+// with it the SETTINGS timeout, starts at the first call given a time:
+// call Timeout(now) once the socket is connected, so that Deadline is
+// set even if the server never sends a byte.
 func NewClientConn(cfg ClientConfig, h ClientHandler) *ClientConn {
 	cfg.setDefaults()
 	c := &ClientConn{
@@ -1375,12 +1377,11 @@ func (c *ClientConn) Shutdown(now time.Time) {
 // Close tells the connection that the transport is gone (the server
 // closed it, or a read or write failed): every open stream gets
 // StreamReset(CANCEL), since the server may or may not have processed
-// it, and Err returns ErrConnClosed unless an error came first.
+// it, and Err returns ErrConnClosed. After Done it does nothing.
 func (c *ClientConn) Close() {
-	if c.finished && c.err != nil {
-		return
+	if c.finished {
+		return // failed, or drained with no stream left
 	}
-	c.finished = false // let abort report the streams of a drain
 	c.abort(ErrConnClosed, ErrCodeCancel)
 }
 

@@ -848,7 +848,18 @@ func TestClientConnShutdown(t *testing.T) {
 	s.flush()
 	require.True(t, s.c.Done())
 	require.NoError(t, s.c.Err())
+	s.c.Close() // the socket closes after a graceful end: still no error
+	require.NoError(t, s.c.Err())
 
+	t.Run("silent server", func(t *testing.T) {
+		s := newServerRaw(t, ClientConfig{})
+		s.drainOutput()
+		s.fromCli.Next(len(ClientPreface))
+		s.c.Timeout(s.now)
+		require.Equal(t, s.now.Add(DefaultSettingsTimeout), s.c.Deadline())
+		s.c.Timeout(s.c.Deadline())
+		s.expectGoAway(ErrCodeSettingsTimeout)
+	})
 	t.Run("Close", func(t *testing.T) {
 		s := newServer(t, ClientConfig{})
 		a := s.open(getFields, true)
