@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"time"
 
 	"github.com/sluiceproxy/sluice/backend"
@@ -111,12 +112,13 @@ type Worker struct {
 	clusters *backend.Clusters
 	router   *router.Router
 
-	listeners map[netip.AddrPort]*listenSession
-	perIP     map[netip.Addr]int32
-	sessions  int
-	paused    bool
-	doomed    []eventloop.Token
-	status    Status
+	listeners               map[netip.AddrPort]*listenSession
+	perIP                   map[netip.Addr]int32
+	sessions                int
+	paused                  bool
+	doomed                  []eventloop.Token
+	deferred, deferredSpare []deferredDrive // Defer: sessions to drive at the end of the batch
+	status                  Status
 
 	locals map[any]any
 
@@ -236,6 +238,50 @@ func (w *Worker) Rebind(t eventloop.Token, s ProxySession) bool {
 	}
 	e.s = s
 	return true
+}
+
+// Defer asks the worker to drive s, whose frontend token is t, once more
+// at the end of the current batch, after every event, timer and posted
+// work of it: for work worth doing once per batch rather than once per
+// event (an HTTP/2 connection writing in one system call the frames all
+// its streams produced). Call it on the loop; the session keeps its own
+// flag if it must not be deferred twice.
+func (w *Worker) Defer(t eventloop.Token, s ProxySession) {
+	w.deferred = append(w.deferred, deferredDrive{t, s})
+}
+
+type deferredDrive struct {
+	t eventloop.Token
+	s ProxySession
+}
+
+// runDeferred drives the sessions deferred during the batch; those they
+// defer in turn run too, for a few rounds.
+func (w *Worker) runDeferred() {
+	for round := 0; len(w.deferred) > 0 && round < 8; round++ {
+		list := w.deferred
+		w.deferred = w.deferredSpare[:0]
+		for _, d := range list {
+			w.driveDeferred(d)
+		}
+		clear(list)
+		w.deferredSpare = list[:0]
+	}
+}
+
+func (w *Worker) driveDeferred(d deferredDrive) {
+	e := w.tokens.Ptr(int(d.t))
+	if e == nil || e.closed || e.s != d.s {
+		return
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			w.status.Panics++
+			w.log.Error("session panicked; closing it", "token", d.t, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			w.closeSafely(d.s)
+		}
+	}()
+	w.drive(d.s)
 }
 
 // CloseSession closes s now, from the worker's loop: for a session that
@@ -439,6 +485,7 @@ func (w *Worker) forget(t eventloop.Token) {
 // EndBatch implements eventloop.BatchEnder: tokens closed during the
 // batch are freed now that no event of the batch can name them.
 func (w *Worker) EndBatch() {
+	w.runDeferred()
 	for _, t := range w.doomed {
 		w.tokens.Remove(int(t))
 	}

@@ -47,7 +47,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "building into $OUT" >&2
-"$GO" build -o "$OUT/backend" "$SHARED/backend"
+(cd "$SHARED" && "$GO" build -o "$OUT/backend" ./backend)
 (cd "$ROOT" && "$GO" build -o "$OUT/httpslb" ./examples/httpslb && "$GO" build -o "$OUT/idletls" ./examples/httpslb/idletls)
 
 openssl ecparam -name prime256v1 -genkey -noout -out "$OUT/conf/key.pem" 2>/dev/null

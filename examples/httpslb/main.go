@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -66,11 +67,22 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 0, "workers (event loops); 0 = one per CPU")
 	flag.IntVar(&o.maxConns, "max-conns", 10000, "client connections per worker")
 	flag.DurationVar(&o.grace, "grace", 30*time.Second, "how long a soft stop waits for in-flight requests")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "httpslb:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	o.backends, o.certFiles, o.keyFiles = backends, certFiles, keyFiles
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(log, o); err != nil {
 		fmt.Fprintln(os.Stderr, "httpslb:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

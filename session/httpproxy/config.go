@@ -39,7 +39,10 @@ type Config struct {
 	// over it is refused before anything is forwarded). 0: no limit.
 	MaxBody int64
 	// MaxIdlePerBackend bounds the idle keep-alive connections kept per
-	// backend (per worker). Default 64; negative disables pooling.
+	// backend (per worker). Default 1024: an HTTP/2 client multiplexing
+	// many streams needs as many backend connections at once, and an idle
+	// one costs only its socket (the idle timeout below closes them);
+	// negative disables pooling.
 	MaxIdlePerBackend int
 	// IdleBackendTimeout closes a pooled backend connection unused that
 	// long. Default 30 s (below most servers' own keep-alive timeouts,
@@ -98,7 +101,7 @@ func (c Config) withDefaults() Config {
 		c.ConnectAttempts = 3
 	}
 	if c.MaxIdlePerBackend == 0 {
-		c.MaxIdlePerBackend = 64
+		c.MaxIdlePerBackend = 1024
 	}
 	if c.Scheme == "" {
 		c.Scheme = "http"

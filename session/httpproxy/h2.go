@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
@@ -36,7 +37,8 @@ type h2Front struct {
 	streams map[uint32]*h2Stream
 	drive   []*h2Stream // streams with news for their child
 	spare   []*h2Stream
-	kicked  bool // a Wake of the connection's session is pending
+	kicked  bool // the connection's session is deferred to the end of the batch
+	running bool // its run is on the stack: it flushes and drives before returning
 	closing bool
 	stopped bool // Shutdown was called
 	broken  bool // the client's socket failed
@@ -47,7 +49,14 @@ type h2Front struct {
 	lingering bool
 	idleAt    time.Time
 	timerAt   time.Time // when the connection's timer fires
+	shrunk    bool      // the idle connection's buffers were given back
 	fields    []h2.HeaderField
+}
+
+// h2Child allocates a stream and its session together.
+type h2Child struct {
+	s  Session
+	st h2Stream
 }
 
 // h2Stream is one request stream, and the front socket of its child.
@@ -136,6 +145,8 @@ func (s *Session) startH2(initial []byte) (bool, session.Result) {
 func (f *h2Front) run() (bool, session.Result) {
 	s := f.s
 	f.kicked = false
+	f.running = true
+	defer func() { f.running = false }()
 	progress := false
 	for s.fready.Readable() && !f.conn.Done() && !f.broken {
 		buf := h2Scratch(s.w)
@@ -169,9 +180,6 @@ func (f *h2Front) run() (bool, session.Result) {
 	if len(f.partial) == 0 && cap(f.partial) > 0 {
 		f.partial = nil // an idle connection holds no buffer
 	}
-	if len(f.streams) == 0 && len(f.conn.Output()) == 0 {
-		f.conn.ShrinkBuffers()
-	}
 	if f.driveStreams() {
 		progress = true
 	}
@@ -186,6 +194,10 @@ func (f *h2Front) run() (bool, session.Result) {
 	}
 	if f.conn.Streams() > 0 || len(f.streams) > 0 {
 		f.idleAt = s.w.Now()
+		if f.shrunk {
+			f.shrunk = false
+			f.schedule() // a second of idleness gives the buffers back
+		}
 	}
 	if d := f.conn.Deadline(); !d.IsZero() && d.Before(f.timerAt) {
 		f.schedule() // a deadline earlier than the timer's (SETTINGS ack, a stall)
@@ -280,23 +292,20 @@ func (f *h2Front) queue(st *h2Stream, ev eventloop.Ready) {
 	}
 }
 
-// kick makes the connection's session run soon: news arrived for
-// streams while a child, not the connection, was running.
+// kick makes the connection's session run at the end of the batch:
+// frames its streams wrote go out then, in one write, and streams that
+// got news meanwhile are driven.
 func (f *h2Front) kick() {
-	if !f.kicked && !f.closing {
+	if !f.kicked && !f.closing && !f.running {
 		f.kicked = true
-		f.s.w.Wake(f.s.frontToken, f.s)
+		f.s.w.Defer(f.s.frontToken, f.s)
 	}
 }
 
-// childWrote flushes after a child wrote frames: a child runs on its
-// backend's events, when nothing else would send them.
+// childWrote notes that a child wrote frames or closed: a child runs on
+// its backend's events, when the connection would not run otherwise.
 func (f *h2Front) childWrote() {
-	if f.closing {
-		return
-	}
-	f.flush()
-	if len(f.drive) > 0 || f.conn.Done() || len(f.conn.Output()) > 0 && f.s.fready.Writable() {
+	if !f.closing {
 		f.kick()
 	}
 }
@@ -306,6 +315,9 @@ func (f *h2Front) childWrote() {
 func (f *h2Front) schedule() {
 	s := f.s
 	next := f.idleAt.Add(s.l.cfg.FrontTimeout)
+	if !f.shrunk {
+		next = f.idleAt.Add(min(time.Second, s.l.cfg.FrontTimeout))
+	}
 	if d := f.conn.Deadline(); !d.IsZero() && d.Before(next) {
 		next = d
 	}
@@ -323,6 +335,12 @@ func (f *h2Front) timeout() session.Result {
 	}
 	if d := f.conn.Deadline(); !d.IsZero() && !now.Before(d) {
 		f.conn.Timeout(now)
+	}
+	if len(f.streams) == 0 && !f.shrunk && now.Sub(f.idleAt) >= time.Second && len(f.conn.Output()) == 0 {
+		// Idle for a second: give the buffers back rather than after each
+		// burst, which would regrow them for the next.
+		f.conn.ShrinkBuffers()
+		f.shrunk = true
 	}
 	if len(f.streams) == 0 && now.Sub(f.idleAt) >= s.l.cfg.FrontTimeout {
 		if f.stopped {
@@ -387,8 +405,10 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 	}
 	s := f.s
 	now := s.w.Now()
-	st := &h2Stream{f: f, id: id}
-	child := &Session{
+	pair := &h2Child{}
+	st, child := &pair.st, &pair.s
+	st.f, st.id = f, id
+	*child = Session{
 		Base:       session.Base{Peer: s.Peer, Source: s.Source},
 		l:          s.l,
 		w:          s.w,
@@ -480,7 +500,11 @@ func (st *h2Stream) buildRequest(fields []h2.HeaderField, endStream bool) {
 		}
 	}
 	st.isHead = method == "HEAD"
-	b := make([]byte, 0, 256)
+	size := 64 + len(method) + len(path) + len(authority)
+	for _, fl := range fields {
+		size += len(fl.Name) + len(fl.Value) + 4
+	}
+	b := make([]byte, 0, size)
 	b = append(b, method...)
 	b = append(b, ' ')
 	if method == "CONNECT" {
@@ -804,16 +828,66 @@ func (st *h2Stream) fail() {
 func (st *h2Stream) responseFields(head []byte) []h2.HeaderField {
 	fields := st.f.fields[:0]
 	fields = append(fields, h2.HeaderField{Name: ":status", Value: statusText(st.resp.Status)})
+	// The values are copied into one new array, never written again, and
+	// viewed as strings: one allocation per response instead of one per
+	// field. The HPACK table may keep such strings; nothing reuses the
+	// array under them.
+	n := 0
+	for i := range st.resp.Fields {
+		n += st.resp.Fields[i].Value.Len()
+	}
+	values := make([]byte, 0, n)
 	for i := range st.resp.Fields {
 		fl := &st.resp.Fields[i]
-		name := lower(fl.Name.Of(head))
+		name := fieldName(fl.Name.Of(head))
 		if !allowedInH2(name) {
 			continue
 		}
-		fields = append(fields, h2.HeaderField{Name: name, Value: string(fl.Value.Of(head))})
+		v := fl.Value.Of(head)
+		at := len(values)
+		values = append(values, v...)
+		val := ""
+		if len(v) > 0 {
+			val = unsafe.String(&values[at], len(v))
+		}
+		// A value unique to each response (the request id) would only
+		// churn the client's HPACK table: send it without indexing.
+		fields = append(fields, h2.HeaderField{Name: name, Value: val, Sensitive: name == "x-request-id"})
 	}
 	st.f.fields = fields[:0]
 	return fields
+}
+
+// commonNames are response field names sent often enough to keep one
+// string of each.
+var commonNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{"content-type", "content-length", "date", "server", "x-request-id", "cache-control",
+		"etag", "last-modified", "expires", "vary", "location", "set-cookie", "content-encoding", "accept-ranges",
+		"age", "strict-transport-security", "x-backend", "x-content-type-options", "x-frame-options", "grpc-status",
+		"grpc-message", "access-control-allow-origin", "content-security-policy", "alt-svc", "via", "link"} {
+		m[n] = n
+	}
+	return m
+}()
+
+// fieldName is an HTTP/2 (lower-case) field name for b, without
+// allocating for the common ones.
+func fieldName(b []byte) string {
+	var buf [32]byte
+	if len(b) <= len(buf) {
+		l := buf[:len(b)]
+		for i, c := range b {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			l[i] = c
+		}
+		if s, ok := commonNames[string(l)]; ok {
+			return s
+		}
+	}
+	return lower(b)
 }
 
 var statusStrings [600]string

@@ -200,7 +200,7 @@ type exchange struct {
 // maxFreeExchanges bounds the exchanges a worker keeps for reuse: enough
 // for the requests of a busy loop in flight at once, few enough that the
 // memory of a burst goes back (each is about 3 KiB with its field slices).
-const maxFreeExchanges = 128
+const maxFreeExchanges = 512 // an HTTP/2 client may have hundreds of streams in flight
 
 func (st *workerState) getExchange(limits http1.Limits) *exchange {
 	var x *exchange
