@@ -125,8 +125,17 @@ func newTesterWith(t *testing.T, cfg httpproxy.Config, sc sessionConfig, backend
 		for (runtime.NumGoroutine() > gs || openFDs(t) != fds) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		assert.LessOrEqual(t, runtime.NumGoroutine(), gs, "goroutines leaked")
-		assert.Equal(t, fds, openFDs(t), "descriptors leaked")
+		if !assert.LessOrEqual(t, runtime.NumGoroutine(), gs, "goroutines leaked") {
+			buf := make([]byte, 1<<20)
+			t.Logf("goroutines:\n%s", buf[:runtime.Stack(buf, true)])
+		}
+		if !assert.Equal(t, fds, openFDs(t), "descriptors leaked") && runtime.GOOS == "linux" {
+			ents, _ := os.ReadDir("/proc/self/fd")
+			for _, e := range ents {
+				l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+				t.Logf("fd %s -> %s", e.Name(), l)
+			}
+		}
 	})
 	t.Cleanup(func() {
 		// Before the stop (cleanups run last-in first-out).
