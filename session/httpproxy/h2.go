@@ -84,7 +84,7 @@ type h2Stream struct {
 	resp    http1.Head
 	kind    http1.BodyKind
 	left    int64 // Content-Length left, or the current chunk's
-	cstate  uint8
+	dechunk dechunker
 	trail   []byte
 	ended   bool // END_STREAM or RST_STREAM sent
 }
@@ -102,6 +102,7 @@ const (
 	csData                 // chunk data
 	csDataEnd              // the CRLF after chunk data
 	csTrailer              // trailer lines, to an empty line
+	csDone                 // the body ended
 )
 
 type h2Key struct{}
@@ -649,7 +650,7 @@ func (st *h2Stream) convert(p []byte) (int, protocol.SocketResult) {
 			}
 			st.kind, st.left = st.resp.Body(st.isHead, false)
 			if st.kind == http1.BodyChunked {
-				st.left, st.cstate = 0, csSize
+				st.dechunk = dechunker{}
 			}
 			end := st.kind == http1.BodyNone || st.kind == http1.BodyLength && st.left == 0
 			if err := conn.WriteHeaders(st.id, fields, end); err != nil {
@@ -705,77 +706,97 @@ func (st *h2Stream) body(p []byte) (int, protocol.SocketResult) {
 // chunk decodes a chunked body (RFC 9112 §7.1) into DATA frames; the
 // child's own parser already checked the framing.
 func (st *h2Stream) chunk(p []byte) (int, protocol.SocketResult) {
-	conn := st.f.conn
+	n, blocked, end := st.dechunk.feed(p, func(b []byte) int { return st.f.conn.WriteData(st.id, b, false) })
+	if blocked {
+		return n, protocol.WouldBlock
+	}
+	if end {
+		st.trail = st.dechunk.trail
+		st.endWithTrailers()
+	}
+	return n, protocol.Continue
+}
+
+// dechunker decodes a chunked body (RFC 9112 §7.1) that an HTTP/1.1
+// parser already checked, handing the chunk data to a writer and keeping
+// the trailer section.
+type dechunker struct {
+	state uint8
+	left  int64  // data left in the current chunk; in the trailer section, where the current line starts
+	trail []byte // the trailer section, when end is reported
+}
+
+// feed decodes p. write takes data and returns how much it accepted;
+// blocked reports that it took less (feed stops there). end reports the
+// end of the body (after the trailer section's empty line).
+func (d *dechunker) feed(p []byte, write func([]byte) int) (n int, blocked, end bool) {
 	i := 0
 	for i < len(p) {
-		switch st.cstate {
+		switch d.state {
 		case csSize:
 			c := p[i]
 			switch {
 			case c >= '0' && c <= '9':
-				st.left = st.left<<4 | int64(c-'0')
+				d.left = d.left<<4 | int64(c-'0')
 			case c >= 'a' && c <= 'f':
-				st.left = st.left<<4 | int64(c-'a'+10)
+				d.left = d.left<<4 | int64(c-'a'+10)
 			case c >= 'A' && c <= 'F':
-				st.left = st.left<<4 | int64(c-'A'+10)
+				d.left = d.left<<4 | int64(c-'A'+10)
 			case c == '\n':
-				st.cstate = csData
-				if st.left == 0 {
-					st.cstate = csTrailer
+				d.state = csData
+				if d.left == 0 {
+					d.state = csTrailer
 				}
 			default:
-				st.cstate = csExt
+				d.state = csExt
 			}
 			i++
 		case csExt:
 			if p[i] == '\n' {
-				st.cstate = csData
-				if st.left == 0 {
-					st.cstate = csTrailer
+				d.state = csData
+				if d.left == 0 {
+					d.state = csTrailer
 				}
 			}
 			i++
 		case csData:
-			n := int(min(int64(len(p)-i), st.left))
-			w := conn.WriteData(st.id, p[i:i+n], false)
-			st.left -= int64(w)
+			n := int(min(int64(len(p)-i), d.left))
+			w := write(p[i : i+n])
+			d.left -= int64(w)
 			i += w
 			if w < n {
-				return i, protocol.WouldBlock
+				return i, true, false
 			}
-			if st.left == 0 {
-				st.cstate = csDataEnd
+			if d.left == 0 {
+				d.state = csDataEnd
 			}
 		case csDataEnd:
 			if p[i] == '\n' {
-				st.cstate = csSize
+				d.state = csSize
 			}
 			i++
 		case csTrailer:
-			// Lines up to an empty one; left marks where the current
-			// line starts.
 			c := p[i]
-			st.trail = append(st.trail, c)
+			d.trail = append(d.trail, c)
 			i++
 			if c != '\n' {
 				continue
 			}
-			line := trimCR(st.trail[st.left : len(st.trail)-1])
-			if len(line) == 0 {
-				st.endWithTrailers()
-				return i, protocol.Continue
+			if len(trimCR(d.trail[d.left:len(d.trail)-1])) == 0 {
+				d.state = csDone
+				return i, false, true
 			}
-			st.left = int64(len(st.trail))
+			d.left = int64(len(d.trail))
+		case csDone:
+			return len(p), false, true
 		}
 	}
-	return i, protocol.Continue
+	return i, false, false
 }
 
-// endWithTrailers ends a chunked response: its trailer section becomes a
-// HEADERS frame with END_STREAM, or an empty DATA frame ends it.
-func (st *h2Stream) endWithTrailers() {
-	fields := st.f.fields[:0]
-	t := st.trail
+// trailerFields parses a trailer section into HTTP/2 fields, dropping
+// the connection-specific ones.
+func trailerFields(dst []h2.HeaderField, t []byte) []h2.HeaderField {
 	for len(t) > 0 {
 		line := t
 		if j := indexByte(t, '\n'); j >= 0 {
@@ -792,10 +813,17 @@ func (st *h2Stream) endWithTrailers() {
 		if !allowedInH2(name) {
 			continue
 		}
-		fields = append(fields, h2.HeaderField{Name: name, Value: string(trimSpace(line[c+1:]))})
+		dst = append(dst, h2.HeaderField{Name: name, Value: string(trimSpace(line[c+1:]))})
 	}
+	return dst
+}
+
+// endWithTrailers ends a chunked response: its trailer section becomes a
+// HEADERS frame with END_STREAM, or an empty DATA frame ends it.
+func (st *h2Stream) endWithTrailers() {
+	fields := trailerFields(st.f.fields[:0], st.trail)
 	st.f.fields = fields[:0]
-	st.trail = nil
+	st.trail, st.dechunk.trail = nil, nil
 	if len(fields) > 0 {
 		if st.f.conn.WriteHeaders(st.id, fields, true) == nil {
 			st.finish(false)
