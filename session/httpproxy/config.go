@@ -125,6 +125,7 @@ type Stats struct {
 	bytesIn, bytesOut                  atomic.Uint64
 	h2Conns, h2Streams, h2Floods       atomic.Uint64
 	notHTTP                            atomic.Uint64
+	h2BackStreams                      atomic.Uint64
 }
 
 // StatsSnapshot is a copy of a listener's counters.
@@ -145,6 +146,7 @@ type StatsSnapshot struct {
 	H2Streams          uint64 // HTTP/2 request streams, counted when their connection ends
 	H2Floods           uint64 // HTTP/2 connections ended with ENHANCE_YOUR_CALM
 	NotHTTP            uint64 // H2C listeners: connections closed that spoke neither HTTP/2 nor HTTP/1.x
+	H2BackendStreams   uint64 // requests sent to HTTP/2 backends (SetClusterHTTP2)
 }
 
 // Snapshot copies the counters.
@@ -154,7 +156,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		ReusedBackend: s.reusedBackend.Load(), NewBackend: s.newBackend.Load(), Retried: s.retried.Load(), Tunnels: s.tunnels.Load(),
 		BackendReset: s.backendReset.Load(), BackendBadResponse: s.backendBadResponse.Load(),
 		ClientReset: s.clientReset.Load(), ProxyRejected: s.proxyRejected.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
-		NotHTTP: s.notHTTP.Load(), H2Conns: s.h2Conns.Load(), H2Streams: s.h2Streams.Load(), H2Floods: s.h2Floods.Load(),
+		NotHTTP: s.notHTTP.Load(), H2BackendStreams: s.h2BackStreams.Load(), H2Conns: s.h2Conns.Load(), H2Streams: s.h2Streams.Load(), H2Floods: s.h2Floods.Load(),
 	}
 	for i := range s.answers {
 		if n := s.answers[i].Load(); n > 0 {

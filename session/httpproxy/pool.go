@@ -28,6 +28,9 @@ type workerState struct {
 	seq            uint64 // request id counter
 	salt           uint64
 	scratch        *tlsconn.Scratch // HTTPS: the worker's ciphertext scratch
+
+	h2Clusters map[string]bool                // clusters whose backends speak h2c
+	h2conns    map[*backend.Backend][]*h2Back // their connections
 }
 
 type stateKey struct{}

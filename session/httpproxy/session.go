@@ -147,6 +147,7 @@ type Session struct {
 
 	// The backend.
 	back       protocol.TCPSocket
+	backAlt    *h2BackStream // an HTTP/2 backend: the stream stands for back
 	backToken  eventloop.Token
 	hasBack    bool
 	connecting bool
@@ -498,6 +499,14 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 		}
 		s.x.tried[s.attempts] = b
 		s.attempts++
+		if s.st.h2Clusters[s.route.Action.Cluster] {
+			bs, t, err := s.openH2Stream(b)
+			if err != nil {
+				continue
+			}
+			s.useBackStream(b, bs, t)
+			return true, session.Continue
+		}
 		if !s.retried {
 			if sock, t, ok := s.st.take(s.w, b, self); ok {
 				s.useBack(b, sock, t, true)
@@ -540,6 +549,23 @@ func (s *Session) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventlo
 		s.backTimer = s.w.Timers().Schedule(t, s.l.cfg.BackTimeout)
 	}
 	s.backSeen = s.w.Now()
+	s.startExchange()
+}
+
+// useBackStream takes an HTTP/2 stream as the backend connection. It
+// counts as a reused one: a request the server refused (REFUSED_STREAM,
+// a GOAWAY before it) is sent again.
+func (s *Session) useBackStream(b *backend.Backend, bs *h2BackStream, t eventloop.Token) {
+	s.backend, s.backAlt, s.backToken, s.hasBack, s.reused = b, bs, t, true, true
+	s.back = protocol.NewTCPSocket(-1)
+	s.bready.Reset()
+	s.bready.SetWritable()
+	b.ConnectStarted()
+	s.x.connected = s.w.Now()
+	s.w.Timers().Cancel(s.backTimer)
+	s.backTimer = s.w.Timers().Schedule(t, s.l.cfg.BackTimeout)
+	s.backSeen = s.w.Now()
+	s.l.stats.h2BackStreams.Add(1)
 	s.startExchange()
 }
 
@@ -728,7 +754,13 @@ func (s *Session) sendRequest() (bool, session.Result) {
 			if !s.bready.Writable() {
 				return progress, session.Continue
 			}
-			n, r := s.back.Writev(s.x.reqOut)
+			var n int
+			var r protocol.SocketResult
+			if s.backAlt != nil {
+				n, r = s.backAlt.Writev(s.x.reqOut)
+			} else {
+				n, r = s.back.Writev(s.x.reqOut)
+			}
 			s.x.reqOut = advance(s.x.reqOut, n)
 			if n > 0 {
 				progress = true
@@ -829,7 +861,13 @@ func (s *Session) readBack() (int, protocol.SocketResult) {
 			return 0, protocol.Error
 		}
 	}
-	n, r := readInto(&s.back, s.bbuf, &s.bready)
+	var n int
+	var r protocol.SocketResult
+	if s.backAlt != nil {
+		n, r = readInto(s.backAlt, s.bbuf, &s.bready)
+	} else {
+		n, r = readInto(&s.back, s.bbuf, &s.bready)
+	}
 	if n > 0 {
 		s.backSeen = s.w.Now()
 	}
@@ -1063,6 +1101,13 @@ func (s *Session) releaseFront() {
 
 // backendBroke handles a backend connection that failed mid-exchange.
 func (s *Session) backendBroke() (bool, session.Result) {
+	if s.backAlt != nil && s.backAlt.connFail && !s.respSent && !s.headGone {
+		// The HTTP/2 connection never came up: a failed connect, which
+		// the connection reported to the backend; try the next one.
+		s.dropBack(false)
+		s.phase = phaseConnect
+		return true, session.Continue
+	}
 	s.l.stats.backendReset.Add(1)
 	if s.reused && !s.retried && !s.respSent && !s.headGone && (s.bbuf == nil || s.bbuf.Empty()) {
 		// A pooled connection the server had closed: once more, fresh.
@@ -1104,7 +1149,11 @@ func (s *Session) dropBack(reuse bool) {
 	} else {
 		s.backend.Released()
 	}
-	if !(reuse && (s.bbuf == nil || s.bbuf.Empty()) &&
+	if s.backAlt != nil {
+		s.w.Release(s.backToken, -1)
+		s.backAlt.Close()
+		s.backAlt = nil
+	} else if !(reuse && (s.bbuf == nil || s.bbuf.Empty()) &&
 		s.st.put(s.w, s.backend, s.back, s.backToken, s.l.cfg.MaxIdlePerBackend, s.l.cfg.IdleBackendTimeout)) {
 		s.w.Release(s.backToken, s.back.Fd())
 		s.back.Close()

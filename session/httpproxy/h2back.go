@@ -1,0 +1,760 @@
+package httpproxy
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/protocol/h2"
+	"github.com/sluiceproxy/sluice/protocol/http1"
+	"github.com/sluiceproxy/sluice/session"
+	"github.com/sluiceproxy/sluice/timer"
+)
+
+// HTTP/2 to the backends (see LIFECYCLE.md, "HTTP/2 backends").
+//
+// A cluster marked with SetClusterHTTP2 gets its requests over HTTP/2
+// cleartext with prior knowledge (h2c), what gRPC servers speak. The
+// session's exchange does not change: its backend socket is then an
+// h2BackStream, one stream of a connection (h2Back) that many sessions
+// of the worker share. The stream turns the HTTP/1.1 request the session
+// writes into HEADERS, DATA and trailers, and the response frames into
+// HTTP/1.1 bytes for the session to read (chunked when the response has
+// no Content-Length, so trailers such as grpc-status survive).
+
+// SetClusterHTTP2 makes the requests routed to cluster reach its
+// backends over HTTP/2 cleartext (h2c, prior knowledge), multiplexed on
+// shared connections (one at a time per backend while it has room, more
+// when the server's stream limit is reached). It applies to the requests
+// that start after it.
+func SetClusterHTTP2(w *session.Worker, cluster string, on bool) error {
+	return w.Exec(func() error {
+		st := stateOf(w)
+		if !on {
+			delete(st.h2Clusters, cluster)
+			return nil
+		}
+		if st.h2Clusters == nil {
+			st.h2Clusters = map[string]bool{}
+		}
+		st.h2Clusters[cluster] = true
+		return nil
+	})
+}
+
+// h2Back is one HTTP/2 connection to a backend.
+type h2Back struct {
+	w       *session.Worker
+	st      *workerState
+	b       *backend.Backend
+	sock    protocol.TCPSocket
+	token   eventloop.Token
+	ready   protocol.Readiness
+	conn    *h2.ClientConn
+	partial []byte
+	streams map[uint32]*h2BackStream
+	waiting []*h2BackStream // wait for room to open their stream
+	drive   []*h2BackStream
+	spare   []*h2BackStream
+
+	connecting bool
+	running    bool
+	kicked     bool
+	closed     bool
+	timer      timer.Handle
+	idleAt     time.Time
+	last       time.Time
+	idle       time.Duration
+	fields     []h2.HeaderField
+}
+
+// h2BackStream is one request on an h2Back, and the backend socket of
+// the session that makes it.
+type h2BackStream struct {
+	c      *h2Back
+	s      *Session
+	token  eventloop.Token // the session's token for this stream (its backToken)
+	id     uint32          // 0 until opened
+	events eventloop.Ready
+	queued bool
+	closed bool
+
+	// The request, from HTTP/1.1 bytes to frames.
+	hbuf    []byte
+	parser  http1.Parser
+	req     http1.Head
+	kind    http1.BodyKind
+	left    int64
+	dechunk dechunker
+	state   uint8 // rsHead, rsBody, rsDone (request side)
+	pending []h2.HeaderField
+	endReq  bool
+
+	// The response, as HTTP/1.1 bytes for the session.
+	resp      []byte
+	credit    int
+	chunked   bool
+	ended     bool // the response is complete
+	reset     bool
+	refused   bool // REFUSED_STREAM: never processed, safe to retry
+	connFail  bool // the connection never came up: a connect failure, not a broken exchange
+	gotHead   bool
+	headSeen  bool
+	respBytes int
+}
+
+type h2BackKey struct{}
+
+func h2BackScratch(w *session.Worker) []byte {
+	return w.Local(h2BackKey{}, func() any { return make([]byte, 64<<10) }).([]byte)
+}
+
+// openH2Stream gives s a stream to backend b, on a connection with room
+// or a new one. The stream's token is registered to s.
+func (s *Session) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Token, error) {
+	st := s.st
+	var c *h2Back
+	for _, x := range st.h2conns[b] {
+		if !x.closed && x.conn.CanOpen() {
+			c = x
+			break
+		}
+	}
+	if c == nil {
+		var err error
+		if c, err = s.dialH2(b); err != nil {
+			return nil, 0, err
+		}
+	}
+	t, err := s.w.Insert(s)
+	if err != nil {
+		return nil, 0, err
+	}
+	bs := &h2BackStream{c: c, s: s, token: t}
+	bs.parser.Limits = s.l.cfg.Limits
+	return bs, t, nil
+}
+
+// dialH2 starts a new connection to b.
+func (s *Session) dialH2(b *backend.Backend) (*h2Back, error) {
+	fd, err := protocol.Connect(b.Address)
+	b.ConnectStarted() // the connection's own attempt; streams count apart
+	if err != nil {
+		b.ConnectFailed(s.w.Now())
+		return nil, err
+	}
+	c := &h2Back{w: s.w, st: s.st, b: b, sock: protocol.NewTCPSocket(fd), connecting: true,
+		streams: map[uint32]*h2BackStream{}, idle: s.l.cfg.IdleBackendTimeout, idleAt: s.w.Now(), last: s.w.Now()}
+	t, err := s.w.Register(fd, c)
+	if err != nil {
+		c.sock.Close()
+		b.Released()
+		return nil, err
+	}
+	protocol.SetNoDelay(fd, true)
+	c.token = t
+	c.conn = h2.NewClientConn(h2.ClientConfig{}, c)
+	c.conn.Timeout(s.w.Now()) // starts its clock
+	if s.st.h2conns == nil {
+		s.st.h2conns = map[*backend.Backend][]*h2Back{}
+	}
+	s.st.h2conns[b] = append(s.st.h2conns[b], c)
+	c.timer = s.w.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
+	s.l.stats.newBackend.Add(1)
+	return c, nil
+}
+
+// --- the connection: a ProxySession of its own ---------------------------
+
+func (c *h2Back) Protocol() session.Protocol             { return session.HTTP }
+func (c *h2Back) FrontendToken() eventloop.Token         { return c.token }
+func (c *h2Back) LastEvent() time.Time                   { return c.last }
+func (c *h2Back) ClusterID() (string, bool)              { return "", false }
+func (c *h2Back) SessionAddress() (netip.AddrPort, bool) { return c.b.Address, true }
+func (c *h2Back) ShuttingDown() session.Result           { c.conn.Shutdown(c.w.Now()); return c.afterRun() }
+func (c *h2Back) PrintSession(w io.Writer) {
+	fmt.Fprintf(w, "h2 backend %v: streams %d, connecting %v, ready %v", c.b.Address, len(c.streams), c.connecting, c.ready.Ready())
+}
+
+// UpdateReadiness implements session.ProxySession.
+func (c *h2Back) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
+	c.last = c.w.Now()
+	c.ready.Update(r)
+}
+
+// Ready implements session.ProxySession.
+func (c *h2Back) Ready(self session.ProxySession) session.Result {
+	c.kicked = false
+	c.running = true
+	c.runOnce()
+	c.running = false
+	return c.afterRun()
+}
+
+func (c *h2Back) afterRun() session.Result {
+	if c.closed || c.conn.Done() && len(c.conn.Output()) == 0 {
+		return session.Close
+	}
+	return session.Continue
+}
+
+func (c *h2Back) runOnce() {
+	for round := 0; round < 16; round++ {
+		progress := false
+		if c.connecting {
+			if !c.ready.Writable() {
+				return
+			}
+			if err := protocol.ConnectResult(c.sock.Fd()); err != nil {
+				c.b.ConnectFailed(c.w.Now())
+				c.fail()
+				return
+			}
+			c.connecting = false
+			c.b.ConnectSucceeded(c.w.Now())
+			c.b.Released() // streams, not the connection, count as active
+			c.schedule()
+		}
+		// Read frames.
+		for c.ready.Readable() && !c.conn.Done() {
+			buf := h2BackScratch(c.w)
+			k := copy(buf, c.partial)
+			n, r := c.sock.Read(buf[k:])
+			c.ready.Read(n, r)
+			if n > 0 {
+				progress = true
+				data := buf[:k+n]
+				m, err := c.conn.Feed(data, c.w.Now())
+				if err != nil {
+					c.partial = nil
+				} else {
+					c.partial = append(c.partial[:0], data[m:]...)
+				}
+			}
+			if r == protocol.Closed || r == protocol.Error {
+				c.fail()
+				return
+			}
+			if n == 0 {
+				break
+			}
+		}
+		if len(c.partial) == 0 {
+			c.partial = nil
+		}
+		c.openWaiting()
+		if c.driveStreams() {
+			progress = true
+		}
+		if c.flush() {
+			progress = true
+		}
+		if !progress {
+			break
+		}
+	}
+	if len(c.streams) > 0 || len(c.waiting) > 0 {
+		c.idleAt = c.w.Now()
+	}
+}
+
+// flush writes the connection's output.
+func (c *h2Back) flush() bool {
+	progress := false
+	for !c.connecting && c.ready.Writable() {
+		out := c.conn.Output()
+		if len(out) == 0 {
+			break
+		}
+		n, r := c.sock.Write(out)
+		if n > 0 {
+			progress = true
+			c.conn.Consume(n)
+		}
+		c.ready.Wrote(r)
+		if r == protocol.Closed || r == protocol.Error {
+			c.fail()
+			return false
+		}
+		if r != protocol.Continue {
+			break
+		}
+	}
+	return progress
+}
+
+// fail ends the connection: every stream is reset (its session answers
+// 502 or retries), and the connection closes.
+func (c *h2Back) fail() {
+	if c.closed {
+		return
+	}
+	if c.connecting {
+		for _, bs := range c.streams {
+			bs.connFail = true
+		}
+	}
+	c.conn.Close() // StreamReset(CANCEL) for the open streams
+	for _, bs := range c.waiting {
+		bs.reset, bs.refused, bs.connFail = true, true, c.connecting
+		c.queue(bs, eventloop.Readable|eventloop.Writable)
+	}
+	c.waiting = nil
+	c.driveStreams()
+	c.closed = true
+}
+
+// driveStreams hands the news of each stream to its session.
+func (c *h2Back) driveStreams() bool {
+	progress := false
+	for rounds := 0; len(c.drive) > 0 && rounds < 16; rounds++ {
+		list := c.drive
+		c.drive, c.spare = c.spare[:0], list
+		for _, bs := range list {
+			bs.queued = false
+			ev := bs.events
+			bs.events = 0
+			if bs.closed {
+				continue
+			}
+			progress = true
+			c.w.Event(bs.token, ev)
+		}
+	}
+	return progress
+}
+
+func (c *h2Back) queue(bs *h2BackStream, ev eventloop.Ready) {
+	bs.events |= ev
+	if !bs.queued {
+		bs.queued = true
+		c.drive = append(c.drive, bs)
+	}
+}
+
+// kick runs the connection at the end of the batch: what its streams
+// wrote goes out in one write.
+func (c *h2Back) kick() {
+	if !c.kicked && !c.running && !c.closed {
+		c.kicked = true
+		c.w.Defer(c.token, c)
+	}
+}
+
+// openWaiting gives streams that waited for room their turn.
+func (c *h2Back) openWaiting() {
+	for len(c.waiting) > 0 && c.conn.CanOpen() {
+		bs := c.waiting[0]
+		c.waiting = c.waiting[1:]
+		if !bs.closed {
+			c.queue(bs, eventloop.Writable)
+		}
+	}
+}
+
+func (c *h2Back) schedule() {
+	c.w.Timers().Cancel(c.timer)
+	next := c.idleAt.Add(c.idle)
+	if d := c.conn.Deadline(); !d.IsZero() && d.Before(next) {
+		next = d
+	}
+	c.timer = c.w.Timers().Schedule(c.token, max(next.Sub(c.w.Now()), time.Millisecond))
+}
+
+// Timeout implements session.ProxySession: the connect timeout, the
+// ClientConn's timers, and the idle timeout.
+func (c *h2Back) Timeout(t eventloop.Token) session.Result {
+	now := c.w.Now()
+	if c.connecting {
+		c.b.ConnectFailed(now)
+		c.fail()
+		return session.Close
+	}
+	if d := c.conn.Deadline(); !d.IsZero() && !now.Before(d) {
+		c.conn.Timeout(now)
+	}
+	if len(c.streams) == 0 && len(c.waiting) == 0 && now.Sub(c.idleAt) >= c.idle {
+		return session.Close
+	}
+	c.running = true
+	c.runOnce()
+	c.running = false
+	if res := c.afterRun(); res == session.Close {
+		return res
+	}
+	c.schedule()
+	return session.Continue
+}
+
+// Close implements session.ProxySession.
+func (c *h2Back) Close() {
+	if !c.closed {
+		c.fail()
+	}
+	c.closed = true
+	list := c.st.h2conns[c.b]
+	for i, x := range list {
+		if x == c {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(c.st.h2conns, c.b)
+	} else {
+		c.st.h2conns[c.b] = list
+	}
+	c.w.Timers().Cancel(c.timer)
+	c.w.Release(c.token, c.sock.Fd())
+	c.sock.Close()
+}
+
+// ResponseHeaders implements h2.ClientHandler.
+func (c *h2Back) ResponseHeaders(id uint32, fields []h2.HeaderField, endStream, trailers bool) {
+	bs := c.streams[id]
+	if bs == nil {
+		return
+	}
+	if trailers {
+		if bs.chunked {
+			bs.resp = append(bs.resp, "0\r\n"...)
+			bs.resp = appendFields(bs.resp, fields)
+			bs.resp = append(bs.resp, "\r\n"...)
+		}
+		bs.ended = true
+		c.queue(bs, eventloop.Readable)
+		return
+	}
+	status := 0
+	if len(fields) > 0 && fields[0].Name == ":status" {
+		status, _ = strconv.Atoi(fields[0].Value)
+	}
+	b := bs.resp
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\n"...)
+	// Trailers announced (a "trailer" field) need chunked framing in
+	// HTTP/1.1, which a Content-Length would rule out: drop the length.
+	announced := false
+	for _, f := range fields {
+		if f.Name == "trailer" {
+			announced = !endStream
+		}
+	}
+	hasLength := false
+	for _, f := range fields {
+		if f.IsPseudo() {
+			continue
+		}
+		if f.Name == "content-length" {
+			if announced {
+				continue
+			}
+			hasLength = true
+		}
+		b = append(append(append(append(b, f.Name...), ": "...), f.Value...), "\r\n"...)
+	}
+	interim := status >= 100 && status < 200
+	if !interim {
+		bs.gotHead = true
+		switch {
+		case endStream && !hasLength && status != 204 && status != 304:
+			b = append(b, "Content-Length: 0\r\n"...)
+		case !endStream && !hasLength:
+			b = append(b, "Transfer-Encoding: chunked\r\n"...)
+			bs.chunked = true
+		}
+	}
+	b = append(b, "\r\n"...)
+	bs.resp = b
+	if endStream {
+		bs.ended = true
+	}
+	c.queue(bs, eventloop.Readable)
+}
+
+// ResponseData implements h2.ClientHandler.
+func (c *h2Back) ResponseData(id uint32, data []byte, endStream bool) {
+	bs := c.streams[id]
+	if bs == nil {
+		c.conn.Consumed(id, len(data))
+		return
+	}
+	if len(data) > 0 {
+		if bs.chunked {
+			bs.resp = strconv.AppendUint(bs.resp, uint64(len(data)), 16)
+			bs.resp = append(bs.resp, "\r\n"...)
+		}
+		bs.resp = append(bs.resp, data...)
+		if bs.chunked {
+			bs.resp = append(bs.resp, "\r\n"...)
+		}
+		bs.credit += len(data)
+	}
+	if endStream {
+		if bs.chunked {
+			bs.resp = append(bs.resp, "0\r\n\r\n"...)
+		}
+		bs.ended = true
+	}
+	c.queue(bs, eventloop.Readable)
+}
+
+// StreamReset implements h2.ClientHandler.
+func (c *h2Back) StreamReset(id uint32, code h2.ErrCode) {
+	bs := c.streams[id]
+	if bs == nil {
+		return
+	}
+	delete(c.streams, id)
+	bs.reset = true
+	bs.refused = code == h2.ErrCodeRefusedStream
+	c.queue(bs, eventloop.Readable|eventloop.Writable)
+}
+
+// StreamWritable implements h2.ClientHandler.
+func (c *h2Back) StreamWritable(id uint32) {
+	if bs := c.streams[id]; bs != nil {
+		c.queue(bs, eventloop.Writable)
+	}
+}
+
+// --- the stream: the session's backend socket ----------------------------
+
+// Write implements protocol.Socket: request bytes become frames.
+func (bs *h2BackStream) Write(p []byte) (int, protocol.SocketResult) {
+	n, r := bs.convert(p)
+	bs.c.kick()
+	return n, r
+}
+
+// Writev implements protocol.Socket.
+func (bs *h2BackStream) Writev(bufs [][]byte) (int, protocol.SocketResult) {
+	total := 0
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		n, r := bs.convert(b)
+		total += n
+		if r != protocol.Continue {
+			bs.c.kick()
+			return total, r
+		}
+	}
+	bs.c.kick()
+	return total, protocol.Continue
+}
+
+// convert turns HTTP/1.1 request bytes into frames.
+func (bs *h2BackStream) convert(p []byte) (int, protocol.SocketResult) {
+	c := bs.c
+	if bs.reset || c.closed {
+		return 0, protocol.Closed
+	}
+	done := 0
+	for done < len(p) {
+		switch bs.state {
+		case rsHead:
+			if bs.id == 0 && bs.pending != nil {
+				// The head is parsed; the stream waits for room.
+				if !bs.open() {
+					return done, protocol.WouldBlock
+				}
+				continue
+			}
+			bs.hbuf = append(bs.hbuf, p[done:]...)
+			ok, err := bs.parser.Parse(bs.hbuf, http1.Request, &bs.req)
+			if err != nil {
+				return done, protocol.Error
+			}
+			if !ok {
+				return len(p), protocol.Continue
+			}
+			done += bs.req.Len - (len(bs.hbuf) - (len(p) - done))
+			bs.pending = bs.requestFields(bs.hbuf[:bs.req.Len])
+			bs.kind, bs.left = bs.req.Body(false, false)
+			if !bs.open() {
+				return done, protocol.WouldBlock
+			}
+		case rsBody:
+			n, r := bs.body(p[done:])
+			done += n
+			if r != protocol.Continue {
+				return done, r
+			}
+		case rsDone:
+			return len(p), protocol.Continue
+		}
+	}
+	// A head alone (no body) was complete: open it now.
+	if bs.state == rsHead && bs.pending != nil && bs.id == 0 && !bs.open() {
+		return done, protocol.WouldBlock
+	}
+	return done, protocol.Continue
+}
+
+// open sends the request head once the connection has room.
+func (bs *h2BackStream) open() bool {
+	c := bs.c
+	if !c.conn.CanOpen() {
+		c.waiting = append(c.waiting, bs)
+		return false
+	}
+	end := bs.kind == http1.BodyNone || bs.kind == http1.BodyLength && bs.left == 0
+	id, err := c.conn.OpenStream(bs.pending, end)
+	if err != nil {
+		bs.reset = true
+		return false
+	}
+	bs.id = id
+	bs.pending, bs.hbuf = nil, nil
+	c.streams[id] = bs
+	if end {
+		bs.state = rsDone
+	} else {
+		bs.state = rsBody
+		if bs.kind == http1.BodyChunked {
+			bs.dechunk = dechunker{}
+		}
+	}
+	return true
+}
+
+// body sends request body bytes as DATA, and chunked trailers as a
+// trailing HEADERS.
+func (bs *h2BackStream) body(p []byte) (int, protocol.SocketResult) {
+	conn := bs.c.conn
+	switch bs.kind {
+	case http1.BodyLength:
+		n := int(min(int64(len(p)), bs.left))
+		w := conn.WriteData(bs.id, p[:n], int64(n) == bs.left)
+		bs.left -= int64(w)
+		if bs.left == 0 {
+			bs.state = rsDone
+			return w, protocol.Continue
+		}
+		if w < n {
+			return w, protocol.WouldBlock
+		}
+		return w, protocol.Continue
+	default: // chunked: a request body without a length cannot be until-close
+		n, blocked, end := bs.dechunk.feed(p, func(b []byte) int { return conn.WriteData(bs.id, b, false) })
+		if blocked {
+			return n, protocol.WouldBlock
+		}
+		if end {
+			fields := trailerFields(bs.c.fields[:0], bs.dechunk.trail)
+			bs.c.fields = fields[:0]
+			if len(fields) == 0 || conn.WriteTrailers(bs.id, fields) != nil {
+				conn.WriteData(bs.id, nil, true)
+			}
+			bs.state, bs.dechunk.trail = rsDone, nil
+		}
+		return n, protocol.Continue
+	}
+}
+
+// requestFields converts the request head to HTTP/2 fields (RFC 9113
+// §8.3.1): Host becomes :authority, connection-specific fields go, TE is
+// kept only as "trailers" (gRPC sends it).
+func (bs *h2BackStream) requestFields(head []byte) []h2.HeaderField {
+	r := &bs.req
+	var authority string
+	if i := r.FieldIndex(head, "host", 0); i >= 0 {
+		authority = string(r.Fields[i].Value.Of(head))
+	}
+	fields := []h2.HeaderField{
+		{Name: ":method", Value: string(r.Method.Of(head))},
+		{Name: ":scheme", Value: "http"},
+		{Name: ":authority", Value: authority},
+		{Name: ":path", Value: string(r.Target.Of(head))},
+	}
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		name := fieldName(f.Name.Of(head))
+		value := string(f.Value.Of(head))
+		switch name {
+		case "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			continue
+		case "te":
+			if value != "trailers" {
+				continue
+			}
+		}
+		fields = append(fields, h2.HeaderField{Name: name, Value: value})
+	}
+	return fields
+}
+
+// Read implements protocol.Socket: the response as HTTP/1.1 bytes.
+func (bs *h2BackStream) Read(p []byte) (int, protocol.SocketResult) {
+	n := copy(p, bs.resp)
+	bs.resp = bs.resp[n:]
+	if len(bs.resp) == 0 {
+		bs.resp = nil
+	}
+	if bs.credit > 0 && n > 0 && bs.id != 0 {
+		k := min(bs.credit, n)
+		bs.credit -= k
+		bs.c.conn.Consumed(bs.id, k)
+		bs.c.kick()
+	}
+	if n == len(p) && n > 0 {
+		return n, protocol.Continue
+	}
+	if n == 0 && bs.reset && !bs.ended {
+		return 0, protocol.Error
+	}
+	return n, protocol.WouldBlock
+}
+
+// CloseWrite implements protocol.Socket.
+func (bs *h2BackStream) CloseWrite() error { return nil }
+
+// Fd implements protocol.Socket: a stream has no descriptor.
+func (bs *h2BackStream) Fd() int { return -1 }
+
+// Close implements protocol.Socket: the session is done with the
+// stream; one not complete is reset.
+func (bs *h2BackStream) Close() error {
+	if bs.closed {
+		return nil
+	}
+	bs.closed = true
+	c := bs.c
+	if bs.id != 0 {
+		if _, open := c.streams[bs.id]; open {
+			delete(c.streams, bs.id)
+			if !c.closed && !(bs.ended && bs.state == rsDone) {
+				c.conn.Reset(bs.id, h2.ErrCodeCancel)
+			}
+		}
+		if bs.credit > 0 && !c.closed {
+			c.conn.Consumed(bs.id, bs.credit)
+		}
+		c.kick()
+	}
+	for i, x := range c.waiting {
+		if x == bs {
+			c.waiting = append(c.waiting[:i], c.waiting[i+1:]...)
+			break
+		}
+	}
+	bs.resp, bs.hbuf, bs.pending = nil, nil, nil
+	return nil
+}
+
+var (
+	_ protocol.Socket      = (*h2BackStream)(nil)
+	_ h2.ClientHandler     = (*h2Back)(nil)
+	_ session.ProxySession = (*h2Back)(nil)
+)
