@@ -10,8 +10,9 @@
 // -cert and -key (repeatable, in pairs) load real certificates; each is
 // served to the clients asking for one of its names (SNI), the first one
 // to the others. HTTP/2 is offered by ALPN; -h2c adds a cleartext
-// listener that takes HTTP/2 with prior knowledge (and HTTP/1.1). SIGINT
-// or SIGTERM stops it softly.
+// listener that takes HTTP/2 with prior knowledge (and HTTP/1.1);
+// -backend-h2 speaks h2c to the backends (gRPC servers). SIGINT or
+// SIGTERM stops it softly.
 package main
 
 import (
@@ -45,6 +46,7 @@ type options struct {
 	listen    string
 	h2cAddr   string
 	h2c       bool
+	backendH2 bool
 	backends  []string
 	certFiles []string
 	keyFiles  []string
@@ -64,6 +66,7 @@ func main() {
 	flag.StringVar(&o.hsts, "hsts", "", "Strict-Transport-Security value to add to responses (e.g. max-age=31536000)")
 	flag.BoolVar(&o.h2c, "h2c", false, "also serve HTTP/2 with prior knowledge (and HTTP/1.1) on a cleartext listener")
 	flag.StringVar(&o.h2cAddr, "h2c-listen", "127.0.0.1:8082", "the -h2c listener's address")
+	flag.BoolVar(&o.backendH2, "backend-h2", false, "speak HTTP/2 cleartext (h2c) to the backends, e.g. gRPC servers")
 	flag.IntVar(&o.workers, "workers", 0, "workers (event loops); 0 = one per CPU")
 	flag.IntVar(&o.maxConns, "max-conns", 10000, "client connections per worker")
 	flag.DurationVar(&o.grace, "grace", 30*time.Second, "how long a soft stop waits for in-flight requests")
@@ -162,6 +165,13 @@ func run(log *slog.Logger, o options) error {
 		}
 		if err := p.AddBackend("default", backend.Backend{ID: fmt.Sprintf("b%d", i+1), Address: ba}); err != nil {
 			return fail(err)
+		}
+	}
+	if o.backendH2 {
+		for _, w := range p.Workers() {
+			if err := httpproxy.SetClusterHTTP2(w, "default", true); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if err := p.AddFrontend(router.Frontend{ID: "default", HostKind: router.HostAny, Action: router.Action{Cluster: "default"}, HSTS: o.hsts}); err != nil {
