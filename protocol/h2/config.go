@@ -239,12 +239,12 @@ type ConnStats struct {
 // FloodStats counts the connections ended with ENHANCE_YOUR_CALM, by the
 // defence that tripped.
 type FloodStats struct {
-	RapidReset   uint64 // client RST_STREAMs exhausted ResetBudget
-	MadeYouReset uint64 // our resets caused by the client exhausted ResetBudget
+	RapidReset   uint64 // the peer's RST_STREAMs exhausted ResetBudget
+	MadeYouReset uint64 // our resets caused by the peer exhausted ResetBudget
 	Continuation uint64 // MaxHeaderBlockSize or MaxContinuations exceeded
 	Ping         uint64
 	Settings     uint64
 	EmptyData    uint64
 	WindowUpdate uint64
-	ControlQueue uint64 // MaxQueuedControlFrames exceeded: the client does not read
+	ControlQueue uint64 // MaxQueuedControlFrames exceeded: the peer does not read
 }

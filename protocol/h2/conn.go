@@ -38,7 +38,7 @@ type Handler interface {
 var (
 	ErrStreamClosed   = errors.New("h2: stream not open for writing")
 	ErrConnClosed     = errors.New("h2: connection closed")
-	ErrInvalidHeaders = errors.New("h2: response fields invalid for HTTP/2")
+	ErrInvalidHeaders = errors.New("h2: fields invalid for HTTP/2")
 )
 
 // how a stream left the stream table, for frames that arrive after (RFC

@@ -57,4 +57,16 @@
 // ([ServerConn.Deadline], [ServerConn.Timeout]) and the flood defences of
 // §10.5 (rapid reset, MadeYouReset, CONTINUATION, PING, SETTINGS, empty
 // DATA, WINDOW_UPDATE, unread control frames), counted in [ConnStats].
+//
+// # Client connections
+//
+// [ClientConn] is the client side, for a proxy that speaks HTTP/2 to its
+// backends (h2c with prior knowledge, gRPC): [ClientConn.OpenStream]
+// sends a request head on the next stream (when [ClientConn.CanOpen]
+// allows it: the server's MAX_CONCURRENT_STREAMS, GOAWAY), and
+// [ClientConn.WriteData] and [ClientConn.WriteTrailers] its body; the
+// response comes through a [ClientHandler]. Streams a server GOAWAY left
+// unprocessed are reset with REFUSED_STREAM, so the caller may retry them
+// elsewhere. The flood defences are the server's, against a misbehaving
+// backend, counted in [ClientStats].
 package h2
