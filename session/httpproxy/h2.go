@@ -1,9 +1,7 @@
 package httpproxy
 
 import (
-	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
@@ -35,22 +33,16 @@ type h2Front struct {
 	conn    *h2.ServerConn
 	partial []byte // an incomplete frame kept between reads
 	streams map[uint32]*h2Stream
-	drive   []*h2Stream // streams with news for their child
-	spare   []*h2Stream
-	kicked  bool // the connection's session is deferred to the end of the batch
-	running bool // its run is on the stack: it flushes and drives before returning
+	news    newsQueue // streams with news for their child
+	kicked  bool      // the connection's session is deferred to the end of the batch
+	running bool      // its run is on the stack: it flushes and drives before returning
 	closing bool
 	stopped bool // Shutdown was called
 	broken  bool // the client's socket failed
-	// lingering: the connection is done and its last frames are out; our
-	// side is shut and what the client still sends is read and dropped
-	// until it closes too, so that unread bytes do not turn our close
-	// into a reset that could destroy those last frames.
-	lingering bool
-	idleAt    time.Time
-	timerAt   time.Time // when the connection's timer fires
-	shrunk    bool      // the idle connection's buffers were given back
-	fields    []h2.HeaderField
+	idleAt  time.Time
+	timerAt time.Time // when the connection's timer fires
+	shrunk  bool      // the idle connection's buffers were given back
+	fields  []h2.HeaderField
 }
 
 // h2Child allocates a stream and its session together.
@@ -61,13 +53,10 @@ type h2Child struct {
 
 // h2Stream is one request stream, and the front socket of its child.
 type h2Stream struct {
-	f      *h2Front
-	id     uint32
-	child  *Session
-	token  eventloop.Token
-	events eventloop.Ready // to deliver at the next drive
-	queued bool
-	closed bool
+	news  // the child's token and what to deliver to it; closed: the child is gone
+	f     *h2Front
+	id    uint32
+	child *Session
 
 	// The request, as HTTP/1.1 bytes for the child.
 	req     []byte
@@ -105,14 +94,6 @@ const (
 	csDone                 // the body ended
 )
 
-type h2Key struct{}
-
-// h2Scratch is the worker's read buffer for HTTP/2 connections: room for
-// the largest frame plus what a read brings after it.
-func h2Scratch(w *session.Worker) []byte {
-	return w.Local(h2Key{}, func() any { return make([]byte, 64<<10) }).([]byte)
-}
-
 // startH2 turns the session into an HTTP/2 connection. initial holds
 // bytes already read (the h2c preface and what followed it).
 func (s *Session) startH2(initial []byte) (bool, session.Result) {
@@ -144,54 +125,32 @@ func (s *Session) startH2(initial []byte) (bool, session.Result) {
 // run reads frames, drives the streams and flushes the output until
 // nothing moves.
 func (f *h2Front) run() (bool, session.Result) {
+	f.kicked, f.running = false, true
+	progress, res := f.step()
+	f.running = false
+	return progress, res
+}
+
+func (f *h2Front) step() (bool, session.Result) {
 	s := f.s
-	f.kicked = false
-	f.running = true
-	defer func() { f.running = false }()
 	progress := false
-	for s.fready.Readable() && !f.conn.Done() && !f.broken {
-		buf := h2Scratch(s.w)
-		k := copy(buf, f.partial)
-		var n int
-		var r protocol.SocketResult
-		if s.alt != nil {
-			n, r = s.alt.Read(buf[k:])
-		} else {
-			n, r = s.front.Read(buf[k:])
-		}
-		s.fready.Read(n, r)
-		if n > 0 {
+	if !f.broken {
+		got, ended := readFrames(s.w, s.frontSocket(), &s.fready, &f.partial, f.conn)
+		if got {
 			progress = true
 			s.frontSeen = s.w.Now()
-			data := buf[:k+n]
-			m, err := f.conn.Feed(data, s.w.Now())
-			if err != nil {
-				f.partial = nil
-			} else {
-				f.partial = append(f.partial[:0], data[m:]...)
-			}
 		}
-		if r == protocol.Closed || r == protocol.Error {
-			f.broken = true
-		}
-		if n == 0 {
-			break
-		}
+		f.broken = ended
 	}
-	if len(f.partial) == 0 && cap(f.partial) > 0 {
-		f.partial = nil // an idle connection holds no buffer
-	}
-	if f.driveStreams() {
-		progress = true
+	for rounds := 0; !f.news.empty() && rounds < 16; rounds++ {
+		progress = f.news.deliverRound(s.w) || progress
+		f.flush()
 	}
 	if f.flush() {
 		progress = true
 	}
-	if f.broken {
-		return false, session.Close
-	}
-	if f.conn.Done() && len(f.conn.Output()) == 0 {
-		return f.linger()
+	if f.broken || f.conn.Done() && len(f.conn.Output()) == 0 {
+		return false, session.Close // closeGently lingers when it may
 	}
 	if f.conn.Streams() > 0 || len(f.streams) > 0 {
 		f.idleAt = s.w.Now()
@@ -206,108 +165,27 @@ func (f *h2Front) run() (bool, session.Result) {
 	return progress, session.Continue
 }
 
-// linger shuts our side once everything is written and drains the
-// client's until it closes, for at most a second.
-func (f *h2Front) linger() (bool, session.Result) {
-	s := f.s
-	if s.tls != nil && s.tls.Pending() {
-		return false, session.Continue // flushTLS sends the rest first
-	}
-	if !f.lingering {
-		f.lingering = true
-		if s.tls != nil {
-			s.tls.CloseWrite()
-			s.notified = true
-		} else {
-			s.front.CloseWrite()
-		}
-		s.w.Timers().Cancel(s.frontTimer)
-		s.frontTimer = s.w.Timers().Schedule(s.frontToken, time.Second)
-	}
-	buf := h2Scratch(s.w)
-	for s.fready.Readable() {
-		n, r := s.front.Read(buf) // raw bytes: they are dropped unread
-		s.fready.Read(n, r)
-		if r == protocol.Closed || r == protocol.Error {
-			return false, session.Close
-		}
-		if n == 0 {
-			break
-		}
-	}
-	return false, session.Continue
-}
-
 // flush writes the connection's output to the client.
 func (f *h2Front) flush() bool {
-	s := f.s
-	progress := false
-	for !f.broken && s.fready.Writable() {
-		out := f.conn.Output()
-		if len(out) == 0 {
-			break
-		}
-		n, r := s.frontWrite(out)
-		if n > 0 {
-			progress = true
-			f.conn.Consume(n)
-		}
-		s.fready.Wrote(r)
-		if r == protocol.Closed || r == protocol.Error {
-			f.broken = true
-		}
-		if r != protocol.Continue {
-			break
-		}
+	if f.broken {
+		return false
 	}
-	return progress
-}
-
-// driveStreams hands each stream's news to its child.
-func (f *h2Front) driveStreams() bool {
-	progress := false
-	for rounds := 0; len(f.drive) > 0 && rounds < 16; rounds++ {
-		list := f.drive
-		f.drive, f.spare = f.spare[:0], list
-		for _, st := range list {
-			st.queued = false
-			ev := st.events
-			st.events = 0
-			if st.closed {
-				continue
-			}
-			progress = true
-			f.s.w.Event(st.token, ev)
-		}
-		f.flush()
-	}
-	return progress
+	wrote, failed := writeOut(f.s.frontSocket(), &f.s.fready, f.conn)
+	f.broken = failed
+	return wrote
 }
 
 // queue records news for a stream's child.
-func (f *h2Front) queue(st *h2Stream, ev eventloop.Ready) {
-	st.events |= ev
-	if !st.queued {
-		st.queued = true
-		f.drive = append(f.drive, st)
-	}
-}
+func (f *h2Front) queue(st *h2Stream, ev eventloop.Ready) { f.news.add(&st.news, ev) }
 
-// kick makes the connection's session run at the end of the batch:
-// frames its streams wrote go out then, in one write, and streams that
-// got news meanwhile are driven.
+// kick makes the connection's session run at the end of the batch: a
+// child that wrote frames or closed runs on its backend's events, when
+// the connection would not run otherwise. The frames then go out in one
+// write, and streams that got news meanwhile are driven.
 func (f *h2Front) kick() {
 	if !f.kicked && !f.closing && !f.running {
 		f.kicked = true
 		f.s.w.Defer(f.s.frontToken, f.s)
-	}
-}
-
-// childWrote notes that a child wrote frames or closed: a child runs on
-// its backend's events, when the connection would not run otherwise.
-func (f *h2Front) childWrote() {
-	if !f.closing {
-		f.kick()
 	}
 }
 
@@ -331,9 +209,6 @@ func (f *h2Front) schedule() {
 func (f *h2Front) timeout() session.Result {
 	s := f.s
 	now := s.w.Now()
-	if f.lingering {
-		return session.Close
-	}
 	if d := f.conn.Deadline(); !d.IsZero() && !now.Before(d) {
 		f.conn.Timeout(now)
 	}
@@ -353,9 +228,7 @@ func (f *h2Front) timeout() session.Result {
 	if res == session.Close {
 		return res
 	}
-	if !f.lingering {
-		f.schedule()
-	}
+	f.schedule()
 	return session.Continue
 }
 
@@ -396,9 +269,7 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 			return
 		}
 		if st.chunked {
-			st.req = append(st.req, "0\r\n"...)
-			st.req = appendFields(st.req, fields)
-			st.req = append(st.req, "\r\n"...)
+			st.req = appendLastChunk(st.req, fields)
 		}
 		st.reqEnd = true
 		f.queue(st, eventloop.Readable)
@@ -446,19 +317,12 @@ func (f *h2Front) Data(id uint32, data []byte, endStream bool) {
 		return
 	}
 	if len(data) > 0 {
-		if st.chunked {
-			st.req = strconv.AppendUint(st.req, uint64(len(data)), 16)
-			st.req = append(st.req, "\r\n"...)
-		}
-		st.req = append(st.req, data...)
-		if st.chunked {
-			st.req = append(st.req, "\r\n"...)
-		}
+		st.req = appendChunk(st.req, data, st.chunked)
 		st.credit += len(data)
 	}
 	if endStream {
 		if st.chunked {
-			st.req = append(st.req, "0\r\n\r\n"...)
+			st.req = appendLastChunk(st.req, nil)
 		}
 		st.reqEnd = true
 	}
@@ -551,14 +415,6 @@ func (st *h2Stream) buildRequest(fields []h2.HeaderField, endStream bool) {
 	st.reqEnd = endStream
 }
 
-// appendFields writes trailer fields as HTTP/1.1 lines.
-func appendFields(b []byte, fields []h2.HeaderField) []byte {
-	for _, fl := range fields {
-		b = append(append(append(append(b, fl.Name...), ": "...), fl.Value...), "\r\n"...)
-	}
-	return b
-}
-
 // Read implements protocol.Socket for the child: the request bytes.
 func (st *h2Stream) Read(p []byte) (int, protocol.SocketResult) {
 	if st.reset {
@@ -590,7 +446,7 @@ func (st *h2Stream) Write(p []byte) (int, protocol.SocketResult) {
 		return 0, protocol.Closed
 	}
 	n, r := st.convert(p)
-	st.f.childWrote()
+	st.f.kick()
 	return n, r
 }
 
@@ -607,11 +463,11 @@ func (st *h2Stream) Writev(bufs [][]byte) (int, protocol.SocketResult) {
 		n, r := st.convert(b)
 		total += n
 		if r != protocol.Continue {
-			st.f.childWrote()
+			st.f.kick()
 			return total, r
 		}
 	}
-	st.f.childWrote()
+	st.f.kick()
 	return total, protocol.Continue
 }
 
@@ -717,107 +573,6 @@ func (st *h2Stream) chunk(p []byte) (int, protocol.SocketResult) {
 	return n, protocol.Continue
 }
 
-// dechunker decodes a chunked body (RFC 9112 §7.1) that an HTTP/1.1
-// parser already checked, handing the chunk data to a writer and keeping
-// the trailer section.
-type dechunker struct {
-	state uint8
-	left  int64  // data left in the current chunk; in the trailer section, where the current line starts
-	trail []byte // the trailer section, when end is reported
-}
-
-// feed decodes p. write takes data and returns how much it accepted;
-// blocked reports that it took less (feed stops there). end reports the
-// end of the body (after the trailer section's empty line).
-func (d *dechunker) feed(p []byte, write func([]byte) int) (n int, blocked, end bool) {
-	i := 0
-	for i < len(p) {
-		switch d.state {
-		case csSize:
-			c := p[i]
-			switch {
-			case c >= '0' && c <= '9':
-				d.left = d.left<<4 | int64(c-'0')
-			case c >= 'a' && c <= 'f':
-				d.left = d.left<<4 | int64(c-'a'+10)
-			case c >= 'A' && c <= 'F':
-				d.left = d.left<<4 | int64(c-'A'+10)
-			case c == '\n':
-				d.state = csData
-				if d.left == 0 {
-					d.state = csTrailer
-				}
-			default:
-				d.state = csExt
-			}
-			i++
-		case csExt:
-			if p[i] == '\n' {
-				d.state = csData
-				if d.left == 0 {
-					d.state = csTrailer
-				}
-			}
-			i++
-		case csData:
-			n := int(min(int64(len(p)-i), d.left))
-			w := write(p[i : i+n])
-			d.left -= int64(w)
-			i += w
-			if w < n {
-				return i, true, false
-			}
-			if d.left == 0 {
-				d.state = csDataEnd
-			}
-		case csDataEnd:
-			if p[i] == '\n' {
-				d.state = csSize
-			}
-			i++
-		case csTrailer:
-			c := p[i]
-			d.trail = append(d.trail, c)
-			i++
-			if c != '\n' {
-				continue
-			}
-			if len(trimCR(d.trail[d.left:len(d.trail)-1])) == 0 {
-				d.state = csDone
-				return i, false, true
-			}
-			d.left = int64(len(d.trail))
-		case csDone:
-			return len(p), false, true
-		}
-	}
-	return i, false, false
-}
-
-// trailerFields parses a trailer section into HTTP/2 fields, dropping
-// the connection-specific ones.
-func trailerFields(dst []h2.HeaderField, t []byte) []h2.HeaderField {
-	for len(t) > 0 {
-		line := t
-		if j := indexByte(t, '\n'); j >= 0 {
-			line, t = t[:j], t[j+1:]
-		} else {
-			t = nil
-		}
-		line = trimCR(line)
-		c := indexByte(line, ':')
-		if c <= 0 {
-			continue
-		}
-		name := lower(line[:c])
-		if !allowedInH2(name) {
-			continue
-		}
-		dst = append(dst, h2.HeaderField{Name: name, Value: string(trimSpace(line[c+1:]))})
-	}
-	return dst
-}
-
 // endWithTrailers ends a chunked response: its trailer section becomes a
 // HEADERS frame with END_STREAM, or an empty DATA frame ends it.
 func (st *h2Stream) endWithTrailers() {
@@ -854,137 +609,11 @@ func (st *h2Stream) fail() {
 // responseFields converts a response head to HTTP/2 fields (RFC 9113
 // §8.2.2: no connection-specific fields, lower-case names).
 func (st *h2Stream) responseFields(head []byte) []h2.HeaderField {
-	fields := st.f.fields[:0]
-	fields = append(fields, h2.HeaderField{Name: ":status", Value: statusText(st.resp.Status)})
-	// The values are copied into one new array, never written again, and
-	// viewed as strings: one allocation per response instead of one per
-	// field. The HPACK table may keep such strings; nothing reuses the
-	// array under them.
-	n := 0
-	for i := range st.resp.Fields {
-		n += st.resp.Fields[i].Value.Len()
-	}
-	values := make([]byte, 0, n)
-	for i := range st.resp.Fields {
-		fl := &st.resp.Fields[i]
-		name := fieldName(fl.Name.Of(head))
-		if !allowedInH2(name) {
-			continue
-		}
-		v := fl.Value.Of(head)
-		at := len(values)
-		values = append(values, v...)
-		val := ""
-		if len(v) > 0 {
-			val = unsafe.String(&values[at], len(v))
-		}
-		// A value unique to each response (the request id) would only
-		// churn the client's HPACK table: send it without indexing.
-		fields = append(fields, h2.HeaderField{Name: name, Value: val, Sensitive: name == "x-request-id"})
-	}
+	a := arena{b: make([]byte, 0, len(head))}
+	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(st.resp.Status)})
+	fields = appendHeadFields(fields, &a, head, &st.resp, false)
 	st.f.fields = fields[:0]
 	return fields
-}
-
-// commonNames are response field names sent often enough to keep one
-// string of each.
-var commonNames = func() map[string]string {
-	m := map[string]string{}
-	for _, n := range []string{"content-type", "content-length", "date", "server", "x-request-id", "cache-control",
-		"etag", "last-modified", "expires", "vary", "location", "set-cookie", "content-encoding", "accept-ranges",
-		"age", "strict-transport-security", "x-backend", "x-content-type-options", "x-frame-options", "grpc-status",
-		"grpc-message", "access-control-allow-origin", "content-security-policy", "alt-svc", "via", "link"} {
-		m[n] = n
-	}
-	return m
-}()
-
-// fieldName is an HTTP/2 (lower-case) field name for b, without
-// allocating for the common ones.
-func fieldName(b []byte) string {
-	var buf [32]byte
-	if len(b) <= len(buf) {
-		l := buf[:len(b)]
-		for i, c := range b {
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			l[i] = c
-		}
-		if s, ok := commonNames[string(l)]; ok {
-			return s
-		}
-	}
-	return lower(b)
-}
-
-var statusStrings [600]string
-
-func statusText(code int) string {
-	if code >= 100 && code < 600 {
-		if s := statusStrings[code]; s != "" {
-			return s
-		}
-	}
-	return strconv.Itoa(code)
-}
-
-func init() {
-	for i := 100; i < 600; i++ {
-		statusStrings[i] = strconv.Itoa(i)
-	}
-}
-
-// allowedInH2 drops the HTTP/1.1 connection-specific fields.
-func allowedInH2(name string) bool {
-	switch name {
-	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te":
-		return false
-	}
-	return true
-}
-
-// lower returns b as a lower-case string (HTTP/2 field names).
-func lower(b []byte) string {
-	for _, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			out := make([]byte, len(b))
-			for i, c := range b {
-				if c >= 'A' && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				out[i] = c
-			}
-			return string(out)
-		}
-	}
-	return string(b)
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func trimCR(b []byte) []byte {
-	if len(b) > 0 && b[len(b)-1] == '\r' {
-		return b[:len(b)-1]
-	}
-	return b
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // CloseWrite implements protocol.Socket: a stream's end is its
@@ -1021,7 +650,7 @@ func (st *h2Stream) Close() error {
 			f.conn.Consumed(st.id, st.credit)
 			st.credit = 0
 		}
-		f.childWrote()
+		f.kick()
 	}
 	st.req, st.hbuf, st.trail = nil, nil, nil
 	return nil

@@ -60,8 +60,7 @@ type h2Back struct {
 	partial []byte
 	streams map[uint32]*h2BackStream
 	waiting []*h2BackStream // wait for room to open their stream
-	drive   []*h2BackStream
-	spare   []*h2BackStream
+	news    newsQueue       // streams with news for their session
 
 	connecting bool
 	running    bool
@@ -77,13 +76,10 @@ type h2Back struct {
 // h2BackStream is one request on an h2Back, and the backend socket of
 // the session that makes it.
 type h2BackStream struct {
-	c      *h2Back
-	s      *Session
-	token  eventloop.Token // the session's token for this stream (its backToken)
-	id     uint32          // 0 until opened
-	events eventloop.Ready
-	queued bool
-	closed bool
+	news // the session's token for this stream (its backToken), what to deliver; closed: the session let go
+	c    *h2Back
+	s    *Session
+	id   uint32 // 0 until opened
 
 	// The request, from HTTP/1.1 bytes to frames.
 	hbuf    []byte
@@ -92,27 +88,16 @@ type h2BackStream struct {
 	kind    http1.BodyKind
 	left    int64
 	dechunk dechunker
-	state   uint8 // rsHead, rsBody, rsDone (request side)
-	pending []h2.HeaderField
-	endReq  bool
+	state   uint8            // rsHead, rsBody, rsDone (request side)
+	pending []h2.HeaderField // the request head, until the stream opens
 
 	// The response, as HTTP/1.1 bytes for the session.
-	resp      []byte
-	credit    int
-	chunked   bool
-	ended     bool // the response is complete
-	reset     bool
-	refused   bool // REFUSED_STREAM: never processed, safe to retry
-	connFail  bool // the connection never came up: a connect failure, not a broken exchange
-	gotHead   bool
-	headSeen  bool
-	respBytes int
-}
-
-type h2BackKey struct{}
-
-func h2BackScratch(w *session.Worker) []byte {
-	return w.Local(h2BackKey{}, func() any { return make([]byte, 64<<10) }).([]byte)
+	resp     []byte
+	credit   int
+	chunked  bool
+	ended    bool // the response is complete
+	reset    bool
+	connFail bool // the connection never came up: a connect failure, not a broken exchange
 }
 
 // openH2Stream gives s a stream to backend b, on a connection with room
@@ -136,7 +121,8 @@ func (s *Session) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Tok
 	if err != nil {
 		return nil, 0, err
 	}
-	bs := &h2BackStream{c: c, s: s, token: t}
+	bs := &h2BackStream{c: c, s: s}
+	bs.token = t
 	bs.parser.Limits = s.l.cfg.Limits
 	return bs, t, nil
 }
@@ -221,36 +207,15 @@ func (c *h2Back) runOnce() {
 			c.b.Released() // streams, not the connection, count as active
 			c.schedule()
 		}
-		// Read frames.
-		for c.ready.Readable() && !c.conn.Done() {
-			buf := h2BackScratch(c.w)
-			k := copy(buf, c.partial)
-			n, r := c.sock.Read(buf[k:])
-			c.ready.Read(n, r)
-			if n > 0 {
-				progress = true
-				data := buf[:k+n]
-				m, err := c.conn.Feed(data, c.w.Now())
-				if err != nil {
-					c.partial = nil
-				} else {
-					c.partial = append(c.partial[:0], data[m:]...)
-				}
-			}
-			if r == protocol.Closed || r == protocol.Error {
-				c.fail()
-				return
-			}
-			if n == 0 {
-				break
-			}
+		got, ended := readFrames(c.w, &c.sock, &c.ready, &c.partial, c.conn)
+		if ended {
+			c.fail()
+			return
 		}
-		if len(c.partial) == 0 {
-			c.partial = nil
-		}
+		progress = got
 		c.openWaiting()
-		if c.driveStreams() {
-			progress = true
+		for rounds := 0; !c.news.empty() && rounds < 16; rounds++ {
+			progress = c.news.deliverRound(c.w) || progress
 		}
 		if c.flush() {
 			progress = true
@@ -266,27 +231,14 @@ func (c *h2Back) runOnce() {
 
 // flush writes the connection's output.
 func (c *h2Back) flush() bool {
-	progress := false
-	for !c.connecting && c.ready.Writable() {
-		out := c.conn.Output()
-		if len(out) == 0 {
-			break
-		}
-		n, r := c.sock.Write(out)
-		if n > 0 {
-			progress = true
-			c.conn.Consume(n)
-		}
-		c.ready.Wrote(r)
-		if r == protocol.Closed || r == protocol.Error {
-			c.fail()
-			return false
-		}
-		if r != protocol.Continue {
-			break
-		}
+	if c.connecting {
+		return false
 	}
-	return progress
+	wrote, failed := writeOut(&c.sock, &c.ready, c.conn)
+	if failed {
+		c.fail()
+	}
+	return wrote
 }
 
 // fail ends the connection: every stream is reset (its session answers
@@ -302,41 +254,17 @@ func (c *h2Back) fail() {
 	}
 	c.conn.Close() // StreamReset(CANCEL) for the open streams
 	for _, bs := range c.waiting {
-		bs.reset, bs.refused, bs.connFail = true, true, c.connecting
+		bs.reset, bs.connFail = true, c.connecting
 		c.queue(bs, eventloop.Readable|eventloop.Writable)
 	}
 	c.waiting = nil
-	c.driveStreams()
+	for rounds := 0; !c.news.empty() && rounds < 16; rounds++ {
+		c.news.deliverRound(c.w)
+	}
 	c.closed = true
 }
 
-// driveStreams hands the news of each stream to its session.
-func (c *h2Back) driveStreams() bool {
-	progress := false
-	for rounds := 0; len(c.drive) > 0 && rounds < 16; rounds++ {
-		list := c.drive
-		c.drive, c.spare = c.spare[:0], list
-		for _, bs := range list {
-			bs.queued = false
-			ev := bs.events
-			bs.events = 0
-			if bs.closed {
-				continue
-			}
-			progress = true
-			c.w.Event(bs.token, ev)
-		}
-	}
-	return progress
-}
-
-func (c *h2Back) queue(bs *h2BackStream, ev eventloop.Ready) {
-	bs.events |= ev
-	if !bs.queued {
-		bs.queued = true
-		c.drive = append(c.drive, bs)
-	}
-}
+func (c *h2Back) queue(bs *h2BackStream, ev eventloop.Ready) { c.news.add(&bs.news, ev) }
 
 // kick runs the connection at the end of the batch: what its streams
 // wrote goes out in one write.
@@ -423,23 +351,16 @@ func (c *h2Back) ResponseHeaders(id uint32, fields []h2.HeaderField, endStream, 
 	}
 	if trailers {
 		if bs.chunked {
-			bs.resp = append(bs.resp, "0\r\n"...)
-			bs.resp = appendFields(bs.resp, fields)
-			bs.resp = append(bs.resp, "\r\n"...)
+			bs.resp = appendLastChunk(bs.resp, fields)
 		}
 		bs.ended = true
 		c.queue(bs, eventloop.Readable)
 		return
 	}
-	status := 0
-	if len(fields) > 0 && fields[0].Name == ":status" {
-		status, _ = strconv.Atoi(fields[0].Value)
-	}
-	b := bs.resp
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(status)...)
+	// ValidateResponse made :status the first field, three digits.
+	status, _ := strconv.Atoi(fields[0].Value)
+	b := append(bs.resp, "HTTP/1.1 "...)
+	b = append(append(append(b, fields[0].Value...), ' '), http.StatusText(status)...)
 	b = append(b, "\r\n"...)
 	// Trailers announced (a "trailer" field) need chunked framing in
 	// HTTP/1.1, which a Content-Length would rule out: drop the length.
@@ -450,21 +371,16 @@ func (c *h2Back) ResponseHeaders(id uint32, fields []h2.HeaderField, endStream, 
 		}
 	}
 	hasLength := false
-	for _, f := range fields {
-		if f.IsPseudo() {
-			continue
-		}
+	for i, f := range fields {
 		if f.Name == "content-length" {
 			if announced {
 				continue
 			}
 			hasLength = true
 		}
-		b = append(append(append(append(b, f.Name...), ": "...), f.Value...), "\r\n"...)
+		b = appendFields(b, fields[i:i+1])
 	}
-	interim := status >= 100 && status < 200
-	if !interim {
-		bs.gotHead = true
+	if interim := status >= 100 && status < 200; !interim {
 		switch {
 		case endStream && !hasLength && status != 204 && status != 304:
 			b = append(b, "Content-Length: 0\r\n"...)
@@ -489,19 +405,12 @@ func (c *h2Back) ResponseData(id uint32, data []byte, endStream bool) {
 		return
 	}
 	if len(data) > 0 {
-		if bs.chunked {
-			bs.resp = strconv.AppendUint(bs.resp, uint64(len(data)), 16)
-			bs.resp = append(bs.resp, "\r\n"...)
-		}
-		bs.resp = append(bs.resp, data...)
-		if bs.chunked {
-			bs.resp = append(bs.resp, "\r\n"...)
-		}
+		bs.resp = appendChunk(bs.resp, data, bs.chunked)
 		bs.credit += len(data)
 	}
 	if endStream {
 		if bs.chunked {
-			bs.resp = append(bs.resp, "0\r\n\r\n"...)
+			bs.resp = appendLastChunk(bs.resp, nil)
 		}
 		bs.ended = true
 	}
@@ -515,8 +424,7 @@ func (c *h2Back) StreamReset(id uint32, code h2.ErrCode) {
 		return
 	}
 	delete(c.streams, id)
-	bs.reset = true
-	bs.refused = code == h2.ErrCodeRefusedStream
+	bs.reset = true // REFUSED_STREAM is retried as any reused connection's failure
 	c.queue(bs, eventloop.Readable|eventloop.Writable)
 }
 
@@ -664,35 +572,21 @@ func (bs *h2BackStream) body(p []byte) (int, protocol.SocketResult) {
 }
 
 // requestFields converts the request head to HTTP/2 fields (RFC 9113
-// §8.3.1): Host becomes :authority, connection-specific fields go, TE is
-// kept only as "trailers" (gRPC sends it).
+// §8.3.1): Host becomes :authority.
 func (bs *h2BackStream) requestFields(head []byte) []h2.HeaderField {
 	r := &bs.req
+	a := arena{b: make([]byte, 0, len(head))}
 	var authority string
 	if i := r.FieldIndex(head, "host", 0); i >= 0 {
-		authority = string(r.Fields[i].Value.Of(head))
+		authority = a.str(r.Fields[i].Value.Of(head))
 	}
-	fields := []h2.HeaderField{
-		{Name: ":method", Value: string(r.Method.Of(head))},
-		{Name: ":scheme", Value: "http"},
-		{Name: ":authority", Value: authority},
-		{Name: ":path", Value: string(r.Target.Of(head))},
-	}
-	for i := range r.Fields {
-		f := &r.Fields[i]
-		name := fieldName(f.Name.Of(head))
-		value := string(f.Value.Of(head))
-		switch name {
-		case "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-			continue
-		case "te":
-			if value != "trailers" {
-				continue
-			}
-		}
-		fields = append(fields, h2.HeaderField{Name: name, Value: value})
-	}
-	return fields
+	fields := make([]h2.HeaderField, 0, 4+len(r.Fields))
+	fields = append(fields,
+		h2.HeaderField{Name: ":method", Value: a.str(r.Method.Of(head))},
+		h2.HeaderField{Name: ":scheme", Value: "http"},
+		h2.HeaderField{Name: ":authority", Value: authority},
+		h2.HeaderField{Name: ":path", Value: a.str(r.Target.Of(head))})
+	return appendHeadFields(fields, &a, head, r, true)
 }
 
 // Read implements protocol.Socket: the response as HTTP/1.1 bytes.

@@ -223,7 +223,7 @@ func (s *Session) Ready(self session.ProxySession) session.Result {
 		return session.Close // the client or the connection reset the stream
 	}
 	res := s.run(self)
-	if res == session.Close && s.closeTLS() {
+	if res == session.Close && s.closeGently() {
 		return s.run(self)
 	}
 	return res
@@ -1227,7 +1227,7 @@ func (s *Session) writeAnswer() (bool, session.Result) {
 	if s.closeAfter {
 		// Let the client read the answer before the FIN: a close with
 		// unread input would turn into a reset that can destroy it. (Over
-		// TLS, closeTLS sends close_notify and the FIN after it.)
+		// TLS, closeGently sends close_notify and the FIN after it.)
 		if s.alt == nil {
 			s.front.CloseWrite()
 		}
@@ -1303,7 +1303,7 @@ func hostOnly(h []byte) []byte {
 // event pays for a timer update.
 func (s *Session) Timeout(t eventloop.Token) session.Result {
 	res := s.timeout(t)
-	if res == session.Close && s.closeTLS() {
+	if res == session.Close && s.closeGently() {
 		return s.Ready(s)
 	}
 	return res
@@ -1397,7 +1397,7 @@ func (s *Session) ShuttingDown() session.Result {
 	if s.phase == phaseH2 {
 		// GOAWAY, the streams in flight finish; run closes once drained.
 		s.h2.shutdown()
-		s.h2.childWrote()
+		s.h2.kick()
 		return session.Continue
 	}
 	s.closeAfter = true
@@ -1603,6 +1603,15 @@ func (s *Session) template(status int) *Answer {
 		return &a
 	}
 	return nil
+}
+
+// frontSocket is what front I/O goes through: the TLS socket or stream
+// when there is one, else the TCP socket.
+func (s *Session) frontSocket() protocol.Socket {
+	if s.alt != nil {
+		return s.alt
+	}
+	return &s.front
 }
 
 // frontWrite and frontWritev write to the client, through TLS on an

@@ -221,38 +221,70 @@ func (s *Session) flushTLS() bool {
 	return r == protocol.Continue
 }
 
-// closeTLS ends a TLS connection the session is done with: close_notify,
-// then the FIN once everything is flushed. It reports true when the
-// session must stay (phaseLinger) until the kernel takes the rest.
-func (s *Session) closeTLS() bool {
+// lingerTime bounds how long a closing connection drains what the
+// client still sends once everything of ours is out.
+const lingerTime = time.Second
+
+// closeGently ends an HTTPS or HTTP/2 connection the session is done
+// with, without losing what it wrote: it shuts our side (close_notify,
+// then the FIN once flushed, over TLS; the FIN over TCP) and drains what
+// the client still sends until it closes, so that unread bytes do not
+// turn our close into a reset that destroys the last response or frames.
+// It reports true when the session must stay for that (phaseLinger).
+func (s *Session) closeGently() bool {
 	switch {
-	case s.tls == nil, s.phase == phaseHandshake, s.phase == phaseLinger, s.phase == phaseClosed,
-		s.phase == phaseTunnel: // the pipe flushes before it reports Done
+	case s.tls == nil && s.h2 == nil, // plain HTTP/1.1 shuts its side in writeAnswer
+		s.phase == phaseHandshake, s.phase == phaseLinger, s.phase == phaseClosed,
+		s.phase == phaseTunnel, // the pipe flushes and relays FINs itself
+		s.h2 != nil && s.h2.broken:
 		return false
 	}
-	if !s.notified {
-		s.notified = true
-		s.tls.CloseWrite()
-	}
-	if !s.tls.Pending() {
-		return false
+	if s.tls != nil {
+		if !s.notified {
+			s.notified = true
+			s.tls.CloseWrite()
+		}
+	} else {
+		s.front.CloseWrite()
 	}
 	s.phase = phaseLinger
+	wait := lingerTime
+	if s.tls != nil && s.tls.Pending() {
+		wait = s.l.cfg.FrontTimeout // a slow client takes the last ciphertext
+	}
 	s.w.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+	s.frontTimer = s.w.Timers().Schedule(s.frontToken, wait)
 	return true
 }
 
-// linger flushes the last ciphertext of a closing TLS connection.
+// linger flushes the last ciphertext of a closing connection, then drops
+// what the client sends until it closes (or the timer closes it).
 func (s *Session) linger() (bool, session.Result) {
-	if !s.fready.Writable() {
-		return false, session.Continue
+	if s.tls != nil && s.tls.Pending() {
+		if !s.fready.Writable() {
+			return false, session.Continue
+		}
+		switch r := s.tls.Flush(); r {
+		case protocol.WouldBlock:
+			s.fready.Wrote(r)
+			return false, session.Continue
+		case protocol.Continue:
+			s.w.Timers().Cancel(s.frontTimer)
+			s.frontTimer = s.w.Timers().Schedule(s.frontToken, lingerTime)
+		default:
+			return false, session.Close
+		}
 	}
-	switch r := s.tls.Flush(); r {
-	case protocol.WouldBlock:
-		s.fready.Wrote(r)
-		return false, session.Continue
-	default:
-		return false, session.Close
+	buf := frameScratch(s.w)
+	for s.fready.Readable() {
+		n, r := s.front.Read(buf) // raw bytes, dropped unread
+		s.fready.Read(n, r)
+		if r == protocol.Closed || r == protocol.Error {
+			return false, session.Close
+		}
+		if n == 0 {
+			break
+		}
 	}
+	return false, session.Continue
 }
