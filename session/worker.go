@@ -276,9 +276,7 @@ func (w *Worker) driveDeferred(d deferredDrive) {
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			w.status.Panics++
-			w.log.Error("session panicked; closing it", "token", d.t, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			w.closeSafely(d.s)
+			w.Panic(d.t, v, debug.Stack()) // as for a panic in an event
 		}
 	}()
 	w.drive(d.s)
