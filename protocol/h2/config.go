@@ -122,64 +122,94 @@ var (
 	defaultWindowUpdateBudget = Budget{Burst: 1000, PerSecond: 100}
 )
 
-func (cfg *ServerConfig) setDefaults() {
+// limits are the settings ServerConfig and ClientConfig share, with
+// their defaults filled in: what the connection core reads. The public
+// configurations keep their own flat fields, so that composite literals
+// with field names keep working.
+type limits struct {
+	MaxConcurrentStreams   uint32
+	InitialWindowSize      uint32
+	ConnWindowSize         uint32
+	MaxFrameSize           uint32
+	MaxHeaderListSize      uint32
+	HeaderTableSize        uint32
+	MaxOutput              int
+	SettingsTimeout        time.Duration
+	MaxHeaderBlockSize     uint32
+	MaxContinuations       int
+	MaxQueuedControlFrames int
+	ResetBudget            Budget
+	PingBudget             Budget
+	SettingsBudget         Budget
+	EmptyDataBudget        Budget
+	WindowUpdateBudget     Budget
+}
+
+func (cfg *ServerConfig) limits() limits {
+	l := limits{
+		MaxConcurrentStreams:   cfg.MaxConcurrentStreams,
+		InitialWindowSize:      cfg.InitialWindowSize,
+		ConnWindowSize:         cfg.ConnWindowSize,
+		MaxFrameSize:           cfg.MaxFrameSize,
+		MaxHeaderListSize:      cfg.MaxHeaderListSize,
+		HeaderTableSize:        cfg.HeaderTableSize,
+		MaxOutput:              cfg.MaxOutput,
+		SettingsTimeout:        cfg.SettingsTimeout,
+		MaxHeaderBlockSize:     cfg.MaxHeaderBlockSize,
+		MaxContinuations:       cfg.MaxContinuations,
+		MaxQueuedControlFrames: cfg.MaxQueuedControlFrames,
+		ResetBudget:            cfg.ResetBudget,
+		PingBudget:             cfg.PingBudget,
+		SettingsBudget:         cfg.SettingsBudget,
+		EmptyDataBudget:        cfg.EmptyDataBudget,
+		WindowUpdateBudget:     cfg.WindowUpdateBudget,
+	}
+	l.setDefaults(DefaultInitialWindowSize)
+	return l
+}
+
+// setDefaults fills in the zero fields; initialWindow is the default of
+// InitialWindowSize, which differs between server and client.
+func (l *limits) setDefaults(initialWindow uint32) {
 	def32 := func(v *uint32, d uint32) {
 		if *v == 0 {
 			*v = d
 		}
 	}
-	def32(&cfg.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
-	def32(&cfg.InitialWindowSize, DefaultInitialWindowSize)
-	def32(&cfg.ConnWindowSize, DefaultConnWindowSize)
-	def32(&cfg.MaxFrameSize, DefaultMaxFrameSize)
-	def32(&cfg.MaxHeaderListSize, DefaultMaxHeaderListSize)
-	def32(&cfg.HeaderTableSize, DefaultHeaderTableSize)
-	if cfg.InitialWindowSize > MaxWindowSize {
-		cfg.InitialWindowSize = MaxWindowSize
-	}
-	if cfg.ConnWindowSize > MaxWindowSize {
-		cfg.ConnWindowSize = MaxWindowSize
-	}
-	if cfg.ConnWindowSize < DefaultInitialWindowSize {
-		// The connection window cannot be lowered below its initial
-		// value: there is no frame for that (RFC 9113 §6.9.2).
-		cfg.ConnWindowSize = DefaultInitialWindowSize
-	}
-	if cfg.MaxFrameSize < DefaultMaxFrameSize {
-		cfg.MaxFrameSize = DefaultMaxFrameSize
-	}
-	if cfg.MaxFrameSize > MaxFrameSizeLimit {
-		cfg.MaxFrameSize = MaxFrameSizeLimit
-	}
-	if cfg.MaxOutput <= 0 {
-		cfg.MaxOutput = DefaultMaxOutput
-	}
-	if cfg.SettingsTimeout <= 0 {
-		cfg.SettingsTimeout = DefaultSettingsTimeout
-	}
-	if cfg.StallTimeout <= 0 {
-		cfg.StallTimeout = DefaultStallTimeout
-	}
-	if cfg.DrainPingTimeout <= 0 {
-		cfg.DrainPingTimeout = DefaultDrainPingTimeout
-	}
-	def32(&cfg.MaxHeaderBlockSize, 2*cfg.MaxHeaderListSize)
-	if cfg.MaxContinuations <= 0 {
-		cfg.MaxContinuations = DefaultMaxContinuations
-	}
-	if cfg.MaxQueuedControlFrames <= 0 {
-		cfg.MaxQueuedControlFrames = DefaultMaxQueuedControl
-	}
+	def32(&l.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
+	def32(&l.InitialWindowSize, initialWindow)
+	def32(&l.ConnWindowSize, DefaultConnWindowSize)
+	def32(&l.MaxFrameSize, DefaultMaxFrameSize)
+	def32(&l.MaxHeaderListSize, DefaultMaxHeaderListSize)
+	def32(&l.HeaderTableSize, DefaultHeaderTableSize)
+	l.InitialWindowSize = min(l.InitialWindowSize, MaxWindowSize)
+	// The connection window cannot go below its initial value: there is
+	// no frame for that (RFC 9113 §6.9.2).
+	l.ConnWindowSize = max(min(l.ConnWindowSize, MaxWindowSize), DefaultInitialWindowSize)
+	l.MaxFrameSize = max(min(l.MaxFrameSize, MaxFrameSizeLimit), DefaultMaxFrameSize)
+	l.MaxOutput = positive(l.MaxOutput, DefaultMaxOutput)
+	l.SettingsTimeout = positive(l.SettingsTimeout, DefaultSettingsTimeout)
+	def32(&l.MaxHeaderBlockSize, 2*l.MaxHeaderListSize)
+	l.MaxContinuations = positive(l.MaxContinuations, DefaultMaxContinuations)
+	l.MaxQueuedControlFrames = positive(l.MaxQueuedControlFrames, DefaultMaxQueuedControl)
 	defBudget := func(b *Budget, d Budget) {
 		if *b == (Budget{}) {
 			*b = d
 		}
 	}
-	defBudget(&cfg.ResetBudget, defaultResetBudget)
-	defBudget(&cfg.PingBudget, defaultPingBudget)
-	defBudget(&cfg.SettingsBudget, defaultSettingsBudget)
-	defBudget(&cfg.EmptyDataBudget, defaultEmptyDataBudget)
-	defBudget(&cfg.WindowUpdateBudget, defaultWindowUpdateBudget)
+	defBudget(&l.ResetBudget, defaultResetBudget)
+	defBudget(&l.PingBudget, defaultPingBudget)
+	defBudget(&l.SettingsBudget, defaultSettingsBudget)
+	defBudget(&l.EmptyDataBudget, defaultEmptyDataBudget)
+	defBudget(&l.WindowUpdateBudget, defaultWindowUpdateBudget)
+}
+
+// positive returns v, or d when v is not positive.
+func positive[T int | time.Duration](v, d T) T {
+	if v <= 0 {
+		return d
+	}
+	return v
 }
 
 // bucket is the state of one Budget. Tokens are float64 so that a refill

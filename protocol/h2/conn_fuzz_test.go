@@ -57,10 +57,9 @@ func FuzzServerConn(f *testing.F) {
 		}
 		mode, data := data[0], data[1:]
 		cfg := ServerConfig{MaxOutput: 16 << 10, MaxQueuedControlFrames: 100}
-		h := fuzzHandler{}
+		h := &fuzzHandler{}
 		c := NewServerConn(cfg, h)
 		h.c = c
-		c.h = h
 		now := time.Unix(1, 0)
 		start := append([]byte(ClientPreface), AppendSettings(nil, false)...)
 		start = AppendSettingsAck(start)
