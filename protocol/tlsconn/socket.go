@@ -170,9 +170,9 @@ func (s *Socket) Read(p []byte) (int, protocol.SocketResult) {
 		}
 		m, res := s.tcp.Read(s.scratch.in)
 		if m > 0 {
-			mc.mu.Lock()
+			mc.lock()
 			mc.in, mc.inLent = s.scratch.in[:m:m], true // lent until the end of this call
-			mc.mu.Unlock()
+			mc.unlock()
 		}
 		switch res {
 		case protocol.WouldBlock:
@@ -185,9 +185,9 @@ func (s *Socket) Read(p []byte) (int, protocol.SocketResult) {
 				drained = true
 			}
 		case protocol.Closed:
-			mc.mu.Lock()
+			mc.lock()
 			mc.eof = true
-			mc.mu.Unlock()
+			mc.unlock()
 		case protocol.Error:
 			s.keep()
 			return total, protocol.Error
@@ -204,14 +204,14 @@ func (s *Socket) Read(p []byte) (int, protocol.SocketResult) {
 // scratch, which the next socket's Read will overwrite.
 func (s *Socket) keep() {
 	mc := s.conn.mc
-	mc.mu.Lock()
+	mc.lock()
 	if mc.inLent {
 		mc.inLent = false
 		if len(mc.in) > 0 {
 			mc.in = append([]byte(nil), mc.in...)
 		}
 	}
-	mc.mu.Unlock()
+	mc.unlock()
 }
 
 // Write implements protocol.Socket. It encrypts p a chunk at a time and
@@ -306,11 +306,11 @@ func (s *Socket) Writev(bufs [][]byte) (int, protocol.SocketResult) {
 // shared scratch when nothing is pending.
 func (s *Socket) encrypt(p []byte) protocol.SocketResult {
 	mc := s.conn.mc
-	mc.mu.Lock()
+	mc.lock()
 	if len(mc.out) == 0 {
 		mc.out, mc.outLent = s.scratch.out[:0], true
 	}
-	mc.mu.Unlock()
+	mc.unlock()
 	if _, err := s.conn.tc.Write(p); err != nil {
 		s.failed = protocol.Error
 		return protocol.Error
@@ -322,8 +322,8 @@ func (s *Socket) encrypt(p []byte) protocol.SocketResult {
 // (protocol.Flusher).
 func (s *Socket) Pending() bool {
 	mc := s.conn.mc
-	mc.mu.Lock()
-	defer mc.mu.Unlock()
+	mc.lock()
+	defer mc.unlock()
 	return len(mc.out) > 0 || s.shutPending
 }
 
@@ -335,8 +335,8 @@ func (s *Socket) Flush() protocol.SocketResult {
 		return s.failed
 	}
 	mc := s.conn.mc
-	mc.mu.Lock()
-	defer mc.mu.Unlock()
+	mc.lock()
+	defer mc.unlock()
 	if len(mc.out) > 0 {
 		n, r := s.tcp.Write(mc.out)
 		rest := mc.out[n:]
@@ -369,11 +369,11 @@ func (s *Socket) Flush() protocol.SocketResult {
 // is flushed.
 func (s *Socket) CloseWrite() error {
 	mc := s.conn.mc
-	mc.mu.Lock()
+	mc.lock()
 	if len(mc.out) == 0 {
 		mc.out, mc.outLent = s.scratch.out[:0], true
 	}
-	mc.mu.Unlock()
+	mc.unlock()
 	err := s.conn.tc.CloseWrite()
 	s.shutPending = true
 	s.Flush()
@@ -385,9 +385,9 @@ func (s *Socket) CloseWrite() error {
 func (s *Socket) Close() error {
 	s.conn.Abort()
 	mc := s.conn.mc
-	mc.mu.Lock()
+	mc.lock()
 	mc.out, mc.in, mc.outLent, mc.inLent = nil, nil, false, false
-	mc.mu.Unlock()
+	mc.unlock()
 	return s.tcp.Close()
 }
 

@@ -174,18 +174,18 @@ func (c *Conn) TLS() *tls.Conn { return c.tc }
 
 // Feed hands the loop's freshly read ciphertext to the connection.
 func (c *Conn) Feed(p []byte) {
-	c.mc.mu.Lock()
+	c.mc.lock()
 	c.mc.in = append(c.mc.in, p...)
-	c.mc.mu.Unlock()
+	c.mc.unlock()
 	c.mc.cond.Signal()
 }
 
 // feedEOF tells the handshake the client's stream ended after what was
 // fed.
 func (c *Conn) feedEOF() {
-	c.mc.mu.Lock()
+	c.mc.lock()
 	c.mc.eof = true
-	c.mc.mu.Unlock()
+	c.mc.unlock()
 	c.mc.cond.Broadcast()
 }
 
@@ -193,16 +193,16 @@ func (c *Conn) feedEOF() {
 // writing n bytes of it, call Consume(n). The slice is valid until the
 // next call on the Conn.
 func (c *Conn) Output() []byte {
-	c.mc.mu.Lock()
-	defer c.mc.mu.Unlock()
+	c.mc.lock()
+	defer c.mc.unlock()
 	return c.mc.out
 }
 
 // Consume drops n written bytes of Output.
 func (c *Conn) Consume(n int) {
-	c.mc.mu.Lock()
+	c.mc.lock()
 	c.mc.out = c.mc.out[:copy(c.mc.out, c.mc.out[n:])]
-	c.mc.mu.Unlock()
+	c.mc.unlock()
 }
 
 // Poll moves the state machine on: in Hello it admits the handshake to
@@ -211,9 +211,9 @@ func (c *Conn) Consume(n int) {
 func (c *Conn) Poll(pool *Pool, timeout time.Duration) State {
 	switch c.state {
 	case Hello:
-		c.mc.mu.Lock()
+		c.mc.lock()
 		complete, err := clientHelloComplete(c.mc.in)
-		c.mc.mu.Unlock()
+		c.mc.unlock()
 		if err != nil {
 			c.state, c.err = Failed, err
 			return c.state
@@ -228,10 +228,10 @@ func (c *Conn) Poll(pool *Pool, timeout time.Duration) State {
 		if !pool.submit(func() {
 			defer cancel()
 			err := c.tc.HandshakeContext(ctx)
-			c.mc.mu.Lock()
+			c.mc.lock()
 			c.mc.blocking = false
 			c.mc.hsErr = err
-			c.mc.mu.Unlock()
+			c.mc.unlock()
 			close(c.done)
 			c.notify()
 		}) {
@@ -243,13 +243,17 @@ func (c *Conn) Poll(pool *Pool, timeout time.Duration) State {
 	case Handshaking:
 		select {
 		case <-c.done:
-			c.mc.mu.Lock()
+			c.mc.lock()
 			err := c.mc.hsErr
-			c.mc.mu.Unlock()
+			c.mc.unlock()
 			if err != nil {
 				c.state, c.err = Failed, err
 			} else {
 				c.state = Established
+				// The goroutine is gone (closing done ordered its last
+				// access before this): from now on only the loop touches
+				// the connection, without the lock.
+				c.mc.loopOnly = true
 			}
 		default:
 		}
@@ -359,14 +363,31 @@ type memConn struct {
 	// call (established connections only); the Socket copies what is
 	// left before the call returns.
 	inLent, outLent bool
-	deadline        time.Time
-	hsErr           error
-	notify          func()
+	loopOnly        bool // the handshake is over: only the loop touches it, lock-free
+
+	deadline time.Time
+	hsErr    error
+	notify   func()
+}
+
+// lock takes the mutex while a handshake goroutine may touch the
+// connection; after the handshake the loop alone does, and a lock per
+// read and write would be pure cost.
+func (m *memConn) lock() {
+	if !m.loopOnly {
+		m.mu.Lock()
+	}
+}
+
+func (m *memConn) unlock() {
+	if !m.loopOnly {
+		m.mu.Unlock()
+	}
 }
 
 func (m *memConn) Read(p []byte) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lock()
+	defer m.unlock()
 	for len(m.in) == 0 {
 		if m.closed {
 			return 0, net.ErrClosed
@@ -399,7 +420,7 @@ func (m *memConn) waitUntilDeadline() {
 		return
 	}
 	t := time.AfterFunc(time.Until(m.deadline), func() {
-		m.mu.Lock()
+		m.mu.Lock() // the waiter holds it until Wait releases it: no lost wake-up
 		m.mu.Unlock()
 		m.cond.Broadcast()
 	})
@@ -408,14 +429,14 @@ func (m *memConn) waitUntilDeadline() {
 }
 
 func (m *memConn) Write(p []byte) (int, error) {
-	m.mu.Lock()
+	m.lock()
 	if m.closed {
-		m.mu.Unlock()
+		m.unlock()
 		return 0, net.ErrClosed
 	}
 	m.out = append(m.out, p...)
 	handshaking := m.blocking
-	m.mu.Unlock()
+	m.unlock()
 	if handshaking {
 		m.notify() // output of a handshake flight for the loop to flush
 	}
@@ -423,9 +444,9 @@ func (m *memConn) Write(p []byte) (int, error) {
 }
 
 func (m *memConn) Close() error {
-	m.mu.Lock()
+	m.lock()
 	m.closed = true
-	m.mu.Unlock()
+	m.unlock()
 	m.cond.Broadcast()
 	return nil
 }
