@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
@@ -20,7 +21,10 @@ import (
 // does: handshake on events, then echo with a 4 KiB buffer, flushing on
 // writable edges, until the client's close_notify; then it closes the
 // write side (close_notify + FIN) once everything is flushed.
-func echoOnPoller(t *testing.T, fd int, cfg *tls.Config, pool *Pool) (*Socket, error) {
+//
+// backedUp, when not nil, is closed the first time a Write leaves
+// ciphertext pending (the client is not reading).
+func echoOnPoller(t *testing.T, fd int, cfg *tls.Config, pool *Pool, backedUp chan struct{}) (*Socket, error) {
 	p, err := eventloop.NewPoller()
 	require.NoError(t, err)
 	defer p.Close()
@@ -71,6 +75,10 @@ func echoOnPoller(t *testing.T, fd int, cfg *tls.Config, pool *Pool) (*Socket, e
 				n, res := s.Write(buf)
 				buf = buf[:copy(buf, buf[n:])]
 				r.Wrote(res)
+				if backedUp != nil && s.Pending() {
+					close(backedUp)
+					backedUp = nil
+				}
 				progress = progress || n > 0
 			}
 			if !eof && len(buf) < 64<<10 && r.Readable() {
@@ -106,13 +114,19 @@ func TestSocketEchoesThroughBackpressure(t *testing.T) {
 	defer pool.Close()
 	lfd, addr := listen(t)
 	done := make(chan error, 1)
+	backedUp := make(chan struct{})
 	go func() {
 		fd := accept(t, lfd)
-		_, err := echoOnPoller(t, fd, cfg, pool)
+		// Small kernel buffers both ways (fixed sizes also stop loopback
+		// autotuning), so that a megabyte cannot hide in them.
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10)
+		_, err := echoOnPoller(t, fd, cfg, pool, backedUp)
 		done <- err
 	}()
-	conn, err := tls.Dial("tcp", addr.String(), &tls.Config{InsecureSkipVerify: true})
+	raw, err := net.Dial("tcp", addr.String())
 	require.NoError(t, err)
+	require.NoError(t, raw.(*net.TCPConn).SetReadBuffer(64<<10))
+	conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true})
 	defer conn.Close()
 	msg := make([]byte, 1<<20)
 	rand.Read(msg)
@@ -124,7 +138,13 @@ func TestSocketEchoesThroughBackpressure(t *testing.T) {
 		}
 		werr <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // let the server's output back up
+	// Read nothing until the server's output backs up and a Write leaves
+	// ciphertext for Flush.
+	select {
+	case <-backedUp:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server's output never backed up")
+	}
 	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 	got, err := io.ReadAll(conn)
 	require.NoError(t, err, "the echo ends with the server's close_notify")
@@ -143,7 +163,7 @@ func TestSocketPingPong(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		fd := accept(t, lfd)
-		_, err := echoOnPoller(t, fd, cfg, pool)
+		_, err := echoOnPoller(t, fd, cfg, pool, nil)
 		done <- err
 	}()
 	conn, err := tls.Dial("tcp", addr.String(), &tls.Config{InsecureSkipVerify: true})
@@ -173,7 +193,7 @@ func TestSocketRefusesGarbage(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		fd := accept(t, lfd)
-		_, err := echoOnPoller(t, fd, testConfig(t), pool)
+		_, err := echoOnPoller(t, fd, testConfig(t), pool, nil)
 		done <- err
 	}()
 	conn, err := dialTCP(addr.String())
