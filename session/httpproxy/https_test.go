@@ -205,7 +205,12 @@ func TestHTTPSBadClients(t *testing.T) {
 	require.NoError(t, err)
 	c.Write(hello)
 	conns = append(conns, c)
-	time.Sleep(100 * time.Millisecond)
+	// Once the worker has taken them all (the garbage connection, 200
+	// partial hellos and the whole one), count goroutines.
+	require.Eventually(t, func() bool {
+		st, err := f.w.Status()
+		return err == nil && st.Accepted >= 202
+	}, 5*time.Second, time.Millisecond)
 	assert.LessOrEqual(t, runtime.NumGoroutine(), gs+3, "partial handshakes hold no goroutine")
 	for _, c := range conns {
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
