@@ -10,16 +10,12 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/signal"
-	"runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sluiceproxy/sluice/backend"
@@ -29,13 +25,8 @@ import (
 	"github.com/sluiceproxy/sluice/session/httpproxy"
 )
 
-type backendList []string
-
-func (b *backendList) String() string     { return strings.Join(*b, ",") }
-func (b *backendList) Set(v string) error { *b = append(*b, v); return nil }
-
 func main() {
-	var backends backendList
+	var backends demo.List
 	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
 	flag.Var(&backends, "backend", "backend address ip:port (repeatable); none: two embedded demo backends")
 	lb := flag.String("lb", "roundrobin", "balancing: roundrobin, random, leastconn, p2c")
@@ -49,19 +40,16 @@ func main() {
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "httplb:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stopProfile, err := demo.StartProfile(*cpuprofile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "httplb:", err)
+		os.Exit(1)
 	}
+	defer stopProfile()
 	opts := options{accessLog: *accessLog, healthPath: *healthPath, expectProxy: *expectProxy}
 	if err := run(log, *listen, backends, *lb, *workers, *maxConns, opts, *grace); err != nil {
 		fmt.Fprintln(os.Stderr, "httplb:", err)
-		pprof.StopCPUProfile()
+		stopProfile()
 		os.Exit(1)
 	}
 }
@@ -137,21 +125,8 @@ func run(log *slog.Logger, listen string, backends []string, lb string, workers,
 	log.Info("httplb listening", "addr", "http://"+bound.String(), "workers", len(p.Workers()), "lb", policy.String(),
 		"backends", strings.Join(backends, ","))
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	log.Info("soft stop: finishing in-flight requests", "grace", grace.String())
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	go func() {
-		<-sig
-		cancel()
-	}()
-	if err := p.SoftStop(ctx); err != nil {
-		log.Warn("grace period over: closing the remaining connections", "err", err)
-		p.HardStop()
-	}
+	err = demo.StopOnSignal(log, p, grace)
 	st := l.Stats()
 	log.Info("stopped", "requests", st.Requests, "responses", st.Responses, "answers", fmt.Sprint(st.Answers))
-	return p.Wait()
+	return err
 }

@@ -16,17 +16,13 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/signal"
-	"runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sluiceproxy/sluice/backend"
@@ -36,11 +32,6 @@ import (
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/session/httpproxy"
 )
-
-type list []string
-
-func (l *list) String() string     { return strings.Join(*l, ",") }
-func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 
 type options struct {
 	listen    string
@@ -58,7 +49,7 @@ type options struct {
 
 func main() {
 	var o options
-	var backends, certFiles, keyFiles list
+	var backends, certFiles, keyFiles demo.List
 	flag.StringVar(&o.listen, "listen", "127.0.0.1:8443", "HTTPS address to listen on")
 	flag.Var(&backends, "backend", "backend address ip:port (repeatable); none: two embedded demo backends")
 	flag.Var(&certFiles, "cert", "PEM certificate chain file (repeatable, paired with -key in order)")
@@ -72,20 +63,17 @@ func main() {
 	flag.DurationVar(&o.grace, "grace", 30*time.Second, "how long a soft stop waits for in-flight requests")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "httpslb:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stopProfile, err := demo.StartProfile(*cpuprofile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "httpslb:", err)
+		os.Exit(1)
 	}
+	defer stopProfile()
 	o.backends, o.certFiles, o.keyFiles = backends, certFiles, keyFiles
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(log, o); err != nil {
 		fmt.Fprintln(os.Stderr, "httpslb:", err)
-		pprof.StopCPUProfile()
+		stopProfile()
 		os.Exit(1)
 	}
 }
@@ -194,22 +182,9 @@ func run(log *slog.Logger, o options) error {
 		log.Info("h2c listening (HTTP/2 with prior knowledge, and HTTP/1.1)", "addr", "http://"+b.String())
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	log.Info("soft stop: finishing in-flight requests", "grace", o.grace.String())
-	ctx, cancel := context.WithTimeout(context.Background(), o.grace)
-	defer cancel()
-	go func() {
-		<-sig
-		cancel()
-	}()
-	if err := p.SoftStop(ctx); err != nil {
-		log.Warn("grace period over: closing the remaining connections", "err", err)
-		p.HardStop()
-	}
+	err = demo.StopOnSignal(log, p, o.grace)
 	st, ts := l.Stats(), l.TLSStats()
 	log.Info("stopped", "requests", st.Requests, "responses", st.Responses, "handshakes", ts.Handshakes, "resumed", ts.Resumed,
 		"handshake_failures", ts.NotTLS+ts.PoolFull+ts.Timeout+ts.ClientClosed+ts.Refused)
-	return p.Wait()
+	return err
 }

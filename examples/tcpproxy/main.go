@@ -11,7 +11,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -19,24 +18,17 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
-	"runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/examples/internal/demo"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/session/tcpproxy"
 )
 
-type backendList []string
-
-func (b *backendList) String() string     { return strings.Join(*b, ",") }
-func (b *backendList) Set(v string) error { *b = append(*b, v); return nil }
-
 func main() {
-	var backends backendList
+	var backends demo.List
 	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
 	flag.Var(&backends, "backend", "backend address ip:port (repeatable); none: two embedded echo backends")
 	lb := flag.String("lb", "roundrobin", "balancing: roundrobin, random, leastconn, p2c")
@@ -49,15 +41,12 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
 	flag.Parse()
 
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "tcpproxy:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stopProfile, err := demo.StartProfile(*cpuprofile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tcpproxy:", err)
+		os.Exit(1)
 	}
+	defer stopProfile()
 
 	level := slog.LevelInfo
 	if *verbose {
@@ -66,7 +55,7 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if err := run(log, *listen, backends, *lb, *expect, *send, *workers, *maxConns, *grace); err != nil {
 		fmt.Fprintln(os.Stderr, "tcpproxy:", err)
-		pprof.StopCPUProfile()
+		stopProfile()
 		os.Exit(1)
 	}
 }
@@ -134,24 +123,11 @@ func run(log *slog.Logger, listen string, backends []string, lb string, expect b
 	log.Info("tcpproxy listening", "addr", bound.String(), "workers", len(p.Workers()), "lb", policy.String(),
 		"backends", strings.Join(backends, ","), "expect_proxy", expect, "send_proxy", send)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	log.Info("soft stop: refusing new connections", "grace", grace.String())
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	go func() {
-		<-sig // a second signal skips the grace period
-		cancel()
-	}()
-	if err := p.SoftStop(ctx); err != nil {
-		log.Warn("grace period over: closing the remaining connections", "err", err)
-		p.HardStop()
-	}
+	err = demo.StopOnSignal(log, p, grace)
 	st := l.Stats()
 	log.Info("stopped", "sessions", st.Sessions, "bytes_in", st.BytesIn, "bytes_out", st.BytesOut,
 		"connect_failed", st.ConnectFailed, "no_backend", st.NoBackend)
-	return p.Wait()
+	return err
 }
 
 // echoBackend starts a demo backend that greets with its name, then

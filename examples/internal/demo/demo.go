@@ -1,11 +1,21 @@
-// Package demo holds what the examples share: embedded demo backends.
+// Package demo holds what the examples share: embedded demo backends,
+// flags, profiling and the signal-driven soft stop.
 package demo
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
 	"time"
+
+	"github.com/sluiceproxy/sluice/session"
 )
 
 // Backend serves "hello from NAME" on a free loopback port and returns
@@ -20,4 +30,52 @@ func Backend(name string) (string, error) {
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return ln.Addr().String(), nil
+}
+
+// List is a repeatable string flag (-backend a -backend b).
+type List []string
+
+func (l *List) String() string     { return strings.Join(*l, ",") }
+func (l *List) Set(v string) error { *l = append(*l, v); return nil }
+
+// StartProfile writes a CPU profile to path until the returned stop is
+// called (no profile when path is empty).
+func StartProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// StopOnSignal waits for SIGINT or SIGTERM, then stops p softly: what is
+// in flight gets up to grace to finish (a second signal cuts it short),
+// the rest is closed. It returns when p is done.
+func StopOnSignal(log *slog.Logger, p *session.Proxy, grace time.Duration) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	<-sig
+	log.Info("soft stop: finishing what is in flight", "grace", grace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	go func() {
+		select {
+		case <-sig: // a second signal skips the grace period
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := p.SoftStop(ctx); err != nil {
+		log.Warn("grace period over: closing the remaining connections", "err", err)
+		p.HardStop()
+	}
+	return p.Wait()
 }
