@@ -121,15 +121,8 @@ func (s *TCPSocket) Write(p []byte) (int, SocketResult) {
 		if n > 0 {
 			total += n
 		}
-		switch err {
-		case nil:
-		case unix.EINTR:
-		case unix.EAGAIN:
-			return total, WouldBlock
-		case unix.EPIPE, unix.ECONNRESET:
-			return total, Closed
-		default:
-			return total, Error
+		if r, stop := writeResult(err); stop {
+			return total, r
 		}
 	}
 	return total, Continue
@@ -160,18 +153,26 @@ func (s *TCPSocket) Writev(bufs [][]byte) (int, SocketResult) {
 		if n > 0 {
 			total += n
 		}
-		switch err {
-		case nil:
-		case unix.EINTR:
-		case unix.EAGAIN:
-			return total, WouldBlock
-		case unix.EPIPE, unix.ECONNRESET:
-			return total, Closed
-		default:
-			return total, Error
+		if r, stop := writeResult(err); stop {
+			return total, r
 		}
 	}
 	return total, Continue
+}
+
+// writeResult classifies a write's error: nil and EINTR go on (stop is
+// false), the rest end the write with their result.
+func writeResult(err error) (r SocketResult, stop bool) {
+	switch err {
+	case nil, unix.EINTR:
+		return Continue, false
+	case unix.EAGAIN:
+		return WouldBlock, true
+	case unix.EPIPE, unix.ECONNRESET:
+		return Closed, true
+	default:
+		return Error, true
+	}
 }
 
 // CloseWrite shuts down the sending side (FIN); reads go on.
