@@ -332,16 +332,9 @@ func (c *ClientConn) onFieldBlock(id uint32, block []byte, endStream, selfDep bo
 	}
 	st := c.find(id)
 	if st == nil {
-		switch c.closedHow(id) {
-		case closedByPeer:
-			c.streamError(id, ErrCodeStreamClosed)
-		case closedEnded:
-			// §5.1: frames after END_STREAM.
-			c.fail(ErrCodeStreamClosed, "HEADERS after END_STREAM")
-		default:
-			// Reset by us (refused by GOAWAY included), or closed long
-			// ago: frames in flight are ignored (§5.1 closed).
-		}
+		// Reset by us (refused by GOAWAY included), or closed long ago:
+		// frames in flight are ignored (§5.1 closed).
+		c.onClosed(id, "HEADERS after END_STREAM")
 		return
 	}
 	switch {
@@ -419,14 +412,8 @@ func (c *ClientConn) onData(f *Frame) {
 	st := c.find(id)
 	if st == nil {
 		c.giveBackConn(length)
-		switch c.closedHow(id) {
-		case closedByPeer:
-			c.streamError(id, ErrCodeStreamClosed)
-		case closedEnded:
-			c.fail(ErrCodeStreamClosed, "DATA after END_STREAM")
-		default:
-			// Reset by us or long closed: in flight, ignored (§5.1).
-		}
+		// Reset by us or long closed: in flight, ignored (§5.1).
+		c.onClosed(id, "DATA after END_STREAM")
 		return
 	}
 	if st.remoteEnded || !st.finalHead {

@@ -175,14 +175,8 @@ func (c *ServerConn) onData(f *Frame) {
 			c.streamError(id, ErrCodeStreamClosed)
 			return
 		}
-		switch c.closedHow(id) {
-		case closedByUs:
-			// §5.1: in flight when we reset it; ignored.
-		case closedEnded:
-			c.fail(ErrCodeStreamClosed, "DATA after END_STREAM")
-		case closedByPeer:
-			c.streamError(id, ErrCodeStreamClosed)
-		default:
+		// Closed by us: in flight when we reset it, ignored (§5.1).
+		if c.onClosed(id, "DATA after END_STREAM") == 0 {
 			// Closed too long ago to know how: answer without counting it
 			// against the client, it may be a late frame after our reset.
 			c.sendReset(id, ErrCodeStreamClosed, false)
@@ -212,13 +206,7 @@ func (c *ServerConn) onFieldBlock(id uint32, block []byte, endStream, selfDep bo
 		return
 	}
 	if id <= c.lastID {
-		switch c.closedHow(id) {
-		case closedByUs:
-		case closedByPeer:
-			c.streamError(id, ErrCodeStreamClosed)
-		case closedEnded:
-			c.fail(ErrCodeStreamClosed, "HEADERS after END_STREAM")
-		default:
+		if c.onClosed(id, "HEADERS after END_STREAM") == 0 {
 			// §5.1.1: ids only increase; this one was never opened or was
 			// closed long ago.
 			c.fail(ErrCodeProtocol, "HEADERS on a closed stream")

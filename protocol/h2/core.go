@@ -356,6 +356,22 @@ func (c *connCore) closeIfDone(st *stream) {
 	}
 }
 
+// onClosed handles a frame on id, a stream no longer in the table (§5.1
+// closed): after the peer's RST_STREAM it is a STREAM_CLOSED stream
+// error, after its END_STREAM a connection error with reason afterEnd.
+// It returns how the stream closed; the caller decides for the others
+// (closed by us, or too long ago to know).
+func (c *connCore) onClosed(id uint32, afterEnd string) (how uint8) {
+	how = c.closedHow(id)
+	switch how {
+	case closedByPeer:
+		c.streamError(id, ErrCodeStreamClosed)
+	case closedEnded:
+		c.fail(ErrCodeStreamClosed, afterEnd)
+	}
+	return how
+}
+
 // afterRemoteEnd closes id if our side was over too; a stream whose
 // peer ended first keeps our side (§8.1).
 func (c *connCore) afterRemoteEnd(id uint32) {
