@@ -74,7 +74,6 @@ type h2Stream struct {
 	kind    http1.BodyKind
 	left    int64 // Content-Length left, or the current chunk's
 	dechunk dechunker
-	trail   []byte
 	ended   bool // END_STREAM or RST_STREAM sent
 }
 
@@ -302,8 +301,7 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 		return
 	}
 	st.child, st.token = child, t
-	child.frontToken = t
-	child.frontTimer = s.w.Timers().Schedule(t, s.l.cfg.RequestTimeout)
+	child.frontToken = t // its request timer starts when it reads the head, below
 	f.streams[id] = st
 	st.buildRequest(fields, endStream)
 	f.queue(st, eventloop.Readable|eventloop.Writable)
@@ -567,7 +565,6 @@ func (st *h2Stream) chunk(p []byte) (int, protocol.SocketResult) {
 		return n, protocol.WouldBlock
 	}
 	if end {
-		st.trail = st.dechunk.trail
 		st.endWithTrailers()
 	}
 	return n, protocol.Continue
@@ -576,9 +573,9 @@ func (st *h2Stream) chunk(p []byte) (int, protocol.SocketResult) {
 // endWithTrailers ends a chunked response: its trailer section becomes a
 // HEADERS frame with END_STREAM, or an empty DATA frame ends it.
 func (st *h2Stream) endWithTrailers() {
-	fields := trailerFields(st.f.fields[:0], st.trail)
+	fields := trailerFields(st.f.fields[:0], st.dechunk.trail)
 	st.f.fields = fields[:0]
-	st.trail, st.dechunk.trail = nil, nil
+	st.dechunk.trail = nil
 	if len(fields) > 0 {
 		if st.f.conn.WriteHeaders(st.id, fields, true) == nil {
 			st.finish(false)
@@ -652,7 +649,7 @@ func (st *h2Stream) Close() error {
 		}
 		f.kick()
 	}
-	st.req, st.hbuf, st.trail = nil, nil, nil
+	st.req, st.hbuf, st.dechunk.trail = nil, nil, nil
 	return nil
 }
 

@@ -78,7 +78,6 @@ type h2Back struct {
 type h2BackStream struct {
 	news // the session's token for this stream (its backToken), what to deliver; closed: the session let go
 	c    *h2Back
-	s    *Session
 	id   uint32 // 0 until opened
 
 	// The request, from HTTP/1.1 bytes to frames.
@@ -121,7 +120,7 @@ func (s *Session) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Tok
 	if err != nil {
 		return nil, 0, err
 	}
-	bs := &h2BackStream{c: c, s: s}
+	bs := &h2BackStream{c: c}
 	bs.token = t
 	bs.parser.Limits = s.l.cfg.Limits
 	return bs, t, nil
@@ -177,10 +176,15 @@ func (c *h2Back) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 // Ready implements session.ProxySession.
 func (c *h2Back) Ready(self session.ProxySession) session.Result {
 	c.kicked = false
+	c.run()
+	return c.afterRun()
+}
+
+// run moves frames both ways; streams that write meanwhile need no kick.
+func (c *h2Back) run() {
 	c.running = true
 	c.runOnce()
 	c.running = false
-	return c.afterRun()
 }
 
 func (c *h2Back) afterRun() session.Result {
@@ -310,9 +314,7 @@ func (c *h2Back) Timeout(t eventloop.Token) session.Result {
 	if len(c.streams) == 0 && len(c.waiting) == 0 && now.Sub(c.idleAt) >= c.idle {
 		return session.Close
 	}
-	c.running = true
-	c.runOnce()
-	c.running = false
+	c.run()
 	if res := c.afterRun(); res == session.Close {
 		return res
 	}
