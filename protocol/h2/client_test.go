@@ -3,8 +3,6 @@ package h2
 import (
 	"bytes"
 	"errors"
-	"io"
-	"strconv"
 	"testing"
 	"time"
 
@@ -76,22 +74,12 @@ func (h *clientRecorder) status(id uint32) string {
 	return hs[len(hs)-1][0].Value
 }
 
-// server is a server built on x/net/http2's Framer: what it writes is fed
-// to the ClientConn, what the ClientConn outputs is read back with the
-// same Framer.
+// server is a server on a wire to a ClientConn. It decodes the
+// requests the client sends as it reads them.
 type server struct {
-	t       testing.TB
-	c       *ClientConn
-	h       *clientRecorder
-	toCli   bytes.Buffer // written by the server, not yet fed
-	fromCli bytes.Buffer // the client's output, not yet read
-	fr      *http2.Framer
-	enc     *hpack.Encoder
-	encBuf  bytes.Buffer
-	dec     *hpack.Decoder
-	now     time.Time
-	err     error // Feed's error
-	noRead  bool  // do not Consume the client's output
+	wire
+	c *ClientConn
+	h *clientRecorder
 
 	// Requests as the server decoded them, in order (HPACK).
 	reqs        map[uint32][]hpack.HeaderField
@@ -103,16 +91,11 @@ type server struct {
 }
 
 func newServerRaw(t testing.TB, cfg ClientConfig) *server {
-	s := &server{t: t, h: newClientRecorder(), now: time.Unix(1000, 0),
+	s := &server{h: newClientRecorder(),
 		reqs: map[uint32][]hpack.HeaderField{}, reqTrailers: map[uint32][]hpack.HeaderField{}, reqEnded: map[uint32]bool{}}
 	s.c = NewClientConn(cfg, s.h)
 	s.h.c = s.c
-	s.fr = http2.NewFramer(&s.toCli, &s.fromCli)
-	s.fr.AllowIllegalWrites = true
-	s.fr.AllowIllegalReads = true
-	s.fr.SetMaxReadFrameSize(MaxFrameSizeLimit)
-	s.enc = hpack.NewEncoder(&s.encBuf)
-	s.dec = hpack.NewDecoder(4096, nil)
+	s.init(t, s.c)
 	return s
 }
 
@@ -121,8 +104,8 @@ func newServerRaw(t testing.TB, cfg ClientConfig) *server {
 func newServer(t testing.TB, cfg ClientConfig, settings ...http2.Setting) *server {
 	s := newServerRaw(t, cfg)
 	s.drainOutput()
-	require.True(t, bytes.HasPrefix(s.fromCli.Bytes(), []byte(ClientPreface)))
-	s.fromCli.Next(len(ClientPreface))
+	require.True(t, bytes.HasPrefix(s.fromConn.Bytes(), []byte(ClientPreface)))
+	s.fromConn.Next(len(ClientPreface))
 	fs := s.frames()
 	require.NotEmpty(t, fs)
 	sf, ok := fs[0].(*settingsFrame)
@@ -132,50 +115,18 @@ func newServer(t testing.TB, cfg ClientConfig, settings ...http2.Setting) *serve
 	require.NoError(t, s.fr.WriteSettingsAck())
 	s.flush()
 	require.NoError(t, s.err)
-	s.findFrame(s.frames(), func(f any) bool { sf, ok := f.(*settingsFrame); return ok && sf.Ack }, "SETTINGS ACK")
+	s.requireFrame(s.frames(), func(f any) bool { sf, ok := f.(*settingsFrame); return ok && sf.Ack }, "SETTINGS ACK")
 	require.True(t, s.c.Deadline().IsZero())
 	return s
 }
 
-// flush feeds everything the server wrote, in pieces of at most 64 KiB,
-// keeping what Feed did not consume.
-func (s *server) flush() {
-	for s.toCli.Len() > 0 && s.err == nil && !s.c.Done() {
-		b := s.toCli.Bytes()
-		if len(b) > 64<<10 {
-			b = b[:64<<10]
-		}
-		n, err := s.c.Feed(b, s.now)
-		s.toCli.Next(n)
-		s.err = err
-		if n == 0 {
-			break
-		}
-	}
-	s.drainOutput()
-}
-
-func (s *server) drainOutput() {
-	if s.noRead {
-		return
-	}
-	out := s.c.Output()
-	s.fromCli.Write(out)
-	s.c.Consume(len(out))
-}
-
+// frames reads every frame the client has output, draining it first,
+// and decodes the requests among them.
 func (s *server) frames() []any {
 	s.drainOutput()
-	var fs []any
-	for s.fromCli.Len() > 0 {
-		f, err := s.fr.ReadFrame()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(s.t, err)
-		cf := copyFrame(f)
-		fs = append(fs, cf)
-		s.decodeRequests(cf)
+	fs := s.readFrames()
+	for _, f := range fs {
+		s.decodeRequests(f)
 	}
 	return fs
 }
@@ -214,23 +165,11 @@ func (s *server) decodeRequests(f any) {
 	}
 }
 
-func (s *server) findFrame(fs []any, match func(any) bool, what string) any {
-	s.t.Helper()
-	for _, f := range fs {
-		if match(f) {
-			return f
-		}
-	}
-	require.Failf(s.t, "frame not found", "%s not in %s", what, describe(fs))
-	return nil
-}
-
 // expectGoAway checks that the client ended the connection with
 // GOAWAY(code) and reported its streams.
 func (s *server) expectGoAway(code ErrCode) {
 	s.t.Helper()
-	g := s.findFrame(s.frames(), func(f any) bool { _, ok := f.(*goAwayFrame); return ok }, "GOAWAY").(*goAwayFrame)
-	require.Equal(s.t, http2.ErrCode(code), g.Code, "GOAWAY %s", g.Debug)
+	s.requireGoAway(s.frames(), code)
 	require.True(s.t, s.c.Done())
 	var ce ConnectionError
 	require.True(s.t, errors.As(s.c.Err(), &ce), "%v", s.c.Err())
@@ -251,20 +190,9 @@ func (s *server) expectRST(id uint32, code ErrCode) {
 // the connection goes on.
 func (s *server) expectRSTFrame(id uint32, code ErrCode) {
 	s.t.Helper()
-	s.findFrame(s.frames(), func(f any) bool {
-		r, ok := f.(*http2.RSTStreamFrame)
-		return ok && r.StreamID == id && r.ErrCode == http2.ErrCode(code)
-	}, "RST_STREAM("+strconv.Itoa(int(id))+","+code.String()+")")
+	s.requireRST(s.frames(), id, code)
 	require.NoError(s.t, s.err)
 	require.False(s.t, s.c.Done())
-}
-
-func (s *server) block(fields ...string) []byte {
-	s.encBuf.Reset()
-	for i := 0; i+1 < len(fields); i += 2 {
-		require.NoError(s.t, s.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]}))
-	}
-	return append([]byte(nil), s.encBuf.Bytes()...)
 }
 
 func (s *server) headers(id uint32, endStream bool, fields ...string) {
@@ -304,7 +232,7 @@ func TestClientConnPreface(t *testing.T) {
 	t.Run("preface, settings, window", func(t *testing.T) {
 		s := newServerRaw(t, ClientConfig{MaxFrameSize: 1 << 15})
 		s.drainOutput()
-		require.Equal(t, ClientPreface, string(s.fromCli.Next(len(ClientPreface))))
+		require.Equal(t, ClientPreface, string(s.fromConn.Next(len(ClientPreface))))
 		fs := s.frames()
 		require.Len(t, fs, 2)
 		require.Equal(t, map[http2.SettingID]uint32{
@@ -320,7 +248,7 @@ func TestClientConnPreface(t *testing.T) {
 	t.Run("not SETTINGS first", func(t *testing.T) {
 		s := newServerRaw(t, ClientConfig{})
 		s.drainOutput()
-		s.fromCli.Next(len(ClientPreface))
+		s.fromConn.Next(len(ClientPreface))
 		require.NoError(t, s.fr.WritePing(false, [8]byte{}))
 		s.flush()
 		s.expectGoAway(ErrCodeProtocol)
@@ -328,7 +256,7 @@ func TestClientConnPreface(t *testing.T) {
 	t.Run("SETTINGS ACK first", func(t *testing.T) {
 		s := newServerRaw(t, ClientConfig{})
 		s.drainOutput()
-		s.fromCli.Next(len(ClientPreface))
+		s.fromConn.Next(len(ClientPreface))
 		require.NoError(t, s.fr.WriteSettingsAck())
 		s.flush()
 		s.expectGoAway(ErrCodeProtocol)
@@ -336,7 +264,7 @@ func TestClientConnPreface(t *testing.T) {
 	t.Run("ENABLE_PUSH 1", func(t *testing.T) {
 		s := newServerRaw(t, ClientConfig{})
 		s.drainOutput()
-		s.fromCli.Next(len(ClientPreface))
+		s.fromConn.Next(len(ClientPreface))
 		require.NoError(t, s.fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 1}))
 		s.flush()
 		s.expectGoAway(ErrCodeProtocol)
@@ -345,7 +273,7 @@ func TestClientConnPreface(t *testing.T) {
 		s := newServerRaw(t, ClientConfig{})
 		id := s.open(getFields, true)
 		s.drainOutput()
-		s.fromCli.Next(len(ClientPreface))
+		s.fromConn.Next(len(ClientPreface))
 		require.NoError(t, s.fr.WriteSettings())
 		s.flush()
 		require.Equal(t, s.now.Add(DefaultSettingsTimeout), s.c.Deadline())
@@ -839,7 +767,7 @@ func TestClientConnShutdown(t *testing.T) {
 	s := newServer(t, ClientConfig{})
 	id := s.open(getFields, true)
 	s.c.Shutdown(s.now)
-	g := s.findFrame(s.frames(), func(f any) bool { _, ok := f.(*goAwayFrame); return ok }, "GOAWAY").(*goAwayFrame)
+	g := s.requireFrame(s.frames(), func(f any) bool { _, ok := f.(*goAwayFrame); return ok }, "GOAWAY").(*goAwayFrame)
 	require.Equal(t, http2.ErrCodeNo, g.Code)
 	require.Equal(t, uint32(0), g.Last)
 	require.False(t, s.c.CanOpen())
@@ -854,7 +782,7 @@ func TestClientConnShutdown(t *testing.T) {
 	t.Run("silent server", func(t *testing.T) {
 		s := newServerRaw(t, ClientConfig{})
 		s.drainOutput()
-		s.fromCli.Next(len(ClientPreface))
+		s.fromConn.Next(len(ClientPreface))
 		s.c.Timeout(s.now)
 		require.Equal(t, s.now.Add(DefaultSettingsTimeout), s.c.Deadline())
 		s.c.Timeout(s.c.Deadline())
@@ -1084,12 +1012,12 @@ func TestClientConnPing(t *testing.T) {
 	s := newServer(t, ClientConfig{})
 	s.fr.WritePing(false, [8]byte{1, 2, 3})
 	s.flush()
-	p := s.findFrame(s.frames(), func(f any) bool { _, ok := f.(*http2.PingFrame); return ok }, "PING").(*http2.PingFrame)
+	p := s.requireFrame(s.frames(), func(f any) bool { _, ok := f.(*http2.PingFrame); return ok }, "PING").(*http2.PingFrame)
 	require.True(t, p.IsAck())
 	require.Equal(t, [8]byte{1, 2, 3}, p.Data)
 
 	s.c.Ping(s.now)
-	p = s.findFrame(s.frames(), func(f any) bool { _, ok := f.(*http2.PingFrame); return ok }, "PING").(*http2.PingFrame)
+	p = s.requireFrame(s.frames(), func(f any) bool { _, ok := f.(*http2.PingFrame); return ok }, "PING").(*http2.PingFrame)
 	require.False(t, p.IsAck())
 	require.Equal(t, s.now.Add(DefaultPingTimeout), s.c.Deadline())
 	s.now = s.now.Add(3 * time.Millisecond)

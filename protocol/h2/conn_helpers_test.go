@@ -79,34 +79,131 @@ func (h *testHandler) end(id uint32) {
 func (h *testHandler) StreamReset(id uint32, code ErrCode) { h.resets[id] = code }
 func (h *testHandler) StreamWritable(id uint32)            { h.writable = append(h.writable, id) }
 
-// peer is a client built on x/net/http2's Framer: what it writes is fed
-// to the ServerConn, what the ServerConn outputs is read back with the
-// same Framer.
+// wire is the x/net/http2 side of a connection under test: what its
+// Framer writes is fed to the connection, what the connection outputs is
+// read back with the same Framer.
+type wire struct {
+	t        testing.TB
+	conn     wireConn
+	toConn   bytes.Buffer // written by the test side, not yet fed
+	fromConn bytes.Buffer // the connection's output, not yet read
+	fr       *http2.Framer
+	enc      *hpack.Encoder
+	encBuf   bytes.Buffer
+	dec      *hpack.Decoder
+	now      time.Time
+	err      error // Feed's error
+	noRead   bool  // do not Consume the connection's output
+}
+
+// wireConn is what a wire drives of ServerConn and ClientConn.
+type wireConn interface {
+	Feed(b []byte, now time.Time) (int, error)
+	Output() []byte
+	Consume(n int)
+	Done() bool
+}
+
+func (w *wire) init(t testing.TB, c wireConn) {
+	w.t, w.conn, w.now = t, c, time.Unix(1000, 0)
+	w.fr = http2.NewFramer(&w.toConn, &w.fromConn)
+	w.fr.AllowIllegalWrites = true
+	w.fr.AllowIllegalReads = true
+	w.fr.SetMaxReadFrameSize(MaxFrameSizeLimit)
+	w.enc = hpack.NewEncoder(&w.encBuf)
+	w.dec = hpack.NewDecoder(4096, nil)
+}
+
+// flush feeds everything the test side wrote, like a read loop would: in
+// pieces of at most 64 KiB, keeping what Feed did not consume, until the
+// connection is done.
+func (w *wire) flush() {
+	for w.toConn.Len() > 0 && w.err == nil && !w.conn.Done() {
+		b := w.toConn.Bytes()
+		if len(b) > 64<<10 {
+			b = b[:64<<10]
+		}
+		n, err := w.conn.Feed(b, w.now)
+		w.toConn.Next(n)
+		w.err = err
+		if n == 0 {
+			break
+		}
+	}
+	w.drainOutput()
+}
+
+func (w *wire) drainOutput() {
+	if w.noRead {
+		return
+	}
+	out := w.conn.Output()
+	w.fromConn.Write(out)
+	w.conn.Consume(len(out))
+}
+
+// readFrames reads every frame the connection has output so far.
+func (w *wire) readFrames() []any {
+	var fs []any
+	for w.fromConn.Len() > 0 {
+		f, err := w.fr.ReadFrame()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(w.t, err)
+		fs = append(fs, copyFrame(f))
+	}
+	return fs
+}
+
+func (w *wire) requireFrame(fs []any, match func(any) bool, what string) any {
+	w.t.Helper()
+	for _, f := range fs {
+		if match(f) {
+			return f
+		}
+	}
+	require.Failf(w.t, "frame not found", "%s not in %s", what, describe(fs))
+	return nil
+}
+
+// requireRST checks that fs hold RST_STREAM(code) on id.
+func (w *wire) requireRST(fs []any, id uint32, code ErrCode) {
+	w.t.Helper()
+	w.requireFrame(fs, func(f any) bool {
+		r, ok := f.(*http2.RSTStreamFrame)
+		return ok && r.StreamID == id && r.ErrCode == http2.ErrCode(code)
+	}, "RST_STREAM("+strconv.Itoa(int(id))+","+code.String()+")")
+}
+
+// requireGoAway returns the GOAWAY of fs, checking its code.
+func (w *wire) requireGoAway(fs []any, code ErrCode) *goAwayFrame {
+	w.t.Helper()
+	g := w.requireFrame(fs, func(f any) bool { _, ok := f.(*goAwayFrame); return ok }, "GOAWAY").(*goAwayFrame)
+	require.Equal(w.t, http2.ErrCode(code), g.Code, "GOAWAY %s", g.Debug)
+	return g
+}
+
+func (w *wire) block(fields ...string) []byte {
+	w.encBuf.Reset()
+	for i := 0; i+1 < len(fields); i += 2 {
+		require.NoError(w.t, w.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]}))
+	}
+	return append([]byte(nil), w.encBuf.Bytes()...)
+}
+
+// peer is a client on a wire to a ServerConn.
 type peer struct {
-	t       testing.TB
-	c       *ServerConn
-	h       *testHandler
-	toSrv   bytes.Buffer // written by the client, not yet fed
-	fromSrv bytes.Buffer // the server's output, not yet read
-	fr      *http2.Framer
-	enc     *hpack.Encoder
-	encBuf  bytes.Buffer
-	dec     *hpack.Decoder
-	now     time.Time
-	err     error // Feed's error
-	noRead  bool  // do not Consume the server's output
+	wire
+	c *ServerConn
+	h *testHandler
 }
 
 func newPeerRaw(t testing.TB, cfg ServerConfig) *peer {
-	p := &peer{t: t, h: newTestHandler(), now: time.Unix(1000, 0)}
+	p := &peer{h: newTestHandler()}
 	p.c = NewServerConn(cfg, p.h)
 	p.h.c = p.c
-	p.fr = http2.NewFramer(&p.toSrv, &p.fromSrv)
-	p.fr.AllowIllegalWrites = true
-	p.fr.AllowIllegalReads = true
-	p.fr.SetMaxReadFrameSize(MaxFrameSizeLimit)
-	p.enc = hpack.NewEncoder(&p.encBuf)
-	p.dec = hpack.NewDecoder(4096, nil)
+	p.init(t, p.c)
 	return p
 }
 
@@ -114,7 +211,7 @@ func newPeerRaw(t testing.TB, cfg ServerConfig) *peer {
 // and acknowledges it.
 func newPeer(t testing.TB, cfg ServerConfig) *peer {
 	p := newPeerRaw(t, cfg)
-	p.toSrv.WriteString(ClientPreface)
+	p.toConn.WriteString(ClientPreface)
 	require.NoError(t, p.fr.WriteSettings())
 	p.flush()
 	fs := p.frames()
@@ -132,46 +229,8 @@ func newPeer(t testing.TB, cfg ServerConfig) *peer {
 	return p
 }
 
-// flush feeds everything the client wrote, like a read loop would: in
-// pieces of at most 64 KiB, keeping what Feed did not consume.
-func (p *peer) flush() {
-	for p.toSrv.Len() > 0 && p.err == nil {
-		b := p.toSrv.Bytes()
-		if len(b) > 64<<10 {
-			b = b[:64<<10]
-		}
-		n, err := p.c.Feed(b, p.now)
-		p.toSrv.Next(n)
-		p.err = err
-		if n == 0 {
-			break
-		}
-	}
-	p.drainOutput()
-}
-
-func (p *peer) drainOutput() {
-	if p.noRead {
-		return
-	}
-	out := p.c.Output()
-	p.fromSrv.Write(out)
-	p.c.Consume(len(out))
-}
-
 // frames reads every frame the server has output so far.
-func (p *peer) frames() []any {
-	var fs []any
-	for p.fromSrv.Len() > 0 {
-		f, err := p.fr.ReadFrame()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(p.t, err)
-		fs = append(fs, copyFrame(f))
-	}
-	return fs
-}
+func (p *peer) frames() []any { return p.readFrames() }
 
 // copyFrame detaches the frames whose payload the Framer reuses.
 func copyFrame(f http2.Frame) any {
@@ -218,17 +277,6 @@ type goAwayFrame struct {
 	Debug string
 }
 
-func (p *peer) requireFrame(fs []any, match func(any) bool, what string) any {
-	p.t.Helper()
-	for _, f := range fs {
-		if match(f) {
-			return f
-		}
-	}
-	require.Failf(p.t, "frame not found", "%s not in %s", what, describe(fs))
-	return nil
-}
-
 func describe(fs []any) string {
 	var b bytes.Buffer
 	for _, f := range fs {
@@ -257,9 +305,7 @@ func describe(fs []any) string {
 // expectGoAway checks that the connection ended with GOAWAY(code).
 func (p *peer) expectGoAway(code ErrCode) *goAwayFrame {
 	p.t.Helper()
-	fs := p.frames()
-	g := p.requireFrame(fs, func(f any) bool { _, ok := f.(*goAwayFrame); return ok }, "GOAWAY").(*goAwayFrame)
-	require.Equal(p.t, http2.ErrCode(code), g.Code, "GOAWAY %s", g.Debug)
+	g := p.requireGoAway(p.frames(), code)
 	require.Error(p.t, p.err)
 	require.True(p.t, p.c.Done())
 	var ce ConnectionError
@@ -272,21 +318,9 @@ func (p *peer) expectGoAway(code ErrCode) *goAwayFrame {
 // connection goes on.
 func (p *peer) expectRST(id uint32, code ErrCode) {
 	p.t.Helper()
-	fs := p.frames()
-	p.requireFrame(fs, func(f any) bool {
-		r, ok := f.(*http2.RSTStreamFrame)
-		return ok && r.StreamID == id && r.ErrCode == http2.ErrCode(code)
-	}, "RST_STREAM("+strconv.Itoa(int(id))+","+code.String()+")")
+	p.requireRST(p.frames(), id, code)
 	require.NoError(p.t, p.err)
 	require.False(p.t, p.c.Done())
-}
-
-func (p *peer) block(fields ...string) []byte {
-	p.encBuf.Reset()
-	for i := 0; i+1 < len(fields); i += 2 {
-		require.NoError(p.t, p.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]}))
-	}
-	return append([]byte(nil), p.encBuf.Bytes()...)
 }
 
 func (p *peer) get(extra ...string) []byte {

@@ -42,13 +42,13 @@ func TestServerConnPreface(t *testing.T) {
 	})
 	t.Run("bad preface", func(t *testing.T) {
 		p := newPeerRaw(t, ServerConfig{})
-		p.toSrv.WriteString("GET / HTTP/1.1\r\n")
+		p.toConn.WriteString("GET / HTTP/1.1\r\n")
 		p.flush()
 		p.expectGoAway(ErrCodeProtocol)
 	})
 	t.Run("not SETTINGS first", func(t *testing.T) {
 		p := newPeerRaw(t, ServerConfig{})
-		p.toSrv.WriteString(ClientPreface)
+		p.toConn.WriteString(ClientPreface)
 		require.NoError(t, p.fr.WritePing(false, [8]byte{}))
 		p.flush()
 		p.expectGoAway(ErrCodeProtocol)
@@ -373,7 +373,7 @@ func TestServerConnFlowControlReceive(t *testing.T) {
 	t.Run("our window applies after the ACK", func(t *testing.T) {
 		p := newPeerRaw(t, ServerConfig{InitialWindowSize: 1000})
 		p.h.consume = false
-		p.toSrv.WriteString(ClientPreface)
+		p.toConn.WriteString(ClientPreface)
 		p.fr.WriteSettings()
 		p.headers(1, p.post(), false)
 		// Before our SETTINGS is acknowledged the client may use 65535.
@@ -527,7 +527,7 @@ func TestServerConnSettings(t *testing.T) {
 	})
 	t.Run("our MAX_FRAME_SIZE only after the ACK", func(t *testing.T) {
 		p := newPeerRaw(t, ServerConfig{MaxFrameSize: 1 << 15})
-		p.toSrv.WriteString(ClientPreface)
+		p.toConn.WriteString(ClientPreface)
 		p.fr.WriteSettings()
 		p.headers(1, p.post(), false)
 		p.fr.WriteData(1, true, make([]byte, 16385))
@@ -536,7 +536,7 @@ func TestServerConnSettings(t *testing.T) {
 	})
 	t.Run("timeout", func(t *testing.T) {
 		p := newPeerRaw(t, ServerConfig{})
-		p.toSrv.WriteString(ClientPreface)
+		p.toConn.WriteString(ClientPreface)
 		p.fr.WriteSettings()
 		p.flush()
 		d := p.c.Deadline()
