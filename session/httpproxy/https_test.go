@@ -363,3 +363,25 @@ func TestHTTPSHandshakePoolIsBounded(t *testing.T) {
 	require.Eventually(t, func() bool { return f.l.TLSStats().Timeout == 8 }, 5*time.Second, time.Millisecond)
 	require.Eventually(t, func() bool { return pool.Workers() == 0 }, 5*time.Second, time.Millisecond)
 }
+
+// A balancer in front sends a PROXY header before the ClientHello: the
+// client address it carries is the one forwarded.
+func TestHTTPSAfterProxyHeader(t *testing.T) {
+	f := newHTTPS(t, httpproxy.Config{ExpectProxy: true}, newOrigin(t, "a"))
+	raw, err := net.Dial("tcp", f.addr.String())
+	require.NoError(t, err)
+	defer raw.Close()
+	_, err = io.WriteString(raw, "PROXY TCP4 203.0.113.7 127.0.0.1 40000 443\r\n")
+	require.NoError(t, err)
+	c := tls.Client(raw, &tls.Config{ServerName: "localhost", RootCAs: f.roots})
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, string(body), "xff=203.0.113.7")
+	// Garbage instead of the header is refused and counted.
+	assert.Empty(t, f.raw("GET / HTTP/1.1\r\n\r\n"))
+	assert.EqualValues(t, 1, f.l.Stats().ProxyRejected)
+}

@@ -355,11 +355,8 @@ func (s *Session) readHead() (bool, session.Result) {
 		hn, err := proxyproto.ParseInto(&hdr, s.fbuf.Bytes(), proxyproto.ParseOptions{})
 		switch {
 		case err == nil:
-			if hdr.Command == proxyproto.Proxy && hdr.Source.IsValid() {
-				s.Source = hdr.Source
-			}
+			s.useProxyHeader(&hdr)
 			s.fbuf.Consume(hn)
-			s.proxyDone = true
 			if s.fbuf.Empty() {
 				s.releaseFront()
 				return true, session.Continue
@@ -421,6 +418,15 @@ func (s *Session) readHead() (bool, session.Result) {
 	s.partial = nil
 	s.l.stats.requests.Add(1)
 	return true, s.headDone()
+}
+
+// useProxyHeader takes the client address a PROXY header carries (a
+// LOCAL one, a health check of the balancer, carries none).
+func (s *Session) useProxyHeader(h *proxyproto.Header) {
+	if h.Command == proxyproto.Proxy && h.Source.IsValid() {
+		s.Source = h.Source
+	}
+	s.proxyDone = true
 }
 
 // headDone routes a complete request head.

@@ -193,10 +193,7 @@ func (s *Session) readProxyBeforeTLS() (progress bool, res session.Result, ok bo
 		hn, err := proxyproto.ParseInto(&hdr, s.partial, proxyproto.ParseOptions{})
 		switch {
 		case err == nil:
-			if hdr.Command == proxyproto.Proxy && hdr.Source.IsValid() {
-				s.Source = hdr.Source
-			}
-			s.proxyDone = true
+			s.useProxyHeader(&hdr)
 			s.tls.Conn().Feed(s.partial[hn:])
 			s.partial = nil
 			return true, session.Continue, true
