@@ -89,6 +89,9 @@ func (s *Socket) Handshake(pool *Pool, timeout time.Duration, r *protocol.Readin
 			n, res := s.tcp.Read(s.scratch.in)
 			r.Read(n, res)
 			if n > 0 {
+				if s.started.IsZero() {
+					s.started = time.Now()
+				}
 				c.Feed(s.scratch.in[:n])
 				progress = true
 			}
@@ -103,9 +106,6 @@ func (s *Socket) Handshake(pool *Pool, timeout time.Duration, r *protocol.Readin
 			}
 		}
 		before := c.state
-		if s.started.IsZero() && before == Hello {
-			s.started = time.Now()
-		}
 		st := c.Poll(pool, timeout)
 		if st == Established {
 			// What the handshake left unflushed goes out with the next
