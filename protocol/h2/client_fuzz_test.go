@@ -90,34 +90,12 @@ func FuzzClientConn(f *testing.F) {
 			}
 		}
 		c.Consume(len(c.Output()))
-		chunk := int(mode%16)*97 + 1
-		drain := mode&0x80 == 0
-		reads, fed, opens := 0, 0, 3
-		buf := make([]byte, 0, 64<<10)
-		for len(data) > 0 || len(buf) > 0 {
-			k := min(chunk, len(data))
-			buf = append(buf, data[:k]...)
-			data = data[k:]
-			n, err := c.Feed(buf, now)
-			if n < 0 || n > len(buf) {
-				t.Fatalf("Feed consumed %d of %d", n, len(buf))
-			}
-			buf = append(buf[:0], buf[n:]...)
-			reads++
-			fed += n
-			if err != nil && !c.Done() {
-				t.Fatal("error but not done")
-			}
-			if c.Streams() > int(cfg.MaxConcurrentStreams) {
-				t.Fatalf("%d streams open", c.Streams())
-			}
-			// Request bodies stop at MaxOutput; our heads, and the acks,
-			// resets, window updates and GOAWAY the server's frames
-			// cause, add a few dozen octets each.
-			bound := cfg.MaxOutput + 64*(fed/9+1) + 128*opens + 1024
-			if out := len(c.Output()); out > bound {
-				t.Fatalf("output %d > %d", out, bound)
-			}
+		opens := 3
+		// Request bodies stop at MaxOutput; our heads, and the acks,
+		// resets, window updates and GOAWAY the server's frames cause,
+		// add a few dozen octets each.
+		bound := func(fed int) int { return cfg.MaxOutput + 64*(fed/9+1) + 128*opens + 1024 }
+		now = fuzzFeed(t, c, mode, data, now, int(cfg.MaxConcurrentStreams), bound, func(reads int) {
 			if c.CanOpen() && reads%3 == 0 {
 				// CanOpen promises a stream id; a server that lowered
 				// MAX_HEADER_LIST_SIZE may still make the head too large.
@@ -126,18 +104,7 @@ func FuzzClientConn(f *testing.F) {
 				}
 				opens++
 			}
-			if drain {
-				c.Consume(len(c.Output()))
-			}
-			now = now.Add(10 * time.Millisecond)
-			c.Timeout(now)
-			if err != nil || (n == 0 && k == 0) || c.Done() {
-				break
-			}
-			if len(buf) > c.MaxFrameLen() {
-				t.Fatalf("kept %d octets, more than a frame", len(buf))
-			}
-		}
+		})
 		c.Ping(now)
 		c.Shutdown(now)
 		c.Timeout(now.Add(time.Hour))

@@ -67,44 +67,71 @@ func FuzzServerConn(f *testing.F) {
 			t.Fatalf("handshake: %d %v", n, err)
 		}
 		c.Consume(len(c.Output()))
-		chunk := int(mode%16)*97 + 1
-		drain := mode&0x80 == 0
 		// Output bound: the response bodies stop at MaxOutput; heads,
 		// resets, acks and GOAWAY add a few hundred octets per frame
 		// received, at most.
 		bound := cfg.MaxOutput + 64*(len(data)/9+1) + 1024
-		buf := make([]byte, 0, 64<<10)
-		for len(data) > 0 || len(buf) > 0 {
-			k := min(chunk, len(data))
-			buf = append(buf, data[:k]...)
-			data = data[k:]
-			n, err := c.Feed(buf, now)
-			if n < 0 || n > len(buf) {
-				t.Fatalf("Feed consumed %d of %d", n, len(buf))
-			}
-			buf = append(buf[:0], buf[n:]...)
-			if err != nil && !c.Done() {
-				t.Fatal("error but not done")
-			}
-			if c.Streams() > int(DefaultMaxConcurrentStreams) {
-				t.Fatalf("%d streams open", c.Streams())
-			}
-			if len(c.Output()) > bound {
-				t.Fatalf("output %d > %d", len(c.Output()), bound)
-			}
-			if drain {
-				c.Consume(len(c.Output()))
-			}
-			now = now.Add(10 * time.Millisecond)
-			c.Timeout(now)
-			if err != nil || (n == 0 && k == 0) {
-				break
-			}
-			if len(buf) > c.MaxFrameLen() {
-				t.Fatalf("kept %d octets, more than a frame", len(buf))
-			}
-		}
+		now = fuzzFeed(t, c, mode, data, now, int(DefaultMaxConcurrentStreams), func(int) int { return bound }, nil)
 		c.Shutdown(now)
 		c.Timeout(now.Add(time.Hour))
 	})
+}
+
+// fuzzConn is what fuzzFeed drives of ServerConn and ClientConn.
+type fuzzConn interface {
+	wireConn
+	Streams() int
+	MaxFrameLen() int
+	Timeout(now time.Time)
+}
+
+// fuzzFeed feeds data to c in reads whose size mode chooses, draining
+// Output unless mode's high bit is set, and advancing the clock by 10 ms
+// a read. After each read it checks that an error ended the connection,
+// that at most maxStreams streams are open, that Output holds no more
+// than bound(fed) octets (fed: octets Feed consumed so far), and that
+// what Feed left is less than a frame; between reads it calls each
+// (when not nil) with the number of reads. It stops at the end of data
+// or of the connection and returns the clock.
+func fuzzFeed(t *testing.T, c fuzzConn, mode byte, data []byte, now time.Time, maxStreams int, bound func(fed int) int, each func(reads int)) time.Time {
+	chunk := int(mode%16)*97 + 1
+	drain := mode&0x80 == 0
+	reads, fed := 0, 0
+	buf := make([]byte, 0, 64<<10)
+	for len(data) > 0 || len(buf) > 0 {
+		k := min(chunk, len(data))
+		buf = append(buf, data[:k]...)
+		data = data[k:]
+		n, err := c.Feed(buf, now)
+		if n < 0 || n > len(buf) {
+			t.Fatalf("Feed consumed %d of %d", n, len(buf))
+		}
+		buf = append(buf[:0], buf[n:]...)
+		reads++
+		fed += n
+		if err != nil && !c.Done() {
+			t.Fatal("error but not done")
+		}
+		if c.Streams() > maxStreams {
+			t.Fatalf("%d streams open", c.Streams())
+		}
+		if out, b := len(c.Output()), bound(fed); out > b {
+			t.Fatalf("output %d > %d", out, b)
+		}
+		if each != nil {
+			each(reads)
+		}
+		if drain {
+			c.Consume(len(c.Output()))
+		}
+		now = now.Add(10 * time.Millisecond)
+		c.Timeout(now)
+		if err != nil || (n == 0 && k == 0) || c.Done() {
+			break
+		}
+		if len(buf) > c.MaxFrameLen() {
+			t.Fatalf("kept %d octets, more than a frame", len(buf))
+		}
+	}
+	return now
 }
