@@ -105,25 +105,36 @@ func echoOnPoller(t *testing.T, fd int, cfg *tls.Config, pool *Pool, backedUp ch
 	return s, nil
 }
 
+// serveEcho accepts one connection on a fresh loopback listener and runs
+// echoOnPoller on it (after tune, when set, adjusts the descriptor). The
+// result arrives on done.
+func serveEcho(t *testing.T, cfg *tls.Config, backedUp chan struct{}, tune func(fd int)) (addr string, done <-chan error, pool *Pool) {
+	pool = NewPool(2, 2)
+	t.Cleanup(pool.Close)
+	lfd, a := listen(t)
+	ch := make(chan error, 1)
+	go func() {
+		fd := accept(t, lfd)
+		if tune != nil {
+			tune(fd)
+		}
+		_, err := echoOnPoller(t, fd, cfg, pool, backedUp)
+		ch <- err
+	}()
+	return a.String(), ch, pool
+}
+
 // A megabyte each way through the loop-driven socket, with a client that
 // reads slowly so that the socket's output fills and Flush must finish
 // the records the kernel refused; then close_notify both ways.
 func TestSocketEchoesThroughBackpressure(t *testing.T) {
-	cfg := testConfig(t)
-	pool := NewPool(2, 2)
-	defer pool.Close()
-	lfd, addr := listen(t)
-	done := make(chan error, 1)
 	backedUp := make(chan struct{})
-	go func() {
-		fd := accept(t, lfd)
-		// Small kernel buffers both ways (fixed sizes also stop loopback
-		// autotuning), so that a megabyte cannot hide in them.
+	// Small kernel buffers both ways (fixed sizes also stop loopback
+	// autotuning), so that a megabyte cannot hide in them.
+	addr, done, _ := serveEcho(t, testConfig(t), backedUp, func(fd int) {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10)
-		_, err := echoOnPoller(t, fd, cfg, pool, backedUp)
-		done <- err
-	}()
-	raw, err := net.Dial("tcp", addr.String())
+	})
+	raw, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	require.NoError(t, raw.(*net.TCPConn).SetReadBuffer(64<<10))
 	conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true})
@@ -156,17 +167,8 @@ func TestSocketEchoesThroughBackpressure(t *testing.T) {
 // Small messages one at a time: each read decrypts exactly what the
 // client sent, with nothing left buffered behind an EAGAIN.
 func TestSocketPingPong(t *testing.T) {
-	cfg := testConfig(t)
-	pool := NewPool(2, 2)
-	defer pool.Close()
-	lfd, addr := listen(t)
-	done := make(chan error, 1)
-	go func() {
-		fd := accept(t, lfd)
-		_, err := echoOnPoller(t, fd, cfg, pool, nil)
-		done <- err
-	}()
-	conn, err := tls.Dial("tcp", addr.String(), &tls.Config{InsecureSkipVerify: true})
+	addr, done, _ := serveEcho(t, testConfig(t), nil, nil)
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
 	require.NoError(t, err)
 	defer conn.Close()
 	got := make([]byte, 64)
@@ -187,16 +189,8 @@ func TestSocketPingPong(t *testing.T) {
 
 // A client that sends garbage gets no handshake and costs no goroutine.
 func TestSocketRefusesGarbage(t *testing.T) {
-	pool := NewPool(2, 2)
-	defer pool.Close()
-	lfd, addr := listen(t)
-	done := make(chan error, 1)
-	go func() {
-		fd := accept(t, lfd)
-		_, err := echoOnPoller(t, fd, testConfig(t), pool, nil)
-		done <- err
-	}()
-	conn, err := dialTCP(addr.String())
+	addr, done, pool := serveEcho(t, testConfig(t), nil, nil)
+	conn, err := dialTCP(addr)
 	require.NoError(t, err)
 	defer conn.Close()
 	conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
