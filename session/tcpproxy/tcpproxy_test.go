@@ -443,36 +443,33 @@ func TestBackendResetMidStream(t *testing.T) {
 
 // 7. Inactivity timeouts on each side.
 func TestTimeouts(t *testing.T) {
-	t.Run("front", func(t *testing.T) {
-		e := newEnv(t, session.Config{})
-		be := e.server(silent)
-		e.addBackend("c", "a", be.addr)
-		l, addr := e.listen(tcpproxy.Config{FrontTimeout: 200 * time.Millisecond, BackTimeout: 5 * time.Second})
-		start := time.Now()
-		c := e.dial(addr)
-		requireClosed(t, c, 3*time.Second, "the front timeout closes the session")
-		elapsed := time.Since(start)
-		assert.GreaterOrEqual(t, elapsed, 200*time.Millisecond)
-		assert.Less(t, elapsed, 2*time.Second)
-		st := waitStats(t, l, func(s tcpproxy.StatsSnapshot) bool { return s.Sessions == 1 }, "the session closes")
-		assert.EqualValues(t, 1, st.FrontTimeouts)
-		assert.Zero(t, st.BackTimeouts)
-	})
-	t.Run("back", func(t *testing.T) {
-		e := newEnv(t, session.Config{})
-		be := e.server(silent)
-		e.addBackend("c", "a", be.addr)
-		l, addr := e.listen(tcpproxy.Config{FrontTimeout: 5 * time.Second, BackTimeout: 200 * time.Millisecond})
-		start := time.Now()
-		c := e.dial(addr)
-		requireClosed(t, c, 3*time.Second, "the back timeout closes the session")
-		elapsed := time.Since(start)
-		assert.GreaterOrEqual(t, elapsed, 200*time.Millisecond)
-		assert.Less(t, elapsed, 2*time.Second)
-		st := waitStats(t, l, func(s tcpproxy.StatsSnapshot) bool { return s.Sessions == 1 }, "the session closes")
-		assert.EqualValues(t, 1, st.BackTimeouts)
-		assert.Zero(t, st.FrontTimeouts)
-	})
+	for _, side := range []struct {
+		name     string
+		cfg      tcpproxy.Config
+		fired    func(tcpproxy.StatsSnapshot) uint64
+		notFired func(tcpproxy.StatsSnapshot) uint64
+	}{
+		{"front", tcpproxy.Config{FrontTimeout: 200 * time.Millisecond, BackTimeout: 5 * time.Second},
+			func(s tcpproxy.StatsSnapshot) uint64 { return s.FrontTimeouts }, func(s tcpproxy.StatsSnapshot) uint64 { return s.BackTimeouts }},
+		{"back", tcpproxy.Config{FrontTimeout: 5 * time.Second, BackTimeout: 200 * time.Millisecond},
+			func(s tcpproxy.StatsSnapshot) uint64 { return s.BackTimeouts }, func(s tcpproxy.StatsSnapshot) uint64 { return s.FrontTimeouts }},
+	} {
+		t.Run(side.name, func(t *testing.T) {
+			e := newEnv(t, session.Config{})
+			be := e.server(silent)
+			e.addBackend("c", "a", be.addr)
+			l, addr := e.listen(side.cfg)
+			start := time.Now()
+			c := e.dial(addr)
+			requireClosed(t, c, 3*time.Second, "the "+side.name+" timeout closes the session")
+			elapsed := time.Since(start)
+			assert.GreaterOrEqual(t, elapsed, 200*time.Millisecond)
+			assert.Less(t, elapsed, 2*time.Second)
+			st := waitStats(t, l, func(s tcpproxy.StatsSnapshot) bool { return s.Sessions == 1 }, "the session closes")
+			assert.EqualValues(t, 1, side.fired(st))
+			assert.Zero(t, side.notFired(st))
+		})
+	}
 	t.Run("activity resets both timers", func(t *testing.T) {
 		e := newEnv(t, session.Config{})
 		be := e.server(echo)
