@@ -13,26 +13,14 @@ import (
 
 // clientRecorder records a ClientConn's events.
 type clientRecorder struct {
-	c        *ClientConn
-	heads    map[uint32][][]HeaderField // interim heads, then the final one
-	trailers map[uint32][]HeaderField
-	body     map[uint32][]byte
-	ended    map[uint32]bool
-	resets   map[uint32]ErrCode
-	writable []uint32
-	consume  bool
-	onReset  func(id uint32)
+	recorder
+	c       *ClientConn
+	heads   map[uint32][][]HeaderField // interim heads, then the final one
+	onReset func(id uint32)
 }
 
 func newClientRecorder() *clientRecorder {
-	return &clientRecorder{
-		heads:    map[uint32][][]HeaderField{},
-		trailers: map[uint32][]HeaderField{},
-		body:     map[uint32][]byte{},
-		ended:    map[uint32]bool{},
-		resets:   map[uint32]ErrCode{},
-		consume:  true,
-	}
+	return &clientRecorder{recorder: newRecorder(), heads: map[uint32][][]HeaderField{}}
 }
 
 func (h *clientRecorder) ResponseHeaders(id uint32, fields []HeaderField, endStream, trailers bool) {
@@ -48,10 +36,7 @@ func (h *clientRecorder) ResponseHeaders(id uint32, fields []HeaderField, endStr
 }
 
 func (h *clientRecorder) ResponseData(id uint32, data []byte, endStream bool) {
-	h.body[id] = append(h.body[id], data...)
-	if h.consume {
-		h.c.Consumed(id, len(data))
-	}
+	h.data(h.c, id, data)
 	if endStream {
 		h.ended[id] = true
 	}
@@ -63,7 +48,6 @@ func (h *clientRecorder) StreamReset(id uint32, code ErrCode) {
 		h.onReset(id)
 	}
 }
-func (h *clientRecorder) StreamWritable(id uint32) { h.writable = append(h.writable, id) }
 
 // status returns the :status of the final head of id.
 func (h *clientRecorder) status(id uint32) string {

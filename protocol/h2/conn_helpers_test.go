@@ -13,31 +13,49 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// testHandler records a ServerConn's events. With respond set it answers
-// every request that ends with 200, an x-body-len header echoing the
-// body length, and the body "ok".
-type testHandler struct {
-	c        *ServerConn
-	heads    map[uint32][]HeaderField
+// recorder records the events ServerConn and ClientConn report alike.
+type recorder struct {
 	trailers map[uint32][]HeaderField
 	body     map[uint32][]byte
 	ended    map[uint32]bool
 	resets   map[uint32]ErrCode
 	writable []uint32
-	consume  bool
-	respond  bool
-	onHead   func(id uint32)
+	consume  bool // give the body back with Consumed as it arrives
 }
 
-func newTestHandler() *testHandler {
-	return &testHandler{
-		heads:    map[uint32][]HeaderField{},
+func newRecorder() recorder {
+	return recorder{
 		trailers: map[uint32][]HeaderField{},
 		body:     map[uint32][]byte{},
 		ended:    map[uint32]bool{},
 		resets:   map[uint32]ErrCode{},
 		consume:  true,
 	}
+}
+
+// data records body octets, consuming them on c if consume is set.
+func (r *recorder) data(c interface{ Consumed(id uint32, n int) }, id uint32, data []byte) {
+	r.body[id] = append(r.body[id], data...)
+	if r.consume {
+		c.Consumed(id, len(data))
+	}
+}
+
+func (r *recorder) StreamWritable(id uint32) { r.writable = append(r.writable, id) }
+
+// testHandler records a ServerConn's events. With respond set it answers
+// every request that ends with 200, an x-body-len header echoing the
+// body length, and the body "ok".
+type testHandler struct {
+	recorder
+	c       *ServerConn
+	heads   map[uint32][]HeaderField
+	respond bool
+	onHead  func(id uint32)
+}
+
+func newTestHandler() *testHandler {
+	return &testHandler{recorder: newRecorder(), heads: map[uint32][]HeaderField{}}
 }
 
 func (h *testHandler) Headers(id uint32, fields []HeaderField, endStream, trailers bool) {
@@ -56,10 +74,7 @@ func (h *testHandler) Headers(id uint32, fields []HeaderField, endStream, traile
 }
 
 func (h *testHandler) Data(id uint32, data []byte, endStream bool) {
-	h.body[id] = append(h.body[id], data...)
-	if h.consume {
-		h.c.Consumed(id, len(data))
-	}
+	h.data(h.c, id, data)
 	if endStream {
 		h.end(id)
 	}
@@ -77,7 +92,6 @@ func (h *testHandler) end(id uint32) {
 }
 
 func (h *testHandler) StreamReset(id uint32, code ErrCode) { h.resets[id] = code }
-func (h *testHandler) StreamWritable(id uint32)            { h.writable = append(h.writable, id) }
 
 // wire is the x/net/http2 side of a connection under test: what its
 // Framer writes is fed to the connection, what the connection outputs is
