@@ -196,7 +196,11 @@ type ClientConn struct {
 
 	goAwayLast uint32
 
-	stats ClientStats
+	goAwayReceived uint64
+	peerGoAwayCode ErrCode
+	pingsSent      uint64
+	pingsAcked     uint64
+	rtt            time.Duration
 }
 
 // ClientStats counts what happened on a client connection.
@@ -346,7 +350,7 @@ func (c *ClientConn) onFieldBlock(id uint32, block []byte, endStream, selfDep bo
 		c.streamError(id, ErrCodeProtocol)
 		return
 	case tooLarge:
-		c.stats.HeadersTooLarge++
+		c.counts.HeadersTooLarge++
 		c.streamError(id, ErrCodeProtocol)
 		return
 	}
@@ -447,13 +451,13 @@ func (c *ClientConn) onRSTStream(id uint32, code ErrCode) {
 		// §5.1: ignored on a closed stream, but it cost a lookup and
 		// carries nothing.
 		if !c.resets.take(c.lim.ResetBudget, c.clock) {
-			c.flood(&c.counts.floods.RapidReset, "RST_STREAM flood")
+			c.flood(&c.counts.Floods.RapidReset, "RST_STREAM flood")
 		}
 		return
 	}
-	c.stats.ResetsReceived++
+	c.counts.ResetsReceived++
 	if code == ErrCodeRefusedStream {
-		c.stats.StreamsRefused++
+		c.counts.StreamsRefused++
 	}
 	c.removeStream(st, closedByPeer)
 	c.h.StreamReset(id, code)
@@ -463,8 +467,8 @@ func (c *ClientConn) onPing(f *Frame) {
 	data, _ := f.Ping()
 	if f.IsAck() {
 		if c.pingSent != 0 && data == c.pingData {
-			c.stats.PingsAcked++
-			c.stats.RTT = time.Duration(c.clock - c.pingSent)
+			c.pingsAcked++
+			c.rtt = time.Duration(c.clock - c.pingSent)
 			c.pingSent = 0
 		}
 		return
@@ -476,8 +480,8 @@ func (c *ClientConn) onPing(f *Frame) {
 // not and will not be processed, so they are refused (retryable, §8.7);
 // the others finish. No stream is opened any more.
 func (c *ClientConn) onGoAway(last uint32, code ErrCode) {
-	c.stats.GoAwayReceived++
-	c.stats.PeerGoAwayCode = code
+	c.goAwayReceived++
+	c.peerGoAwayCode = code
 	if c.peerGoAway && last > c.goAwayLast {
 		last = c.goAwayLast // §6.8: it must not increase; keep the smaller
 	}
@@ -493,7 +497,7 @@ func (c *ClientConn) onGoAway(last uint32, code ErrCode) {
 			break
 		}
 		if st := c.find(id); st != nil {
-			c.stats.StreamsRefused++
+			c.counts.StreamsRefused++
 			c.removeStream(st, closedByUs)
 			c.h.StreamReset(id, ErrCodeRefusedStream)
 		}
@@ -554,7 +558,7 @@ func (c *ClientConn) OpenStream(fields []HeaderField, endStream bool) (id uint32
 		recvWindow:    int64(c.lim.InitialWindowSize),
 		contentLength: -1,
 	})
-	c.stats.StreamsOpened++
+	c.counts.StreamsOpened++
 	c.writeHeaderBlock(id, fields, endStream)
 	return id, nil
 }
@@ -612,7 +616,7 @@ func (c *ClientConn) Ping(now time.Time) {
 	s := c.pingSeq
 	c.pingData = [8]byte{byte(s >> 56), byte(s >> 48), byte(s >> 40), byte(s >> 32), byte(s >> 24), byte(s >> 16), byte(s >> 8), byte(s)}
 	c.pingSent = c.clock
-	c.stats.PingsSent++
+	c.pingsSent++
 	c.out = AppendPing(c.out, false, c.pingData)
 }
 
@@ -676,8 +680,14 @@ func (c *ClientConn) Timeout(now time.Time) {
 
 // Stats returns the connection's counters.
 func (c *ClientConn) Stats() ClientStats {
-	s, k := c.stats, &c.counts
-	s.ResetsSent, s.GoAwaySent, s.LastGoAwayCode = k.resetsSent, k.goAwaySent, k.lastGoAwayCode
-	s.ConnErrors, s.StreamErrors, s.Floods = k.connErrors, k.streamErrors, k.floods
-	return s
+	k := &c.counts
+	return ClientStats{
+		StreamsOpened: k.StreamsOpened, StreamsRefused: k.StreamsRefused,
+		ResetsReceived: k.ResetsReceived, ResetsSent: k.ResetsSent,
+		HeadersTooLarge: k.HeadersTooLarge,
+		GoAwaySent:      k.GoAwaySent, LastGoAwayCode: k.LastGoAwayCode,
+		GoAwayReceived: c.goAwayReceived, PeerGoAwayCode: c.peerGoAwayCode,
+		PingsSent: c.pingsSent, PingsAcked: c.pingsAcked, RTT: c.rtt,
+		ConnErrors: k.ConnErrors, StreamErrors: k.StreamErrors, Floods: k.Floods,
+	}
 }

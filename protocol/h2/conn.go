@@ -58,7 +58,7 @@ type ServerConn struct {
 	drainAt          int64
 	goAwayID         uint32 // last stream id of our final GOAWAY
 
-	stats ConnStats
+	stallResets uint64
 }
 
 // drainPing is the payload of the PING of a graceful shutdown.
@@ -226,7 +226,7 @@ func (c *ServerConn) onFieldBlock(id uint32, block []byte, endStream, selfDep bo
 	}
 	if uint32(len(c.streams)) >= c.lim.MaxConcurrentStreams {
 		// §5.1.2.
-		c.stats.StreamsRefused++
+		c.counts.StreamsRefused++
 		c.streamError(id, ErrCodeRefusedStream)
 		return
 	}
@@ -250,7 +250,7 @@ func (c *ServerConn) onFieldBlock(id uint32, block []byte, endStream, selfDep bo
 		recvWindow:    c.recvInitWindow,
 		contentLength: cl,
 	})
-	c.stats.StreamsOpened++
+	c.counts.StreamsOpened++
 	c.h.Headers(id, fields, endStream, false)
 }
 
@@ -278,7 +278,7 @@ func (c *ServerConn) onTrailers(st *stream, fields []HeaderField, endStream, too
 // (RFC 6585 §5, RFC 9113 §10.5.1) instead of a reset, so that a browser
 // shows an error rather than retrying. The handler never hears of it.
 func (c *ServerConn) answerTooLarge(id uint32, endStream bool) {
-	c.stats.HeadersTooLarge++
+	c.counts.HeadersTooLarge++
 	c.writeHeaderBlock(id, []HeaderField{{Name: ":status", Value: "431"}, {Name: "content-length", Value: "0"}}, true)
 	if !endStream {
 		// §8.1: the response is complete; stop the upload without error.
@@ -287,7 +287,7 @@ func (c *ServerConn) answerTooLarge(id uint32, endStream bool) {
 		c.remember(id, closedByUs)
 	}
 	if !c.resets.take(c.lim.ResetBudget, c.clock) {
-		c.flood(&c.counts.floods.MadeYouReset, "too many rejected streams")
+		c.flood(&c.counts.Floods.MadeYouReset, "too many rejected streams")
 	}
 }
 
@@ -328,14 +328,14 @@ func (c *ServerConn) onRSTStream(id uint32, code ErrCode) {
 	if st == nil {
 		return // §5.1: RST_STREAM on a closed stream is ignored.
 	}
-	c.stats.ResetsReceived++
+	c.counts.ResetsReceived++
 	rapid := !st.localEnded
 	c.removeStream(st, closedByPeer)
 	c.h.StreamReset(id, code)
 	// CVE-2023-44487: a reset of a stream we are still answering costs a
 	// backend exchange; a reset after our END_STREAM costs nothing.
 	if rapid && !c.resets.take(c.lim.ResetBudget, c.clock) {
-		c.flood(&c.counts.floods.RapidReset, "rapid reset")
+		c.flood(&c.counts.Floods.RapidReset, "rapid reset")
 	}
 }
 
@@ -495,7 +495,7 @@ func (c *ServerConn) Timeout(now time.Time) {
 	}
 	for _, id := range ids {
 		if c.find(id) != nil && c.err == nil {
-			c.stats.StallResets++
+			c.stallResets++
 			c.sendReset(id, ErrCodeCancel, true)
 		}
 	}
@@ -504,8 +504,12 @@ func (c *ServerConn) Timeout(now time.Time) {
 
 // Stats returns the connection's counters.
 func (c *ServerConn) Stats() ConnStats {
-	s, k := c.stats, &c.counts
-	s.ResetsSent, s.GoAwaySent, s.LastGoAwayCode = k.resetsSent, k.goAwaySent, k.lastGoAwayCode
-	s.ConnErrors, s.StreamErrors, s.Floods = k.connErrors, k.streamErrors, k.floods
-	return s
+	k := &c.counts
+	return ConnStats{
+		StreamsOpened: k.StreamsOpened, StreamsRefused: k.StreamsRefused,
+		ResetsReceived: k.ResetsReceived, ResetsSent: k.ResetsSent,
+		StallResets: c.stallResets, HeadersTooLarge: k.HeadersTooLarge,
+		GoAwaySent: k.GoAwaySent, LastGoAwayCode: k.LastGoAwayCode,
+		ConnErrors: k.ConnErrors, StreamErrors: k.StreamErrors, Floods: k.Floods,
+	}
 }

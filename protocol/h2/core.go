@@ -132,15 +132,19 @@ type connCore struct {
 	counts coreCounts
 }
 
-// coreCounts are the counters of ConnStats and ClientStats the core
-// keeps; Stats copies them in.
+// coreCounts are the counters ConnStats and ClientStats share (see
+// there); Stats copies them out.
 type coreCounts struct {
-	resetsSent     uint64
-	goAwaySent     uint64
-	lastGoAwayCode ErrCode
-	connErrors     [ErrCodeHTTP11Required + 1]uint64
-	streamErrors   [ErrCodeHTTP11Required + 1]uint64
-	floods         FloodStats
+	StreamsOpened   uint64
+	StreamsRefused  uint64
+	ResetsReceived  uint64
+	ResetsSent      uint64
+	HeadersTooLarge uint64
+	GoAwaySent      uint64
+	LastGoAwayCode  ErrCode
+	ConnErrors      [ErrCodeHTTP11Required + 1]uint64
+	StreamErrors    [ErrCodeHTTP11Required + 1]uint64
+	Floods          FloodStats
 }
 
 func (c *connCore) init(lim limits, ev streamEvents, r role, server bool) {
@@ -407,7 +411,7 @@ func (c *connCore) onDataConn(id uint32, length int64, empty, endStream bool) bo
 	}
 	c.recvConnWindow -= length
 	if empty && !endStream && !c.empties.take(c.lim.EmptyDataBudget, c.clock) {
-		c.flood(&c.counts.floods.EmptyData, "empty DATA frames")
+		c.flood(&c.counts.Floods.EmptyData, "empty DATA frames")
 		return false
 	}
 	return true
@@ -451,7 +455,7 @@ func (c *connCore) onHeaders(id uint32, frag []byte, endStream, endHeaders, self
 		return
 	}
 	if uint32(len(frag)) > c.lim.MaxHeaderBlockSize {
-		c.flood(&c.counts.floods.Continuation, "field block too large")
+		c.flood(&c.counts.Floods.Continuation, "field block too large")
 		return
 	}
 	c.blockID, c.blockEnd, c.blockErr, c.blockCont = id, endStream, selfDep, 0
@@ -467,7 +471,7 @@ func (c *connCore) onContinuation(id uint32, frag []byte, endHeaders bool) {
 	c.blockCont++
 	if c.blockCont > c.lim.MaxContinuations || uint64(len(c.block))+uint64(len(frag)) > uint64(c.lim.MaxHeaderBlockSize) {
 		// CVE-2024-27316: a block that never ends, or ends huge.
-		c.flood(&c.counts.floods.Continuation, "CONTINUATION flood")
+		c.flood(&c.counts.Floods.Continuation, "CONTINUATION flood")
 		return
 	}
 	c.block = append(c.block, frag...)
@@ -499,7 +503,7 @@ func (c *connCore) decodeBlock(block []byte) (fields []HeaderField, tooLarge, ok
 // are applied in the order they appear) and acknowledges it.
 func (c *connCore) applySettings(f *Frame) {
 	if !c.settings.take(c.lim.SettingsBudget, c.clock) {
-		c.flood(&c.counts.floods.Settings, "SETTINGS flood")
+		c.flood(&c.counts.Floods.Settings, "SETTINGS flood")
 		return
 	}
 	opened := false
@@ -560,7 +564,7 @@ func (c *connCore) onSettingsAck() bool {
 // answerPing answers a PING (§6.7) with the same payload.
 func (c *connCore) answerPing(data [8]byte) {
 	if !c.pings.take(c.lim.PingBudget, c.clock) {
-		c.flood(&c.counts.floods.Ping, "PING flood")
+		c.flood(&c.counts.Floods.Ping, "PING flood")
 		return
 	}
 	c.appendControl(AppendPing(c.out, true, data))
@@ -568,7 +572,7 @@ func (c *connCore) answerPing(data [8]byte) {
 
 func (c *connCore) onWindowUpdate(id uint32, inc uint32) {
 	if !c.wupdates.take(c.lim.WindowUpdateBudget, c.clock) {
-		c.flood(&c.counts.floods.WindowUpdate, "WINDOW_UPDATE flood")
+		c.flood(&c.counts.Floods.WindowUpdate, "WINDOW_UPDATE flood")
 		return
 	}
 	if id == 0 {
@@ -630,19 +634,19 @@ func (c *connCore) notifyWritable(id uint32) {
 // streamError resets a stream because of the peer's frames (§5.4.2),
 // charging the reset budget (CVE-2025-8671).
 func (c *connCore) streamError(id uint32, code ErrCode) {
-	if int(code) < len(c.counts.streamErrors) {
-		c.counts.streamErrors[code]++
+	if int(code) < len(c.counts.StreamErrors) {
+		c.counts.StreamErrors[code]++
 	}
 	c.sendReset(id, code, true)
 	if c.err == nil && !c.resets.take(c.lim.ResetBudget, c.clock) {
-		c.flood(&c.counts.floods.MadeYouReset, "too many streams reset for errors")
+		c.flood(&c.counts.Floods.MadeYouReset, "too many streams reset for errors")
 	}
 }
 
 // sendReset queues RST_STREAM and, if the stream is open, removes it and
 // tells the handler when notify is set.
 func (c *connCore) sendReset(id uint32, code ErrCode, notify bool) {
-	c.counts.resetsSent++
+	c.counts.ResetsSent++
 	c.appendControl(AppendRSTStream(c.out, id, code))
 	st := c.find(id)
 	if st == nil {
@@ -669,8 +673,8 @@ func (c *connCore) fail(code ErrCode, reason string) error {
 	if c.err != nil {
 		return c.err
 	}
-	if int(code) < len(c.counts.connErrors) {
-		c.counts.connErrors[code]++
+	if int(code) < len(c.counts.ConnErrors) {
+		c.counts.ConnErrors[code]++
 	}
 	var last uint32
 	if c.server {
@@ -703,8 +707,8 @@ func (c *connCore) abort(err error, code ErrCode) error {
 }
 
 func (c *connCore) appendGoAway(last uint32, code ErrCode, reason string) {
-	c.counts.goAwaySent++
-	c.counts.lastGoAwayCode = code
+	c.counts.GoAwaySent++
+	c.counts.LastGoAwayCode = code
 	c.out = AppendGoAway(c.out, last, code, nil)
 	if reason != "" {
 		// Debug data (§6.8) without a temporary []byte.
@@ -729,7 +733,7 @@ func (c *connCore) appendControl(out []byte) {
 	}
 	c.ctrlEnds = append(c.ctrlEnds, c.outBase+uint64(len(c.out)-c.outHead))
 	if len(c.ctrlEnds)-c.ctrlHead > c.lim.MaxQueuedControlFrames {
-		c.flood(&c.counts.floods.ControlQueue, c.peerName("client does not read its control frames", "server does not read its control frames"))
+		c.flood(&c.counts.Floods.ControlQueue, c.peerName("client does not read its control frames", "server does not read its control frames"))
 	}
 }
 
@@ -884,7 +888,7 @@ func (c *connCore) reset(id uint32, code ErrCode) {
 	if st == nil {
 		return
 	}
-	c.counts.resetsSent++
+	c.counts.ResetsSent++
 	c.out = AppendRSTStream(c.out, id, code)
 	c.removeStream(st, closedByUs)
 }
