@@ -56,9 +56,8 @@ type ServerConn struct {
 	stallTimeout     time.Duration
 	drainPingTimeout time.Duration
 	drainAt          int64
+	stallResets      uint64
 	goAwayID         uint32 // last stream id of our final GOAWAY
-
-	stallResets uint64
 }
 
 // drainPing is the payload of the PING of a graceful shutdown.

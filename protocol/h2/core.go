@@ -65,10 +65,9 @@ type role interface {
 // the accounting of the control frames in it, the clock, the flood
 // budgets, the stream table, flow control, and how a connection ends.
 type connCore struct {
-	lim    limits
-	ev     streamEvents
-	role   role
-	server bool
+	lim  limits
+	ev   streamEvents
+	role role
 
 	parser Parser
 	dec    *Decoder
@@ -88,9 +87,6 @@ type connCore struct {
 	free       []*stream
 	closed     [32]closedStream
 	closedNext int
-	// lastID is the highest stream id in use: the client's (§5.1.1) on a
-	// ServerConn, ours on a ClientConn. Odd ids above it are idle.
-	lastID     uint32
 	scratchIDs []uint32
 
 	fields []HeaderField
@@ -98,38 +94,43 @@ type connCore struct {
 
 	// Field block reassembly (§4.3, §6.10).
 	block     []byte
-	blockID   uint32 // 0: no block pending
-	blockEnd  bool   // END_STREAM of the HEADERS that started it
-	blockErr  bool   // the HEADERS carried a self-dependency: reset after decoding
-	blockCont int    // CONTINUATION frames so far
+	blockCont int // CONTINUATION frames so far
 
-	gotSettings  bool // the peer's first SETTINGS arrived
-	settingsAck  bool // the peer acknowledged ours
 	settingsSent int64
-	settingsArm  bool // settingsSent is set
 
-	sendConnWindow    int64
-	peerInitWindow    int64
-	peerMaxFrame      uint32
-	peerMaxStreams    uint32 // ClientConn acts on it
-	peerMaxHeaderList uint32 // 0: unlimited; ClientConn acts on it
-	recvConnWindow    int64
-	connUnacked       int64
+	sendConnWindow int64
+	peerInitWindow int64
+	recvConnWindow int64
+	connUnacked    int64
 
-	outBlocked bool // WriteData was limited by MaxOutput
+	err error
 
-	peerGoAway bool
-	drain      uint8
-	finished   bool
-	err        error
-
-	epoch    time.Time
-	epochSet bool
-	clock    int64 // ns since epoch, monotonic
+	epoch time.Time
+	clock int64 // ns since epoch, monotonic
 
 	resets, pings, settings, empties, wupdates bucket
 
 	counts coreCounts
+
+	// lastID is the highest stream id in use: the client's (§5.1.1) on a
+	// ServerConn, ours on a ClientConn. Odd ids above it are idle.
+	lastID            uint32
+	blockID           uint32 // 0: no field block pending
+	peerMaxFrame      uint32
+	peerMaxStreams    uint32 // ClientConn acts on it
+	peerMaxHeaderList uint32 // 0: unlimited; ClientConn acts on it
+
+	server      bool
+	blockEnd    bool // END_STREAM of the HEADERS that started the block
+	blockErr    bool // that HEADERS carried a self-dependency: reset after decoding
+	gotSettings bool // the peer's first SETTINGS arrived
+	settingsAck bool // the peer acknowledged ours
+	settingsArm bool // settingsSent is set
+	outBlocked  bool // WriteData was limited by MaxOutput
+	peerGoAway  bool
+	drain       uint8
+	finished    bool
+	epochSet    bool
 }
 
 // coreCounts are the counters ConnStats and ClientStats share (see
