@@ -267,6 +267,10 @@ func (w *Worker) runDeferred() {
 		clear(list)
 		w.deferredSpare = list[:0]
 	}
+	if len(w.deferred) > 0 {
+		// Still more: the next batch runs them, and must not sleep first.
+		w.loop.Post(func() {})
+	}
 }
 
 func (w *Worker) driveDeferred(d deferredDrive) {

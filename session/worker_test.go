@@ -10,12 +10,14 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/session"
 )
 
@@ -287,4 +289,44 @@ func TestProtocolAndResultNames(t *testing.T) {
 	assert.Equal(t, b.Source, a, "a PROXY-protocol source wins")
 	_, ok = b.ClusterID()
 	assert.False(t, ok)
+}
+
+// deferrer asks to be driven again at the end of each batch until it
+// has run n times.
+type deferrer struct {
+	w     *session.Worker
+	token eventloop.Token
+	runs  atomic.Int32 // read by the test without posting to the loop, which would wake it
+	n     int32
+}
+
+func (d *deferrer) Protocol() session.Protocol                       { return session.Timer }
+func (d *deferrer) UpdateReadiness(eventloop.Token, eventloop.Ready) {}
+func (d *deferrer) Close()                                           { d.w.Release(d.token, -1) }
+func (d *deferrer) Timeout(eventloop.Token) session.Result           { return session.Continue }
+func (d *deferrer) LastEvent() time.Time                             { return d.w.Now() }
+func (d *deferrer) PrintSession(io.Writer)                           {}
+func (d *deferrer) FrontendToken() eventloop.Token                   { return d.token }
+func (d *deferrer) ShuttingDown() session.Result                     { return session.Close }
+func (d *deferrer) ClusterID() (string, bool)                        { return "", false }
+func (d *deferrer) SessionAddress() (netip.AddrPort, bool)           { return netip.AddrPort{}, false }
+func (d *deferrer) Ready(self session.ProxySession) session.Result {
+	if d.runs.Add(1) < d.n {
+		d.w.Defer(d.token, self)
+	}
+	return session.Continue
+}
+
+// A session that keeps deferring itself is driven every time, also past
+// the rounds one batch allows: the worker does not sleep with work left.
+func TestDeferChainsPastOneBatch(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{})
+	d := &deferrer{w: tt.w, n: 50}
+	require.NoError(t, tt.w.Exec(func() error {
+		tok, err := tt.w.Insert(d)
+		d.token = tok
+		tt.w.Defer(tok, d)
+		return err
+	}))
+	require.Eventually(t, func() bool { return d.runs.Load() == d.n }, 2*time.Second, time.Millisecond)
 }
