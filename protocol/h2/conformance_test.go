@@ -194,7 +194,21 @@ func serveHarnessConn(nc net.Conn) ConnStats {
 		}
 	}
 	flush()
+	lingerClose(nc)
 	return c.Stats()
+}
+
+// lingerClose shuts the write side and reads until the peer closes (a
+// second at most) before the deferred Close: closing with unread input
+// would send a reset that can destroy the last frames (h2spec's GOAWAY
+// case then reads "connection reset" instead of a clean close), as the
+// proxy's own linger avoids.
+func lingerClose(nc net.Conn) {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	nc.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, nc)
 }
 
 func selfSigned(t testing.TB) tls.Certificate {
