@@ -8,12 +8,37 @@ import (
 	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
-	"github.com/sluiceproxy/sluice/router"
 )
 
-// Commands are safe to call from any goroutine. Each runs on the loop
-// between two batches of events and answers when it has been applied;
-// none disturbs established sessions unless it says so.
+// Commands are what a [Worker] and a [Proxy] both take, so that code
+// configures one worker or a whole proxy alike (a discovery source, an
+// admin socket, a protocol's per-cluster settings). Each is safe from any
+// goroutine, runs on the loop between two batches of events and returns
+// when applied (on a Proxy: applied by every worker); none disturbs
+// established sessions unless it says so.
+type Commands interface {
+	AddListener(addr netip.AddrPort, l Listener, cfg ListenConfig) (netip.AddrPort, error)
+	RemoveListener(addr netip.AddrPort) error
+	ActivateListener(addr netip.AddrPort) error
+	DeactivateListener(addr netip.AddrPort) error
+	AddCluster(id string, p backend.Policy) error
+	RemoveCluster(id string) error
+	AddBackend(cluster string, b backend.Backend) error
+	RemoveBackend(cluster, id string) error
+	// Exec runs f on the loop (on a Proxy: on every worker's loop, at
+	// once) and returns its error (joined, on a Proxy). It is the door
+	// for the commands of the layers above, which keep their state on
+	// the loop too ([Loop.Local]).
+	Exec(f func(l *Loop) error) error
+	Status() (Status, error)
+	SoftStop(ctx context.Context) error
+	HardStop() error
+}
+
+var (
+	_ Commands = (*Worker)(nil)
+	_ Commands = (*Proxy)(nil)
+)
 
 // do runs f on the loop and waits for its answer.
 func (w *Worker) do(f func() error) error {
@@ -40,7 +65,7 @@ func (w *Worker) AddListener(addr netip.AddrPort, l Listener, cfg ListenConfig) 
 			return err
 		}
 		bound, _ = protocol.LocalAddr(fd)
-		ls := &listenSession{w: w, l: l, fd: fd, addr: bound, active: true, last: w.Now()}
+		ls := &listenSession{w: w, l: l, fd: fd, addr: bound, active: true}
 		v, err := w.tokens.Vacant()
 		if err != nil {
 			closeFD(fd)
@@ -52,7 +77,7 @@ func (w *Worker) AddListener(addr netip.AddrPort, l Listener, cfg ListenConfig) 
 			closeFD(fd)
 			return err
 		}
-		v.Insert(entry{s: ls})
+		v.Insert(entry{o: ls})
 		w.listeners[bound] = ls
 		w.status.Listeners = len(w.listeners)
 		return nil
@@ -120,9 +145,11 @@ func (w *Worker) Status() (Status, error) {
 }
 
 // Exec runs f on the worker's loop and waits for it: the door for
-// commands of the layers above (clusters, backends, routes), which keep
-// their state on the loop too.
-func (w *Worker) Exec(f func() error) error { return w.do(f) }
+// commands of the layers above (routes, per-cluster settings), which
+// keep their state on the loop too.
+func (w *Worker) Exec(f func(l *Loop) error) error {
+	return w.do(func() error { return f(w.handle) })
+}
 
 // SoftStop closes the listeners, then asks every session ShuttingDown
 // until all have closed, and stops the worker. It returns when the
@@ -183,10 +210,19 @@ func (w *Worker) AddCluster(id string, p backend.Policy) error {
 	})
 }
 
-// RemoveCluster removes a cluster. Sessions connected to its backends go
-// on; new ones routed to it find no backend.
+// RemoveCluster removes a cluster, and with it the per-cluster settings
+// protocols keep ([Loop.OnClusterRemoved]). Sessions connected to its
+// backends go on; new ones routed to it find no backend.
 func (w *Worker) RemoveCluster(id string) error {
-	return w.do(func() error { return w.clusters.RemoveCluster(id) })
+	return w.do(func() error {
+		if err := w.clusters.RemoveCluster(id); err != nil {
+			return err
+		}
+		for _, f := range w.clusterRemoved {
+			f(id)
+		}
+		return nil
+	})
 }
 
 // AddBackend adds a backend to a cluster. Established sessions are not
@@ -202,15 +238,4 @@ func (w *Worker) AddBackend(cluster string, b backend.Backend) error {
 // connected to it go on until they end; no new connection picks it.
 func (w *Worker) RemoveBackend(cluster, id string) error {
 	return w.do(func() error { return w.clusters.RemoveBackend(cluster, id) })
-}
-
-// AddFrontend adds an HTTP route. Requests already routed are not
-// affected.
-func (w *Worker) AddFrontend(f router.Frontend) error {
-	return w.do(func() error { return w.router.Add(f) })
-}
-
-// RemoveFrontend removes an HTTP route by id.
-func (w *Worker) RemoveFrontend(id string) error {
-	return w.do(func() error { return w.router.Remove(id) })
 }

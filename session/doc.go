@@ -2,7 +2,22 @@
 // [ProxySession] contract (Sōzu's ProxySession trait in Go), the
 // [Listener] through which any protocol plugs in, the [Worker] that
 // drives sessions on one event loop, and the [Proxy] that runs several
-// workers and fans commands out to them.
+// workers and fans commands out to them. Nothing here is HTTP-shaped:
+// routes, hooks and per-cluster HTTP settings live in session/httpproxy.
+//
+// # Three audiences, three types
+//
+//   - [Worker] and [Proxy] hold commands only ([Commands]): safe from any
+//     goroutine, applied on the loop between two batches of events,
+//     answered when applied. Code that configures one worker configures
+//     a whole proxy the same way.
+//   - [Loop] is what a session may do on its loop: tokens, timers,
+//     deferred and woken work, the buffer pool, the clock, the logger,
+//     the clusters and per-worker state. Its methods are loop-only (but
+//     Wake and Post); in tests, or with SLUICE_CHECKLOOP=1, a call from
+//     another goroutine panics and names the method.
+//   - The event loop's plumbing (dispatch, timers, panics, end of batch)
+//     is unexported.
 //
 // # The contract
 //
@@ -10,17 +25,19 @@
 // frontend socket, its backend sockets, their tokens, timers and
 // buffers. The worker maps every token to its session through a slab.
 // For each event it calls UpdateReadiness with the token and the
-// readiness, then Ready until the session has nothing left to do; a
-// session answers Continue, Close, or ConnectBackend. Timers the session
-// schedules on [Worker.Timers], keyed by its own tokens, come back
-// through Timeout. A panic inside a session closes that session only
-// and is counted.
+// readiness, then Ready until the session answers Continue or Close.
+// Timers the session schedules on [Loop.Timers], keyed by its own
+// tokens, come back through Timeout, whose Again hands over to Ready. A
+// panic inside a session closes that session only and is counted.
+// Embed [Base] for the methods that have defaults.
 //
-// A session gets new tokens (a backend socket) with [Worker.Register]
-// and gives them back with [Worker.Release] from its Close. The worker
-// frees tokens at the end of the batch of events, so an event still
-// queued for a closed session's token is dropped rather than delivered
-// to a new session that reused it.
+// A session gets new tokens (a backend socket) with [Loop.Register] and
+// gives them back with [Loop.Release] from its Close. The worker frees
+// tokens at the end of the batch of events, so an event still queued for
+// a closed session's token is dropped rather than delivered to a new
+// session that reused it. A token holder that is not a client session
+// (a pooled backend connection, a health check) implements the three
+// methods of [TokenOwner] instead.
 //
 // # Limits
 //
@@ -30,13 +47,10 @@
 // slab is sized from MaxConnections. A zombie check closes sessions that
 // have seen no event for ZombieCheckInterval.
 //
-// # Commands
+// # Stopping
 //
-// Every exported method of [Worker] that is not documented as
-// loop-only is a command: it is safe from any goroutine, runs on the loop
-// between batches, and returns when applied. Adding or removing a
-// listener, cluster or backend never disturbs established sessions. A
-// soft stop closes the listeners, then asks each session ShuttingDown
-// every 50 ms until all have closed; a hard stop closes everything at
-// once.
+// Adding or removing a listener, cluster or backend never disturbs
+// established sessions. A soft stop closes the listeners, then asks each
+// session ShuttingDown every 50 ms until all have closed; a hard stop
+// closes everything at once.
 package session

@@ -19,19 +19,17 @@ import (
 // lineListener makes a lineSession of every accepted connection.
 type lineListener struct{ idle time.Duration }
 
-func (lineListener) Protocol() session.Protocol { return session.TCPListen }
+func (lineListener) Protocol() session.Protocol { return "line" }
 
-func (l lineListener) NewSession(w *session.Worker, a session.Accepted) (session.ProxySession, error) {
+func (l lineListener) NewSession(lp *session.Loop, a session.Accepted) (session.ProxySession, error) {
 	s := &lineSession{
-		Base:  session.Base{Peer: a.Peer},
-		w:     w,
-		sock:  protocol.NewTCPSocket(a.Fd),
-		token: a.Token,
-		last:  w.Now(),
+		Base: session.Base{Token: a.Token, Peer: a.Peer, Last: lp.Now()},
+		lp:   lp,
+		sock: protocol.NewTCPSocket(a.Fd),
 	}
 	if l.idle > 0 {
 		s.idle = l.idle
-		s.timer = w.Timers().Schedule(a.Token, l.idle)
+		s.timer = lp.Timers().Schedule(a.Token, l.idle)
 	}
 	return s, nil
 }
@@ -42,26 +40,22 @@ func (l lineListener) NewSession(w *session.Worker, a session.Accepted) (session
 // stops reading while an answer waits), an idle timeout and a soft stop
 // that waits for a half-received line.
 type lineSession struct {
-	session.Base
-	w         *session.Worker
-	sock      protocol.TCPSocket
-	token     eventloop.Token
-	readiness protocol.Readiness
-	in, out   []byte
-	last      time.Time
-	idle      time.Duration
-	timer     timer.Handle
+	session.Base // FrontendToken, LastEvent, ClusterID, SessionAddress
+	lp           *session.Loop
+	sock         protocol.TCPSocket
+	readiness    protocol.Readiness
+	in, out      []byte
+	idle         time.Duration
+	timer        timer.Handle
 }
 
 const maxLine = 1024
 
-func (s *lineSession) Protocol() session.Protocol     { return session.TCP }
-func (s *lineSession) FrontendToken() eventloop.Token { return s.token }
-func (s *lineSession) LastEvent() time.Time           { return s.last }
+func (s *lineSession) Protocol() session.Protocol { return "line" }
 
 func (s *lineSession) UpdateReadiness(_ eventloop.Token, r eventloop.Ready) {
 	s.readiness.Update(r)
-	s.last = s.w.Now()
+	s.Last = s.lp.Now()
 }
 
 func (s *lineSession) Ready(session.ProxySession) session.Result {
@@ -110,7 +104,7 @@ func (s *lineSession) Ready(session.ProxySession) session.Result {
 			s.in = nil // an idle session keeps no buffer
 		}
 		if n > 0 && s.idle > 0 {
-			s.w.Timers().Reset(s.timer, s.idle)
+			s.lp.Timers().Reset(s.timer, s.idle)
 		}
 		if (res == protocol.Closed || res == protocol.Error) && len(s.out) == 0 {
 			return session.Close
@@ -130,8 +124,8 @@ func (s *lineSession) ShuttingDown() session.Result {
 }
 
 func (s *lineSession) Close() {
-	s.w.Timers().Cancel(s.timer)
-	s.w.Release(s.token, s.sock.Fd())
+	s.lp.Timers().Cancel(s.timer)
+	s.lp.Release(s.Token, s.sock.Fd())
 	s.sock.Close()
 }
 

@@ -2,7 +2,6 @@ package session
 
 import (
 	"errors"
-	"io"
 	"net/netip"
 	"time"
 
@@ -14,13 +13,14 @@ import (
 // sessions (TCP, HTTP) implement it, and so can an application's own
 // protocol: the worker knows nothing of a session's type.
 type Listener interface {
-	// Protocol is the listening protocol (TCPListen, HTTPListen, ...).
+	// Protocol is what the listener's sessions speak, for logs.
 	Protocol() Protocol
-	// NewSession builds the session of an accepted connection. The
+	// NewSession builds the session of an accepted connection, on the
+	// loop of the worker that accepted it; the session keeps l. The
 	// worker has already registered a.Fd under a.Token (edge-triggered,
 	// readable and writable), so the first event may come right after.
 	// On error the worker closes the socket and frees the token.
-	NewSession(w *Worker, a Accepted) (ProxySession, error)
+	NewSession(l *Loop, a Accepted) (ProxySession, error)
 }
 
 // OverLimitAnswerer is an optional [Listener] ability. A listener whose
@@ -60,29 +60,13 @@ type listenSession struct {
 	token  eventloop.Token
 	addr   netip.AddrPort
 	active bool
-	last   time.Time
 }
 
-func (ls *listenSession) Protocol() Protocol { return ls.l.Protocol() }
-
-// Ready accepts until the queue is empty, unless the worker is paused at
+// Event accepts until the queue is empty, unless the worker is paused at
 // its connection limit; resume retries then.
-func (ls *listenSession) Ready(ProxySession) Result {
-	ls.w.accept(ls)
-	return Continue
-}
-
-func (ls *listenSession) UpdateReadiness(eventloop.Token, eventloop.Ready) { ls.last = ls.w.Now() }
-func (ls *listenSession) Close()                                           {}
-func (ls *listenSession) Timeout(eventloop.Token) Result                   { return Continue }
-func (ls *listenSession) LastEvent() time.Time                             { return ls.last }
-func (ls *listenSession) FrontendToken() eventloop.Token                   { return ls.token }
-func (ls *listenSession) ShuttingDown() Result                             { return Continue }
-func (ls *listenSession) ClusterID() (string, bool)                        { return "", false }
-func (ls *listenSession) SessionAddress() (netip.AddrPort, bool)           { return ls.addr, true }
-func (ls *listenSession) PrintSession(w io.Writer) {
-	io.WriteString(w, ls.l.Protocol().String()+" listener "+ls.addr.String())
-}
+func (ls *listenSession) Event(eventloop.Token, eventloop.Ready) { ls.w.accept(ls) }
+func (ls *listenSession) Timeout(eventloop.Token)                {}
+func (ls *listenSession) Close()                                 { ls.close(ls.w) }
 
 // close deregisters and closes the listening socket; established
 // sessions are not touched.
@@ -90,7 +74,7 @@ func (ls *listenSession) close(w *Worker) {
 	if ls.fd < 0 {
 		return
 	}
-	w.Release(ls.token, ls.fd)
+	w.release(ls.token, ls.fd)
 	sock := protocol.NewTCPSocket(ls.fd)
 	sock.Close()
 	ls.fd = -1
@@ -145,7 +129,7 @@ func (w *Worker) admit(ls *listenSession, fd int, peer netip.AddrPort) {
 	}
 	// The token is reserved; the session may register more tokens while
 	// it is built, so it is filled only afterwards.
-	s, err := ls.l.NewSession(w, Accepted{Fd: fd, Token: t, Peer: peer, Local: ls.addr, OverLimit: over})
+	s, err := ls.l.NewSession(w.handle, Accepted{Fd: fd, Token: t, Peer: peer, Local: ls.addr, OverLimit: over})
 	if err != nil || s == nil {
 		w.loop.Poller().Deregister(fd)
 		v.Release()
@@ -182,4 +166,4 @@ func closeFD(fd int) {
 	sock.Close()
 }
 
-var _ ProxySession = (*listenSession)(nil)
+var _ TokenOwner = (*listenSession)(nil)

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/sluiceproxy/sluice/backend"
-	"github.com/sluiceproxy/sluice/router"
 )
 
 // ProxyConfig configures a [Proxy].
@@ -161,6 +160,13 @@ func (p *Proxy) RemoveBackend(cluster, id string) error {
 	return p.each(func(w *Worker) error { return w.RemoveBackend(cluster, id) })
 }
 
+// Exec runs f on every worker's loop at once and joins their errors:
+// per-worker state of the layers above (routes, per-cluster settings)
+// is set everywhere.
+func (p *Proxy) Exec(f func(l *Loop) error) error {
+	return p.each(func(w *Worker) error { return w.Exec(f) })
+}
+
 // Status sums the workers' counters. AcceptPaused is true when any
 // worker is paused; Listeners and Clusters are the first worker's.
 func (p *Proxy) Status() (Status, error) {
@@ -220,14 +226,4 @@ func (p *Proxy) HardStop() error {
 		return nil
 	}
 	return p.each(func(w *Worker) error { return w.HardStop() })
-}
-
-// AddFrontend adds an HTTP route on every worker.
-func (p *Proxy) AddFrontend(f router.Frontend) error {
-	return p.each(func(w *Worker) error { return w.AddFrontend(f) })
-}
-
-// RemoveFrontend removes an HTTP route from every worker.
-func (p *Proxy) RemoveFrontend(id string) error {
-	return p.each(func(w *Worker) error { return w.RemoveFrontend(id) })
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
-	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/slab"
 	"github.com/sluiceproxy/sluice/timer"
 )
@@ -23,6 +22,8 @@ var (
 	ErrListenerExists  = errors.New("session: a listener already uses that address")
 	ErrNoSuchListener  = errors.New("session: no listener on that address")
 	ErrTooManySessions = errors.New("session: no token left")
+	ErrNoToken         = errors.New("session: not a live token")
+	ErrFrontToken      = errors.New("session: a frontend token cannot be rebound")
 )
 
 // Config holds a worker's settings. Zero values take the defaults.
@@ -92,25 +93,32 @@ type Status struct {
 	Clusters         int
 }
 
-// entry is what the slab maps a token to.
+// entry is what the slab maps a token to: a session or an owner.
 type entry struct {
 	s      ProxySession
+	o      TokenOwner
 	peer   netip.Addr // client address counted for the per-IP limit; front tokens only
 	front  bool       // the session's frontend token (the one that counts as a session)
 	closed bool       // closed this batch; the key is freed at its end
 }
 
 // Worker drives sessions on one event loop. It owns the token slab, the
-// listeners and the connection accounting; every method that is not a
-// command must be called on its loop (from a session's methods).
+// listeners and the connection accounting. Its methods are commands:
+// safe from any goroutine, applied on the loop between two batches of
+// events, answered when applied. What a session does on the loop goes
+// through its [Loop].
 type Worker struct {
-	cfg      Config
-	loop     *eventloop.Loop
-	tokens   *slab.Slab[entry]
-	log      *slog.Logger
-	pool     *protocol.Pool
-	clusters *backend.Clusters
-	router   *router.Router
+	cfg       Config
+	loop      *eventloop.Loop
+	handle    *Loop
+	tokens    *slab.Slab[entry]
+	log       *slog.Logger
+	pool      *protocol.Pool
+	clusters  *backend.Clusters
+	checkLoop bool
+	loopG     loopGoroutine
+
+	clusterRemoved []func(cluster string)
 
 	listeners               map[netip.AddrPort]*listenSession
 	perIP                   map[netip.Addr]int32
@@ -149,18 +157,20 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if limit > int(maxUser) {
 		limit = int(maxUser)
 	}
-	return &Worker{
+	w := &Worker{
 		cfg:       cfg,
 		loop:      loop,
 		tokens:    slab.New[entry](limit),
 		log:       cfg.Logger,
 		pool:      protocol.NewPool(cfg.Buffers),
 		clusters:  backend.NewClusters(cfg.Backends),
-		router:    router.New(),
+		checkLoop: loopCheckEnabled(),
 		listeners: map[netip.AddrPort]*listenSession{},
 		perIP:     map[netip.Addr]int32{},
 		done:      make(chan struct{}),
-	}, nil
+	}
+	w.handle = &Loop{w: w}
+	return w, nil
 }
 
 // Run drives the worker until it is stopped, then closes every session
@@ -168,86 +178,64 @@ func NewWorker(cfg Config) (*Worker, error) {
 func (w *Worker) Run() error {
 	defer close(w.done)
 	if err := w.loop.Post(func() {
+		w.loopG.Store(goroutineID())
 		w.zombieTimer = w.loop.Timers().Schedule(zombieToken, w.cfg.ZombieCheckInterval)
 	}); err != nil {
 		return err
 	}
-	err := w.loop.Run(w)
+	h := (*loopHandler)(w)
+	err := w.loop.Run(h)
 	w.closeAll()
-	w.EndBatch()
+	h.EndBatch()
+	w.loopG.Store(0)
 	return err
 }
 
 // Done is closed when Run has returned.
 func (w *Worker) Done() <-chan struct{} { return w.done }
 
-// Loop is the worker's event loop.
-func (w *Worker) Loop() *eventloop.Loop { return w.loop }
-
-// Logger is the worker's logger, for sessions.
-func (w *Worker) Logger() *slog.Logger { return w.log }
-
-// Pool is the worker's buffer pool.
-func (w *Worker) Pool() *protocol.Pool { return w.pool }
-
-// Clusters is the worker's cluster and backend registry.
-func (w *Worker) Clusters() *backend.Clusters { return w.clusters }
-
-// Router is the worker's HTTP routing table.
-func (w *Worker) Router() *router.Router { return w.router }
-
-// ShuttingDown reports whether a soft stop is under way, so that
-// sessions can announce the end of their connections (Connection: close).
-func (w *Worker) ShuttingDown() bool { return w.stopping }
-
-// Now is the time the current batch started.
-func (w *Worker) Now() time.Time { return w.loop.Now() }
-
-// Timers is the worker's timer wheel; a session keys its timers by its
-// own tokens and hears of them through its Timeout method.
-func (w *Worker) Timers() *timer.Wheel[eventloop.Token] { return w.loop.Timers() }
-
-// Insert gives s a token with no descriptor: for an owner that only
-// needs timers (a health checker between checks), or that attaches
-// descriptors to the token later with Attach. Free it with Release(t, -1).
-func (w *Worker) Insert(s ProxySession) (eventloop.Token, error) {
+// register gives e a token, with fd registered under it when fd >= 0.
+func (w *Worker) register(fd int, e entry) (eventloop.Token, error) {
 	v, err := w.tokens.Vacant()
 	if err != nil {
 		return 0, ErrTooManySessions
 	}
-	v.Insert(entry{s: s})
-	return eventloop.Token(v.Key()), nil
-}
-
-// Attach registers fd with the poller under the existing token t
-// (edge-triggered, readable and writable).
-func (w *Worker) Attach(fd int, t eventloop.Token) error {
-	return w.loop.Poller().Register(fd, t, eventloop.InterestBoth)
-}
-
-// Detach deregisters fd; its token stays.
-func (w *Worker) Detach(fd int) { w.loop.Poller().Deregister(fd) }
-
-// Rebind points token t, owned by another session or by nobody in
-// particular (a pooled backend connection), at s. It reports false if t
-// is not a live token. The frontend-token accounting does not move.
-func (w *Worker) Rebind(t eventloop.Token, s ProxySession) bool {
-	e := w.tokens.Ptr(int(t))
-	if e == nil || e.closed || e.front {
-		return false
+	t := eventloop.Token(v.Key())
+	if fd >= 0 {
+		if err := w.loop.Poller().Register(fd, t, eventloop.InterestBoth); err != nil {
+			v.Release()
+			return 0, err
+		}
 	}
-	e.s = s
-	return true
+	v.Insert(e)
+	return t, nil
 }
 
-// Defer asks the worker to drive s, whose frontend token is t, once more
-// at the end of the current batch, after every event, timer and posted
-// work of it: for work worth doing once per batch rather than once per
-// event (an HTTP/2 connection writing in one system call the frames all
-// its streams produced). Call it on the loop; the session keeps its own
-// flag if it must not be deferred twice.
-func (w *Worker) Defer(t eventloop.Token, s ProxySession) {
-	w.deferred = append(w.deferred, deferredDrive{t, s})
+// release deregisters fd (when fd >= 0) and frees t at the end of the
+// batch.
+func (w *Worker) release(t eventloop.Token, fd int) {
+	if fd >= 0 {
+		w.loop.Poller().Deregister(fd)
+	}
+	e := w.tokens.Ptr(int(t))
+	if e == nil || e.closed {
+		return
+	}
+	e.closed = true
+	w.doomed = append(w.doomed, t)
+}
+
+// rebind points a live token that is not a frontend token at to.
+func (w *Worker) rebind(t eventloop.Token, to entry) error {
+	e := w.tokens.Ptr(int(t))
+	switch {
+	case e == nil || e.closed:
+		return ErrNoToken
+	case e.front:
+		return ErrFrontToken
+	}
+	e.s, e.o = to.s, to.o
+	return nil
 }
 
 type deferredDrive struct {
@@ -280,82 +268,20 @@ func (w *Worker) driveDeferred(d deferredDrive) {
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			w.Panic(d.t, v, debug.Stack()) // as for a panic in an event
+			w.panicked(d.t, v, debug.Stack()) // as for a panic in an event
 		}
 	}()
 	w.drive(d.s)
 }
 
-// CloseSession closes s now, from the worker's loop: for a session that
-// owns others (an HTTP/2 connection and the sessions of its streams).
-func (w *Worker) CloseSession(s ProxySession) { w.closeSafely(s) }
-
-// Wake asks the worker to drive s, whose frontend token is t, once more:
-// for work a session handed off the loop (a TLS handshake on a pool
-// goroutine) to report its end. It is safe from any goroutine; it does
-// nothing if s has closed by then or the worker has stopped.
-func (w *Worker) Wake(t eventloop.Token, s ProxySession) {
-	w.loop.Post(func() {
-		e := w.tokens.Ptr(int(t))
-		if e == nil || e.closed || e.s != s {
-			return
-		}
-		w.drive(s)
-	})
-}
-
-// Local returns the worker's value for key, creating it with init the
-// first time: per-worker state a protocol shares between its sessions
-// (pools, scratch buffers), reached without locks because only the
-// worker's loop touches it. Call it on the loop.
-func (w *Worker) Local(key any, init func() any) any {
-	if v, ok := w.locals[key]; ok {
-		return v
-	}
-	if w.locals == nil {
-		w.locals = map[any]any{}
-	}
-	v := init()
-	w.locals[key] = v
-	return v
-}
-
-// Register gives s a new token for fd and registers fd with the poller
-// (InterestBoth, edge-triggered). Sessions call it for backend sockets.
-func (w *Worker) Register(fd int, s ProxySession) (eventloop.Token, error) {
-	v, err := w.tokens.Vacant()
-	if err != nil {
-		return 0, ErrTooManySessions
-	}
-	t := eventloop.Token(v.Key())
-	if err := w.loop.Poller().Register(fd, t, eventloop.InterestBoth); err != nil {
-		v.Release()
-		return 0, err
-	}
-	v.Insert(entry{s: s})
-	return t, nil
-}
-
-// Release deregisters fd (when fd >= 0) and frees t at the end of the
-// batch, so that an event already queued for t is dropped instead of
-// reaching whoever gets t next. Sessions call it from Close for every
-// token but the frontend one, and when they drop a backend connection.
-func (w *Worker) Release(t eventloop.Token, fd int) {
-	if fd >= 0 {
-		w.loop.Poller().Deregister(fd)
-	}
+// event dispatches readiness for t to its session or owner.
+func (w *Worker) event(t eventloop.Token, r eventloop.Ready) {
 	e := w.tokens.Ptr(int(t))
 	if e == nil || e.closed {
 		return
 	}
-	e.closed = true
-	w.doomed = append(w.doomed, t)
-}
-
-// Event implements eventloop.Handler.
-func (w *Worker) Event(t eventloop.Token, r eventloop.Ready) {
-	e := w.tokens.Ptr(int(t))
-	if e == nil || e.closed {
+	if e.o != nil {
+		e.o.Event(t, r)
 		return
 	}
 	s := e.s
@@ -366,24 +292,12 @@ func (w *Worker) Event(t eventloop.Token, r eventloop.Ready) {
 // drive calls Ready until the session has nothing left to do.
 func (w *Worker) drive(s ProxySession) {
 	for i := 0; ; i++ {
-		res := s.Ready(s)
-		switch res {
+		switch s.Ready(s) {
 		case Continue:
 			return
 		case Close:
 			w.closeSession(s)
 			return
-		case ConnectBackend:
-			c, ok := s.(BackendConnector)
-			if !ok {
-				w.log.Error("session asked for a backend but cannot connect one", "protocol", s.Protocol())
-				w.closeSession(s)
-				return
-			}
-			if c.ConnectBackend(s) == Close {
-				w.closeSession(s)
-				return
-			}
 		}
 		if i > 1000 {
 			// A session that never settles would starve every other one.
@@ -394,8 +308,8 @@ func (w *Worker) drive(s ProxySession) {
 	}
 }
 
-// Timeout implements eventloop.Handler.
-func (w *Worker) Timeout(t eventloop.Token) {
+// timeout dispatches a fired timer.
+func (w *Worker) timeout(t eventloop.Token) {
 	switch t {
 	case zombieToken:
 		w.zombieCheck()
@@ -413,25 +327,45 @@ func (w *Worker) Timeout(t eventloop.Token) {
 	if e == nil || e.closed {
 		return
 	}
+	if e.o != nil {
+		e.o.Timeout(t)
+		return
+	}
 	s := e.s
 	switch s.Timeout(t) {
 	case Close:
 		w.closeSession(s)
-	case ConnectBackend:
+	case Again:
 		w.drive(s)
 	}
 }
 
-// Panic implements eventloop.Handler: the session whose event panicked
-// is closed and counted; the others go on.
-func (w *Worker) Panic(t eventloop.Token, v any, stack []byte) {
+// panicked closes the session or owner whose event panicked and counts
+// it; the others go on.
+func (w *Worker) panicked(t eventloop.Token, v any, stack []byte) {
 	w.status.Panics++
 	w.log.Error("session panicked; closing it", "token", t, "panic", fmt.Sprint(v), "stack", string(stack))
 	e := w.tokens.Ptr(int(t))
 	if e == nil || e.closed {
 		return
 	}
+	if e.o != nil {
+		w.closeOwner(t, e.o)
+		return
+	}
 	w.closeSafely(e.s)
+}
+
+// closeOwner closes a token owner; its token is freed even if it panics
+// again or forgets to.
+func (w *Worker) closeOwner(t eventloop.Token, o TokenOwner) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.log.Error("token owner panicked in Close", "panic", fmt.Sprint(v))
+		}
+		w.release(t, -1)
+	}()
+	o.Close()
 }
 
 // closeSafely closes a session whose state may be broken: a second panic
@@ -484,9 +418,9 @@ func (w *Worker) forget(t eventloop.Token) {
 	}
 }
 
-// EndBatch implements eventloop.BatchEnder: tokens closed during the
-// batch are freed now that no event of the batch can name them.
-func (w *Worker) EndBatch() {
+// endBatch frees the tokens closed during the batch, now that no event of
+// the batch can name them.
+func (w *Worker) endBatch() {
 	w.runDeferred()
 	for _, t := range w.doomed {
 		w.tokens.Remove(int(t))
@@ -515,12 +449,15 @@ func (w *Worker) zombieCheck() {
 	w.zombieTimer = w.loop.Timers().Schedule(zombieToken, w.cfg.ZombieCheckInterval)
 }
 
-// closeAll closes every session and listener: hard stop, or the end of
-// Run. Entries that are not sessions (pooled backend connections) are
-// closed too: each is its own frontend token.
+// closeAll closes every session, owner and listener: hard stop, or the
+// end of Run.
 func (w *Worker) closeAll() {
-	for _, e := range w.tokens.All() {
-		if !e.closed {
+	for key, e := range w.tokens.All() {
+		switch {
+		case e.closed:
+		case e.o != nil:
+			w.closeOwner(eventloop.Token(key), e.o)
+		default:
 			w.closeSafely(e.s)
 		}
 	}
@@ -528,6 +465,17 @@ func (w *Worker) closeAll() {
 		l.close(w)
 		delete(w.listeners, addr)
 	}
+}
+
+// loopHandler is the worker as its event loop sees it: the dispatch
+// plumbing stays out of the worker's exported methods.
+type loopHandler Worker
+
+func (h *loopHandler) Event(t eventloop.Token, r eventloop.Ready) { (*Worker)(h).event(t, r) }
+func (h *loopHandler) Timeout(t eventloop.Token)                  { (*Worker)(h).timeout(t) }
+func (h *loopHandler) EndBatch()                                  { (*Worker)(h).endBatch() }
+func (h *loopHandler) Panic(t eventloop.Token, v any, stack []byte) {
+	(*Worker)(h).panicked(t, v, stack)
 }
 
 // dumpBuffer collects a session dump for a log line.
@@ -544,6 +492,6 @@ func (d *dumpBuffer) Write(p []byte) (int, error) {
 func (d *dumpBuffer) String() string { return string(d.b) }
 
 var (
-	_ eventloop.Handler    = (*Worker)(nil)
-	_ eventloop.BatchEnder = (*Worker)(nil)
+	_ eventloop.Handler    = (*loopHandler)(nil)
+	_ eventloop.BatchEnder = (*loopHandler)(nil)
 )

@@ -274,13 +274,12 @@ func TestHardStopClosesAtOnce(t *testing.T) {
 }
 
 func TestProtocolAndResultNames(t *testing.T) {
-	assert.Equal(t, "HTTPSListen", session.HTTPSListen.String())
-	assert.Equal(t, "Timer", session.Timer.String())
-	assert.Equal(t, "Protocol(42)", session.Protocol(42).String())
-	assert.True(t, session.TCPListen.IsListener())
-	assert.False(t, session.TCP.IsListener())
-	assert.Equal(t, "connect-backend", session.ConnectBackend.String())
-	b := session.Base{Peer: netip.MustParseAddrPort("10.0.0.1:5")}
+	assert.Equal(t, "HTTPS", session.HTTPS.String())
+	assert.Equal(t, "redis", session.Protocol("redis").String())
+	assert.Equal(t, "again", session.Again.String())
+	assert.Equal(t, "Result(42)", session.Result(42).String())
+	b := session.Base{Token: 7, Peer: netip.MustParseAddrPort("10.0.0.1:5")}
+	assert.Equal(t, eventloop.Token(7), b.FrontendToken())
 	a, ok := b.SessionAddress()
 	assert.True(t, ok)
 	assert.Equal(t, b.Peer, a)
@@ -294,25 +293,20 @@ func TestProtocolAndResultNames(t *testing.T) {
 // deferrer asks to be driven again at the end of each batch until it
 // has run n times.
 type deferrer struct {
-	w     *session.Worker
-	token eventloop.Token
-	runs  atomic.Int32 // read by the test without posting to the loop, which would wake it
-	n     int32
+	session.Base
+	lp   *session.Loop
+	runs atomic.Int32 // read by the test without posting to the loop, which would wake it
+	n    int32
 }
 
-func (d *deferrer) Protocol() session.Protocol                       { return session.Timer }
+func (d *deferrer) Protocol() session.Protocol                       { return "deferrer" }
 func (d *deferrer) UpdateReadiness(eventloop.Token, eventloop.Ready) {}
-func (d *deferrer) Close()                                           { d.w.Release(d.token, -1) }
+func (d *deferrer) Close()                                           {}
 func (d *deferrer) Timeout(eventloop.Token) session.Result           { return session.Continue }
-func (d *deferrer) LastEvent() time.Time                             { return d.w.Now() }
-func (d *deferrer) PrintSession(io.Writer)                           {}
-func (d *deferrer) FrontendToken() eventloop.Token                   { return d.token }
 func (d *deferrer) ShuttingDown() session.Result                     { return session.Close }
-func (d *deferrer) ClusterID() (string, bool)                        { return "", false }
-func (d *deferrer) SessionAddress() (netip.AddrPort, bool)           { return netip.AddrPort{}, false }
 func (d *deferrer) Ready(self session.ProxySession) session.Result {
 	if d.runs.Add(1) < d.n {
-		d.w.Defer(d.token, self)
+		d.lp.Defer(d.Token, self)
 	}
 	return session.Continue
 }
@@ -321,12 +315,40 @@ func (d *deferrer) Ready(self session.ProxySession) session.Result {
 // the rounds one batch allows: the worker does not sleep with work left.
 func TestDeferChainsPastOneBatch(t *testing.T) {
 	tt := newTester(t, session.Config{}, lineListener{})
-	d := &deferrer{w: tt.w, n: 50}
-	require.NoError(t, tt.w.Exec(func() error {
-		tok, err := tt.w.Insert(d)
-		d.token = tok
-		tt.w.Defer(tok, d)
+	d := &deferrer{n: 50}
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+		tok, err := lp.Register(-1, d)
+		d.lp, d.Token = lp, tok
+		lp.Defer(tok, d)
 		return err
 	}))
 	require.Eventually(t, func() bool { return d.runs.Load() == d.n }, 2*time.Second, time.Millisecond)
+}
+
+// The ownership check catches a loop-only call made off the loop, and
+// says which.
+func TestLoopOnlyCallOffTheLoopPanics(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{})
+	var lp *session.Loop
+	require.NoError(t, tt.w.Exec(func(l *session.Loop) error {
+		lp = l
+		lp.Now() // fine on the loop
+		return nil
+	}))
+	for name, call := range map[string]func(){
+		"Timers":   func() { lp.Timers() },
+		"Register": func() { lp.Register(-1, &deferrer{}) },
+		"Now":      func() { lp.Now() },
+	} {
+		v := func() (v any) {
+			defer func() { v = recover() }()
+			call()
+			return nil
+		}()
+		require.NotNil(t, v, "%s off the loop must panic", name)
+		assert.Contains(t, v, "Loop."+name+" called off the worker's loop")
+	}
+	// What is safe anywhere stays safe.
+	assert.NotPanics(t, func() { lp.Logger() })
+	assert.NoError(t, lp.Post(func() {}))
 }

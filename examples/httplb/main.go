@@ -109,13 +109,11 @@ func run(log *slog.Logger, listen string, backends []string, lb string, workers,
 		}
 	}
 	if opts.healthPath != "" {
-		for _, w := range p.Workers() {
-			if err := httpproxy.StartHealthChecks(w, "default", httpproxy.HealthCheck{Path: opts.healthPath}); err != nil {
-				return fail(err)
-			}
+		if err := httpproxy.StartHealthChecks(p, "default", httpproxy.HealthCheck{Path: opts.healthPath}); err != nil {
+			return fail(err)
 		}
 	}
-	if err := p.AddFrontend(router.Frontend{ID: "default", HostKind: router.HostAny, Action: router.Action{Cluster: "default"}}); err != nil {
+	if err := l.AddFrontend(p, router.Frontend{ID: "default", HostKind: router.HostAny, Action: router.Action{Cluster: "default"}}); err != nil {
 		return fail(err)
 	}
 	bound, err := p.AddListener(addr, l, session.ListenConfig{})

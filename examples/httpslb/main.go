@@ -156,13 +156,12 @@ func run(log *slog.Logger, o options) error {
 		}
 	}
 	if o.backendH2 {
-		for _, w := range p.Workers() {
-			if err := httpproxy.SetClusterHTTP2(w, "default", true); err != nil {
-				return fail(err)
-			}
+		if err := httpproxy.SetClusterHTTP2(p, "default", true); err != nil {
+			return fail(err)
 		}
 	}
-	if err := p.AddFrontend(router.Frontend{ID: "default", HostKind: router.HostAny, Action: router.Action{Cluster: "default"}, HSTS: o.hsts}); err != nil {
+	route := router.Frontend{ID: "default", HostKind: router.HostAny, Action: router.Action{Cluster: "default"}, HSTS: o.hsts}
+	if err := l.AddFrontend(p, route); err != nil {
 		return fail(err)
 	}
 	bound, err := p.AddListener(addr, l, session.ListenConfig{})
@@ -175,7 +174,12 @@ func run(log *slog.Logger, o options) error {
 		if err != nil {
 			return fail(fmt.Errorf("-h2c-listen wants ip:port: %w", err))
 		}
-		b, err := p.AddListener(a, httpproxy.NewListener(httpproxy.Config{H2C: true}), session.ListenConfig{})
+		hl := httpproxy.NewListener(httpproxy.Config{H2C: true})
+		route.HSTS = "" // cleartext
+		if err := hl.AddFrontend(p, route); err != nil {
+			return fail(err)
+		}
+		b, err := p.AddListener(a, hl, session.ListenConfig{})
 		if err != nil {
 			return fail(err)
 		}

@@ -86,17 +86,17 @@ func appendAnswer(dst []byte, status int, reason string, id []byte, closeConn bo
 }
 
 // SetClusterAnswers sets the answer templates used for requests routed
-// to cluster on worker w (a 502, 503 or 504 page per application, say);
-// they win over the listener's Config.Answers. nil removes them. It is a
-// command: safe from any goroutine. With a session.Proxy, call it for
-// each worker.
-func SetClusterAnswers(w *session.Worker, cluster string, answers map[int]Answer) error {
+// to cluster (a 502, 503 or 504 page per application, say); they win over
+// the listener's Config.Answers. nil removes them, and so does removing
+// the cluster. It is a command (a [session.Worker] or a whole
+// [session.Proxy]): safe from any goroutine.
+func SetClusterAnswers(c session.Commands, cluster string, answers map[int]Answer) error {
 	copied := make(map[int]Answer, len(answers))
 	for k, v := range answers {
 		copied[k] = v
 	}
-	return w.Exec(func() error {
-		st := stateOf(w)
+	return c.Exec(func(lp *session.Loop) error {
+		st := stateOf(lp)
 		if answers == nil {
 			delete(st.clusterAnswers, cluster)
 			return nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/router"
+	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/session/httpproxy"
 )
 
@@ -307,8 +309,8 @@ func TestAnswerTemplatesPerListenerAndCluster(t *testing.T) {
 		400: {ContentType: "application/json", Body: `{"error":"bad request"}`},
 	}}, o)
 	require.NoError(t, tt.w.AddCluster("empty", backend.RoundRobin))
-	require.NoError(t, tt.w.AddFrontend(router.Frontend{ID: "e", Host: "empty.test", Action: router.Action{Cluster: "empty"}}))
-	require.NoError(t, tt.w.AddFrontend(router.Frontend{ID: "e2", Host: "empty2.test", Action: router.Action{Cluster: "empty2"}}))
+	require.NoError(t, tt.l.AddFrontend(tt.w, router.Frontend{ID: "e", Host: "empty.test", Action: router.Action{Cluster: "empty"}}))
+	require.NoError(t, tt.l.AddFrontend(tt.w, router.Frontend{ID: "e2", Host: "empty2.test", Action: router.Action{Cluster: "empty2"}}))
 	require.NoError(t, tt.w.AddCluster("empty2", backend.RoundRobin))
 	require.NoError(t, httpproxy.SetClusterAnswers(tt.w, "empty2", map[int]httpproxy.Answer{503: {ContentType: "text/plain", Body: "cluster two is resting"}}))
 
@@ -325,6 +327,36 @@ func TestAnswerTemplatesPerListenerAndCluster(t *testing.T) {
 	assert.Equal(t, 400, statusOf(out))
 	assert.Contains(t, out, "Content-Type: application/json")
 	assert.True(t, strings.HasSuffix(out, `{"error":"bad request"}`))
+
+	// Per-cluster settings go with their cluster: added again under the
+	// same name, it starts from the listener's templates.
+	require.NoError(t, tt.w.RemoveCluster("empty2"))
+	require.NoError(t, tt.w.AddCluster("empty2", backend.RoundRobin))
+	out = tt.raw("GET / HTTP/1.1\r\nHost: empty2.test\r\n\r\n")
+	assert.True(t, strings.HasSuffix(out, "<h1>listener 503</h1>"), "the removed cluster's template is gone: %q", out)
+}
+
+// Routes belong to their listener: two listeners of one worker route the
+// same host to different clusters, and a route added to one is unknown
+// to the other.
+func TestRoutesPerListener(t *testing.T) {
+	a, b := newOrigin(t, "a"), newOrigin(t, "b")
+	tt := newTester(t, httpproxy.Config{}, a)
+	require.NoError(t, tt.w.AddCluster("other", backend.RoundRobin))
+	require.NoError(t, tt.w.AddBackend("other", backend.Backend{ID: "b", Address: b.addr}))
+	l2 := httpproxy.NewListener(httpproxy.Config{})
+	require.NoError(t, l2.AddFrontend(tt.w, router.Frontend{ID: "all", HostKind: router.HostAny, Action: router.Action{Cluster: "other"}}))
+	addr2, err := tt.w.AddListener(netip.MustParseAddrPort("127.0.0.1:0"), l2, session.ListenConfig{})
+	require.NoError(t, err)
+	second := &tester{t: t, w: tt.w, l: l2, addr: addr2, url: "http://" + addr2.String()}
+
+	assert.Contains(t, tt.raw("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), "X-Backend: a")
+	assert.Contains(t, second.raw("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), "X-Backend: b")
+
+	require.NoError(t, l2.AddFrontend(tt.w, router.Frontend{ID: "only2", Host: "only.test", Action: router.Action{Kind: router.Deny}}))
+	assert.Equal(t, 401, statusOf(second.raw("GET / HTTP/1.1\r\nHost: only.test\r\nConnection: close\r\n\r\n")))
+	assert.Contains(t, tt.raw("GET / HTTP/1.1\r\nHost: only.test\r\nConnection: close\r\n\r\n"), "X-Backend: a", "the first listener has no such route")
+	require.NoError(t, tt.w.RemoveListener(addr2))
 }
 
 func TestConnectFailureGoesToAnotherBackend(t *testing.T) {
@@ -348,7 +380,7 @@ func TestPerFrontendHeaderEdits(t *testing.T) {
 		io.WriteString(w, "added="+r.Header.Get("X-Tenant")+" removed="+r.Header.Get("X-Drop-Me"))
 	})
 	tt := newTester(t, httpproxy.Config{}, o)
-	require.NoError(t, tt.w.AddFrontend(router.Frontend{ID: "edits", Host: "edit.test", Action: router.Action{Cluster: "c"},
+	require.NoError(t, tt.l.AddFrontend(tt.w, router.Frontend{ID: "edits", Host: "edit.test", Action: router.Action{Cluster: "c"},
 		AddRequestHeaders: []router.Header{{Name: "X-Tenant", Value: "blue"}}, RemoveRequestHeaders: []string{"X-Drop-Me"},
 		AddResponseHeaders: []router.Header{{Name: "X-Served-By", Value: "sluice"}}, RemoveResponseHeaders: []string{"X-Internal"}}))
 	out := tt.raw("GET /headers HTTP/1.1\r\nHost: edit.test\r\nX-Drop-Me: 1\r\nConnection: close\r\n\r\n")
@@ -404,8 +436,8 @@ func TestPooledConnectionsAreNotCountedActive(t *testing.T) {
 		require.Equal(t, 200, resp.StatusCode)
 	}
 	require.Greater(t, tt.l.Stats().ReusedBackend, uint64(10))
-	require.NoError(t, tt.w.Exec(func() error {
-		for _, be := range tt.w.Clusters().Cluster("c").Backends() {
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+		for _, be := range lp.Clusters().Cluster("c").Backends() {
 			assert.Zero(t, be.Active(), "backend %s", be.ID)
 		}
 		return nil
@@ -422,8 +454,8 @@ func TestFailedConnectsLeaveNoActiveCount(t *testing.T) {
 		resp, body := get(t, c, tt.url+"/")
 		require.Equal(t, 200, resp.StatusCode, body)
 	}
-	require.NoError(t, tt.w.Exec(func() error {
-		for _, be := range tt.w.Clusters().Cluster("c").Backends() {
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+		for _, be := range lp.Clusters().Cluster("c").Backends() {
 			assert.Zero(t, be.Active(), "backend %s", be.ID)
 		}
 		return nil

@@ -31,8 +31,9 @@ func Example() {
 	defer p.HardStop()
 	p.AddCluster("app", backend.LeastConnections)
 	p.AddBackend("app", backend.Backend{ID: "app-1", Address: netip.MustParseAddrPort(ln.Addr().String())})
-	p.AddFrontend(router.Frontend{ID: "all", HostKind: router.HostAny, Action: router.Action{Cluster: "app"}})
-	addr, err := p.AddListener(netip.MustParseAddrPort("127.0.0.1:0"), httpproxy.NewListener(httpproxy.Config{}), session.ListenConfig{})
+	l := httpproxy.NewListener(httpproxy.Config{})
+	l.AddFrontend(p, router.Frontend{ID: "all", HostKind: router.HostAny, Action: router.Action{Cluster: "app"}})
+	addr, err := p.AddListener(netip.MustParseAddrPort("127.0.0.1:0"), l, session.ListenConfig{})
 	if err != nil {
 		panic(err)
 	}

@@ -96,7 +96,7 @@ const (
 // startH2 turns the session into an HTTP/2 connection. initial holds
 // bytes already read (the h2c preface and what followed it).
 func (s *Session) startH2(initial []byte) (bool, session.Result) {
-	f := &h2Front{s: s, streams: map[uint32]*h2Stream{}, idleAt: s.w.Now()}
+	f := &h2Front{s: s, streams: map[uint32]*h2Stream{}, idleAt: s.lp.Now()}
 	f.conn = h2.NewServerConn(s.l.cfg.HTTP2, f)
 	s.h2 = f
 	s.phase = phaseH2
@@ -111,7 +111,7 @@ func (s *Session) startH2(initial []byte) (bool, session.Result) {
 		s.x = nil
 	}
 	if len(f.partial) > 0 {
-		n, err := f.conn.Feed(f.partial, s.w.Now())
+		n, err := f.conn.Feed(f.partial, s.lp.Now())
 		f.partial = f.partial[:copy(f.partial, f.partial[n:])]
 		if err != nil {
 			f.partial = nil
@@ -134,15 +134,15 @@ func (f *h2Front) step() (bool, session.Result) {
 	s := f.s
 	progress := false
 	if !f.broken {
-		got, ended := readFrames(s.w, s.frontSocket(), &s.fready, &f.partial, f.conn)
+		got, ended := readFrames(s.lp, s.frontSocket(), &s.fready, &f.partial, f.conn)
 		if got {
 			progress = true
-			s.frontSeen = s.w.Now()
+			s.frontSeen = s.lp.Now()
 		}
 		f.broken = ended
 	}
 	for rounds := 0; !f.news.empty() && rounds < 16; rounds++ {
-		progress = f.news.deliverRound(s.w) || progress
+		progress = f.news.deliverRound(s.lp) || progress
 		f.flush()
 	}
 	if f.flush() {
@@ -152,7 +152,7 @@ func (f *h2Front) step() (bool, session.Result) {
 		return false, session.Close // closeGently lingers when it may
 	}
 	if f.conn.Streams() > 0 || len(f.streams) > 0 {
-		f.idleAt = s.w.Now()
+		f.idleAt = s.lp.Now()
 		if f.shrunk {
 			f.shrunk = false
 			f.schedule() // a second of idleness gives the buffers back
@@ -184,7 +184,7 @@ func (f *h2Front) queue(st *h2Stream, ev eventloop.Ready) { f.news.add(&st.news,
 func (f *h2Front) kick() {
 	if !f.kicked && !f.closing && !f.running {
 		f.kicked = true
-		f.s.w.Defer(f.s.frontToken, f.s)
+		f.s.lp.Defer(f.s.frontToken, f.s)
 	}
 }
 
@@ -199,15 +199,15 @@ func (f *h2Front) schedule() {
 	if d := f.conn.Deadline(); !d.IsZero() && d.Before(next) {
 		next = d
 	}
-	s.w.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.w.Timers().Schedule(s.frontToken, max(next.Sub(s.w.Now()), time.Millisecond))
+	s.lp.Timers().Cancel(s.frontTimer)
+	s.frontTimer = s.lp.Timers().Schedule(s.frontToken, max(next.Sub(s.lp.Now()), time.Millisecond))
 	f.timerAt = next
 }
 
 // timeout runs the ServerConn's timers and the idle timeout.
 func (f *h2Front) timeout() session.Result {
 	s := f.s
-	now := s.w.Now()
+	now := s.lp.Now()
 	if d := f.conn.Deadline(); !d.IsZero() && !now.Before(d) {
 		f.conn.Timeout(now)
 	}
@@ -235,7 +235,7 @@ func (f *h2Front) timeout() session.Result {
 func (f *h2Front) shutdown() {
 	if !f.stopped {
 		f.stopped = true
-		f.conn.Shutdown(f.s.w.Now())
+		f.conn.Shutdown(f.s.lp.Now())
 	}
 }
 
@@ -253,7 +253,7 @@ func (f *h2Front) close() {
 	}
 	for _, stream := range f.streams {
 		if !stream.closed {
-			f.s.w.CloseSession(stream.child)
+			f.s.lp.CloseSession(stream.child)
 		}
 	}
 	f.streams = nil
@@ -275,15 +275,16 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 		return
 	}
 	s := f.s
-	now := s.w.Now()
+	now := s.lp.Now()
 	pair := &h2Child{}
 	st, child := &pair.st, &pair.s
 	st.f, st.id = f, id
 	*child = Session{
 		Base:       session.Base{Peer: s.Peer, Source: s.Source},
 		l:          s.l,
-		w:          s.w,
+		lp:         s.lp,
 		st:         s.st,
+		routes:     s.routes,
 		front:      protocol.NewTCPSocket(-1),
 		alt:        st,
 		stream:     st,
@@ -295,7 +296,7 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 		last:       now,
 		frontSeen:  now,
 	}
-	t, err := s.w.Insert(child)
+	t, err := s.lp.Register(-1, child)
 	if err != nil {
 		f.conn.Reset(id, h2.ErrCodeRefusedStream)
 		return

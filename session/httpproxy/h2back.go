@@ -32,10 +32,12 @@ import (
 // backends over HTTP/2 cleartext (h2c, prior knowledge), multiplexed on
 // shared connections (one at a time per backend while it has room, more
 // when the server's stream limit is reached). It applies to the requests
-// that start after it.
-func SetClusterHTTP2(w *session.Worker, cluster string, on bool) error {
-	return w.Exec(func() error {
-		st := stateOf(w)
+// that start after it, until it is turned off or the cluster removed. It
+// is a command (a [session.Worker] or a whole [session.Proxy]): safe
+// from any goroutine.
+func SetClusterHTTP2(c session.Commands, cluster string, on bool) error {
+	return c.Exec(func(lp *session.Loop) error {
+		st := stateOf(lp)
 		if !on {
 			delete(st.h2Clusters, cluster)
 			return nil
@@ -50,7 +52,7 @@ func SetClusterHTTP2(w *session.Worker, cluster string, on bool) error {
 
 // h2Back is one HTTP/2 connection to a backend.
 type h2Back struct {
-	w       *session.Worker
+	lp      *session.Loop
 	st      *workerState
 	b       *backend.Backend
 	sock    protocol.TCPSocket
@@ -116,7 +118,7 @@ func (s *Session) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Tok
 			return nil, 0, err
 		}
 	}
-	t, err := s.w.Insert(s)
+	t, err := s.lp.Register(-1, s)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -131,12 +133,12 @@ func (s *Session) dialH2(b *backend.Backend) (*h2Back, error) {
 	fd, err := protocol.Connect(b.Address)
 	b.ConnectStarted() // the connection's own attempt; streams count apart
 	if err != nil {
-		b.ConnectFailed(s.w.Now())
+		b.ConnectFailed(s.lp.Now())
 		return nil, err
 	}
-	c := &h2Back{w: s.w, st: s.st, b: b, sock: protocol.NewTCPSocket(fd), connecting: true,
-		streams: map[uint32]*h2BackStream{}, idle: s.l.cfg.IdleBackendTimeout, idleAt: s.w.Now(), last: s.w.Now()}
-	t, err := s.w.Register(fd, c)
+	c := &h2Back{lp: s.lp, st: s.st, b: b, sock: protocol.NewTCPSocket(fd), connecting: true,
+		streams: map[uint32]*h2BackStream{}, idle: s.l.cfg.IdleBackendTimeout, idleAt: s.lp.Now(), last: s.lp.Now()}
+	t, err := s.lp.Register(fd, c)
 	if err != nil {
 		c.sock.Close()
 		b.Released()
@@ -145,12 +147,12 @@ func (s *Session) dialH2(b *backend.Backend) (*h2Back, error) {
 	protocol.SetNoDelay(fd, true)
 	c.token = t
 	c.conn = h2.NewClientConn(h2.ClientConfig{}, c)
-	c.conn.Timeout(s.w.Now()) // starts its clock
+	c.conn.Timeout(s.lp.Now()) // starts its clock
 	if s.st.h2conns == nil {
 		s.st.h2conns = map[*backend.Backend][]*h2Back{}
 	}
 	s.st.h2conns[b] = append(s.st.h2conns[b], c)
-	c.timer = s.w.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
+	c.timer = s.lp.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
 	s.l.stats.newBackend.Add(1)
 	return c, nil
 }
@@ -162,14 +164,14 @@ func (c *h2Back) FrontendToken() eventloop.Token         { return c.token }
 func (c *h2Back) LastEvent() time.Time                   { return c.last }
 func (c *h2Back) ClusterID() (string, bool)              { return "", false }
 func (c *h2Back) SessionAddress() (netip.AddrPort, bool) { return c.b.Address, true }
-func (c *h2Back) ShuttingDown() session.Result           { c.conn.Shutdown(c.w.Now()); return c.afterRun() }
+func (c *h2Back) ShuttingDown() session.Result           { c.conn.Shutdown(c.lp.Now()); return c.afterRun() }
 func (c *h2Back) PrintSession(w io.Writer) {
 	fmt.Fprintf(w, "h2 backend %v: streams %d, connecting %v, ready %v", c.b.Address, len(c.streams), c.connecting, c.ready.Ready())
 }
 
 // UpdateReadiness implements session.ProxySession.
 func (c *h2Back) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
-	c.last = c.w.Now()
+	c.last = c.lp.Now()
 	c.ready.Update(r)
 }
 
@@ -202,16 +204,16 @@ func (c *h2Back) runOnce() {
 				return
 			}
 			if err := protocol.ConnectResult(c.sock.Fd()); err != nil {
-				c.b.ConnectFailed(c.w.Now())
+				c.b.ConnectFailed(c.lp.Now())
 				c.fail()
 				return
 			}
 			c.connecting = false
-			c.b.ConnectSucceeded(c.w.Now())
+			c.b.ConnectSucceeded(c.lp.Now())
 			c.b.Released() // streams, not the connection, count as active
 			c.schedule()
 		}
-		got, ended := readFrames(c.w, &c.sock, &c.ready, &c.partial, c.conn)
+		got, ended := readFrames(c.lp, &c.sock, &c.ready, &c.partial, c.conn)
 		if ended {
 			c.fail()
 			return
@@ -219,7 +221,7 @@ func (c *h2Back) runOnce() {
 		progress = got
 		c.openWaiting()
 		for rounds := 0; !c.news.empty() && rounds < 16; rounds++ {
-			progress = c.news.deliverRound(c.w) || progress
+			progress = c.news.deliverRound(c.lp) || progress
 		}
 		if c.flush() {
 			progress = true
@@ -229,7 +231,7 @@ func (c *h2Back) runOnce() {
 		}
 	}
 	if len(c.streams) > 0 || len(c.waiting) > 0 {
-		c.idleAt = c.w.Now()
+		c.idleAt = c.lp.Now()
 	}
 }
 
@@ -263,7 +265,7 @@ func (c *h2Back) fail() {
 	}
 	c.waiting = nil
 	for rounds := 0; !c.news.empty() && rounds < 16; rounds++ {
-		c.news.deliverRound(c.w)
+		c.news.deliverRound(c.lp)
 	}
 	c.closed = true
 }
@@ -275,7 +277,7 @@ func (c *h2Back) queue(bs *h2BackStream, ev eventloop.Ready) { c.news.add(&bs.ne
 func (c *h2Back) kick() {
 	if !c.kicked && !c.running && !c.closed {
 		c.kicked = true
-		c.w.Defer(c.token, c)
+		c.lp.Defer(c.token, c)
 	}
 }
 
@@ -291,18 +293,18 @@ func (c *h2Back) openWaiting() {
 }
 
 func (c *h2Back) schedule() {
-	c.w.Timers().Cancel(c.timer)
+	c.lp.Timers().Cancel(c.timer)
 	next := c.idleAt.Add(c.idle)
 	if d := c.conn.Deadline(); !d.IsZero() && d.Before(next) {
 		next = d
 	}
-	c.timer = c.w.Timers().Schedule(c.token, max(next.Sub(c.w.Now()), time.Millisecond))
+	c.timer = c.lp.Timers().Schedule(c.token, max(next.Sub(c.lp.Now()), time.Millisecond))
 }
 
 // Timeout implements session.ProxySession: the connect timeout, the
 // ClientConn's timers, and the idle timeout.
 func (c *h2Back) Timeout(t eventloop.Token) session.Result {
-	now := c.w.Now()
+	now := c.lp.Now()
 	if c.connecting {
 		c.b.ConnectFailed(now)
 		c.fail()
@@ -340,8 +342,8 @@ func (c *h2Back) Close() {
 	} else {
 		c.st.h2conns[c.b] = list
 	}
-	c.w.Timers().Cancel(c.timer)
-	c.w.Release(c.token, c.sock.Fd())
+	c.lp.Timers().Cancel(c.timer)
+	c.lp.Release(c.token, c.sock.Fd())
 	c.sock.Close()
 }
 

@@ -35,24 +35,24 @@ type frameKey struct{}
 // frameScratch is the worker's read buffer for HTTP/2 connections: room
 // for the largest frame plus what a read brings after it. Reads never
 // nest (the callbacks only record news), so one serves both bridges.
-func frameScratch(w *session.Worker) []byte {
-	return w.Local(frameKey{}, func() any { return make([]byte, 64<<10) }).([]byte)
+func frameScratch(lp *session.Loop) []byte {
+	return lp.Local(frameKey{}, func() any { return make([]byte, 64<<10) }).([]byte)
 }
 
 // readFrames reads what sock has after the incomplete frame kept in
 // *partial, hands it all to conn (which takes whole frames) and keeps the
 // rest; an idle connection keeps no buffer. It reports whether bytes came
 // and whether the socket ended or failed.
-func readFrames(w *session.Worker, sock protocol.Socket, ready *protocol.Readiness, partial *[]byte, conn h2conn) (got, ended bool) {
+func readFrames(lp *session.Loop, sock protocol.Socket, ready *protocol.Readiness, partial *[]byte, conn h2conn) (got, ended bool) {
 	for ready.Readable() && !conn.Done() {
-		buf := frameScratch(w)
+		buf := frameScratch(lp)
 		k := copy(buf, *partial)
 		n, r := sock.Read(buf[k:])
 		ready.Read(n, r)
 		if n > 0 {
 			got = true
 			data := buf[:k+n]
-			m, err := conn.Feed(data, w.Now())
+			m, err := conn.Feed(data, lp.Now())
 			if err != nil {
 				*partial = nil
 			} else {
@@ -122,7 +122,7 @@ func (q *newsQueue) empty() bool { return len(q.list) == 0 }
 // deliverRound drives each session with its news, as if its socket had
 // fired (the worker's Event). News recorded meanwhile waits for the next
 // round.
-func (q *newsQueue) deliverRound(w *session.Worker) bool {
+func (q *newsQueue) deliverRound(lp *session.Loop) bool {
 	list := q.list
 	q.list, q.spare = q.spare[:0], list
 	progress := false
@@ -132,7 +132,7 @@ func (q *newsQueue) deliverRound(w *session.Worker) bool {
 		n.events = 0
 		if !n.closed {
 			progress = true
-			w.Event(n.token, ev)
+			lp.Notify(n.token, ev)
 		}
 	}
 	clear(list)

@@ -3,8 +3,6 @@ package httpproxy
 import (
 	"bytes"
 	"errors"
-	"io"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -62,25 +60,33 @@ func (hc HealthCheck) withDefaults() HealthCheck {
 // worker does not have.
 var ErrUnknownCluster = errors.New("httpproxy: unknown cluster")
 
-// StartHealthChecks checks every backend of cluster on worker w, now
-// and as backends are added; a backend that fails Fall checks in a row
-// stops receiving traffic until it passes Rise in a row. Transitions are
-// logged. It is a command: safe from any goroutine. With a session.Proxy,
-// call it for each worker (each checks for itself, as each balances for
-// itself).
-func StartHealthChecks(w *session.Worker, cluster string, hc HealthCheck) error {
+// StartHealthChecks checks every backend of cluster, now and as backends
+// are added; a backend that fails Fall checks in a row stops receiving
+// traffic until it passes Rise in a row. Transitions are logged. Calling
+// it again replaces the cluster's checks; removing the cluster ends them.
+// It is a command (a [session.Worker] or a whole [session.Proxy], where
+// each worker checks for itself, as each balances for itself): safe from
+// any goroutine.
+func StartHealthChecks(c session.Commands, cluster string, hc HealthCheck) error {
 	hc = hc.withDefaults()
-	return w.Exec(func() error {
-		c := w.Clusters().Cluster(cluster)
-		if c == nil {
+	return c.Exec(func(lp *session.Loop) error {
+		if lp.Clusters().Cluster(cluster) == nil {
 			return ErrUnknownCluster
 		}
-		sup := &healthSupervisor{w: w, cluster: cluster, hc: hc, checkers: map[*backend.Backend]*checker{}}
-		t, err := w.Insert(sup)
+		st := stateOf(lp)
+		if old := st.health[cluster]; old != nil {
+			old.Close()
+		}
+		sup := &healthSupervisor{lp: lp, st: st, cluster: cluster, hc: hc, checkers: map[*backend.Backend]*checker{}}
+		t, err := lp.RegisterOwner(-1, sup)
 		if err != nil {
 			return err
 		}
 		sup.token = t
+		if st.health == nil {
+			st.health = map[string]*healthSupervisor{}
+		}
+		st.health[cluster] = sup
 		sup.Timeout(t) // start now
 		return nil
 	})
@@ -89,7 +95,8 @@ func StartHealthChecks(w *session.Worker, cluster string, hc HealthCheck) error 
 // healthSupervisor keeps one checker per backend of a cluster, adding
 // checkers for new backends and dropping those of removed ones.
 type healthSupervisor struct {
-	w        *session.Worker
+	lp       *session.Loop
+	st       *workerState
 	cluster  string
 	hc       HealthCheck
 	token    eventloop.Token
@@ -98,48 +105,44 @@ type healthSupervisor struct {
 	closed   bool
 }
 
-func (h *healthSupervisor) Timeout(eventloop.Token) session.Result {
-	c := h.w.Clusters().Cluster(h.cluster)
+func (h *healthSupervisor) Event(eventloop.Token, eventloop.Ready) {}
+
+func (h *healthSupervisor) Timeout(eventloop.Token) {
+	c := h.lp.Clusters().Cluster(h.cluster)
 	if c == nil {
-		return session.Close // the cluster is gone
+		h.Close() // the cluster is gone
+		return
 	}
 	for _, b := range c.Backends() {
 		if _, ok := h.checkers[b]; ok {
 			continue
 		}
-		ck := &checker{w: h.w, sup: h, b: b, hc: h.hc}
-		t, err := h.w.Insert(ck)
+		ck := &checker{lp: h.lp, sup: h, b: b, hc: h.hc}
+		t, err := h.lp.RegisterOwner(-1, ck)
 		if err != nil {
 			continue
 		}
 		ck.token = t
-		ck.timer = h.w.Timers().Schedule(t, 0)
+		ck.timer = h.lp.Timers().Schedule(t, 0)
 		h.checkers[b] = ck
 	}
-	h.timer = h.w.Timers().Schedule(h.token, h.hc.Interval)
-	return session.Continue
+	h.timer = h.lp.Timers().Schedule(h.token, h.hc.Interval)
 }
 
 func (h *healthSupervisor) Close() {
+	if h.closed {
+		return
+	}
 	h.closed = true
-	h.w.Timers().Cancel(h.timer)
+	if h.st.health[h.cluster] == h {
+		delete(h.st.health, h.cluster)
+	}
+	h.lp.Timers().Cancel(h.timer)
 	for _, ck := range h.checkers {
 		ck.stop()
 	}
-	h.w.Release(h.token, -1)
+	h.lp.Release(h.token, -1)
 }
-
-func (h *healthSupervisor) Protocol() session.Protocol                       { return session.Timer }
-func (h *healthSupervisor) Ready(session.ProxySession) session.Result        { return session.Continue }
-func (h *healthSupervisor) UpdateReadiness(eventloop.Token, eventloop.Ready) {}
-func (h *healthSupervisor) LastEvent() time.Time                             { return h.w.Now() }
-func (h *healthSupervisor) PrintSession(w io.Writer) {
-	io.WriteString(w, "health checks of "+h.cluster)
-}
-func (h *healthSupervisor) FrontendToken() eventloop.Token         { return h.token }
-func (h *healthSupervisor) ShuttingDown() session.Result           { return session.Close }
-func (h *healthSupervisor) ClusterID() (string, bool)              { return h.cluster, true }
-func (h *healthSupervisor) SessionAddress() (netip.AddrPort, bool) { return netip.AddrPort{}, false }
 
 type checkState uint8
 
@@ -151,7 +154,7 @@ const (
 
 // checker checks one backend, one check at a time, on one token.
 type checker struct {
-	w       *session.Worker
+	lp      *session.Loop
 	sup     *healthSupervisor
 	b       *backend.Backend
 	hc      HealthCheck
@@ -166,45 +169,43 @@ type checker struct {
 	stopped bool
 }
 
-func (c *checker) Timeout(eventloop.Token) session.Result {
+func (c *checker) Timeout(eventloop.Token) {
 	if c.stopped {
-		return session.Continue
+		return
 	}
 	if c.b.Status() == backend.Removed {
 		delete(c.sup.checkers, c.b)
 		c.stop()
-		return session.Continue
+		return
 	}
 	if c.state != checkIdle {
 		c.result(false, "timeout")
-		return session.Continue
+		return
 	}
 	fd, err := protocol.Connect(c.b.Address)
 	if err != nil {
 		c.result(false, err.Error())
-		return session.Continue
+		return
 	}
-	if err := c.w.Attach(fd, c.token); err != nil {
+	if err := c.lp.Attach(fd, c.token); err != nil {
 		closeFD(fd)
 		c.result(false, err.Error())
-		return session.Continue
+		return
 	}
 	c.sock, c.state, c.ready, c.n = protocol.NewTCPSocket(fd), checkConnecting, 0, 0
-	c.timer = c.w.Timers().Schedule(c.token, c.hc.Timeout)
-	return session.Continue
+	c.timer = c.lp.Timers().Schedule(c.token, c.hc.Timeout)
 }
 
-func (c *checker) UpdateReadiness(_ eventloop.Token, r eventloop.Ready) { c.ready |= r }
-
-func (c *checker) Ready(session.ProxySession) session.Result {
+func (c *checker) Event(_ eventloop.Token, r eventloop.Ready) {
+	c.ready |= r
 	switch c.state {
 	case checkConnecting:
 		if c.ready&(eventloop.Writable|eventloop.Error|eventloop.WriteClosed) == 0 {
-			return session.Continue
+			return
 		}
 		if err := protocol.ConnectResult(c.sock.Fd()); err != nil {
 			c.result(false, err.Error())
-			return session.Continue
+			return
 		}
 		host := c.hc.Host
 		if host == "" {
@@ -215,28 +216,27 @@ func (c *checker) Ready(session.ProxySession) session.Result {
 		req = append(append(req, host...), "\r\nUser-Agent: sluice-health-check\r\nConnection: close\r\n\r\n"...)
 		if n, r := c.sock.Write(req); n < len(req) || r != protocol.Continue {
 			c.result(false, "request not sent")
-			return session.Continue
+			return
 		}
 		c.state = checkReading
 		fallthrough
 	case checkReading:
 		if c.ready&(eventloop.Readable|eventloop.ReadClosed|eventloop.Error) == 0 {
-			return session.Continue
+			return
 		}
 		n, r := c.sock.Read(c.buf[c.n:])
 		c.n += n
 		line := c.buf[:c.n]
 		if i := bytes.Index(line, []byte("\r\n")); i >= 0 {
 			c.verdict(line[:i])
-			return session.Continue
+			return
 		}
 		if r == protocol.WouldBlock && c.n < len(c.buf) {
 			c.ready &^= eventloop.Readable
-			return session.Continue
+			return
 		}
 		c.result(false, "no status line")
 	}
-	return session.Continue
 }
 
 // verdict judges a status line.
@@ -257,24 +257,24 @@ func (c *checker) verdict(line []byte) {
 // next check is scheduled.
 func (c *checker) result(pass bool, why string) {
 	c.closeSocket()
-	c.w.Timers().Cancel(c.timer)
+	c.lp.Timers().Cancel(c.timer)
 	if pass {
 		c.ok, c.bad = c.ok+1, 0
 		if !c.b.Healthy() && c.ok >= c.hc.Rise && c.b.SetHealthy(true) {
-			c.w.Logger().Info("health check: backend up", "cluster", c.sup.cluster, "backend", c.b.ID, "address", c.b.Address.String())
+			c.lp.Logger().Info("health check: backend up", "cluster", c.sup.cluster, "backend", c.b.ID, "address", c.b.Address.String())
 		}
 	} else {
 		c.ok, c.bad = 0, c.bad+1
 		if c.b.Healthy() && c.bad >= c.hc.Fall && c.b.SetHealthy(false) {
-			c.w.Logger().Warn("health check: backend down", "cluster", c.sup.cluster, "backend", c.b.ID, "address", c.b.Address.String(), "reason", why)
+			c.lp.Logger().Warn("health check: backend down", "cluster", c.sup.cluster, "backend", c.b.ID, "address", c.b.Address.String(), "reason", why)
 		}
 	}
-	c.timer = c.w.Timers().Schedule(c.token, c.hc.Interval)
+	c.timer = c.lp.Timers().Schedule(c.token, c.hc.Interval)
 }
 
 func (c *checker) closeSocket() {
 	if c.state != checkIdle {
-		c.w.Detach(c.sock.Fd())
+		c.lp.Detach(c.sock.Fd())
 		c.sock.Close()
 		c.state = checkIdle
 	}
@@ -286,22 +286,13 @@ func (c *checker) stop() {
 	}
 	c.stopped = true
 	c.closeSocket()
-	c.w.Timers().Cancel(c.timer)
-	c.w.Release(c.token, -1)
+	c.lp.Timers().Cancel(c.timer)
+	c.lp.Release(c.token, -1)
 }
 
-func (c *checker) Close()                     { c.stop() }
-func (c *checker) Protocol() session.Protocol { return session.Timer }
-func (c *checker) LastEvent() time.Time       { return c.w.Now() }
-func (c *checker) PrintSession(w io.Writer) {
-	io.WriteString(w, "health check of "+c.b.Address.String())
-}
-func (c *checker) FrontendToken() eventloop.Token         { return c.token }
-func (c *checker) ShuttingDown() session.Result           { return session.Close }
-func (c *checker) ClusterID() (string, bool)              { return c.sup.cluster, true }
-func (c *checker) SessionAddress() (netip.AddrPort, bool) { return c.b.Address, true }
+func (c *checker) Close() { c.stop() }
 
 var (
-	_ session.ProxySession = (*healthSupervisor)(nil)
-	_ session.ProxySession = (*checker)(nil)
+	_ session.TokenOwner = (*healthSupervisor)(nil)
+	_ session.TokenOwner = (*checker)(nil)
 )

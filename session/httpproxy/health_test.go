@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/session/httpproxy"
 )
 
@@ -50,8 +51,8 @@ func TestHealthChecksTakeBackendsOutAndBack(t *testing.T) {
 	aSick.Store(true)
 	healthy := func(id string) bool {
 		var up bool
-		require.NoError(t, tt.w.Exec(func() error {
-			up = tt.w.Clusters().Cluster("c").Backend(id).Healthy()
+		require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+			up = lp.Clusters().Cluster("c").Backend(id).Healthy()
 			return nil
 		}))
 		return up

@@ -113,7 +113,7 @@ func newTesterWith(t *testing.T, cfg httpproxy.Config, sc sessionConfig, backend
 	for _, o := range backends {
 		require.NoError(t, w.AddBackend("c", backend.Backend{ID: o.name, Address: o.addr}))
 	}
-	require.NoError(t, w.AddFrontend(router.Frontend{ID: "all", HostKind: router.HostAny, Action: router.Action{Cluster: "c"}}))
+	require.NoError(t, tt.l.AddFrontend(w, router.Frontend{ID: "all", HostKind: router.HostAny, Action: router.Action{Cluster: "c"}}))
 	tt.addr, err = w.AddListener(netip.MustParseAddrPort("127.0.0.1:0"), tt.l, session.ListenConfig{})
 	require.NoError(t, err)
 	tt.url = "http://" + tt.addr.String()
@@ -257,12 +257,12 @@ func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
 func TestAnswers(t *testing.T) {
 	o := newOrigin(t, "o")
 	tt := newTester(t, httpproxy.Config{MaxBody: 1000, BackTimeout: 300 * time.Millisecond, RequestTimeout: 300 * time.Millisecond}, o)
-	require.NoError(t, tt.w.AddFrontend(router.Frontend{ID: "deny", Host: "deny.test", Action: router.Action{Kind: router.Deny}}))
-	require.NoError(t, tt.w.AddFrontend(router.Frontend{ID: "redir", Host: "redir.test", Action: router.Action{Kind: router.Redirect, RedirectScheme: "https", Status: 308}}))
-	require.NoError(t, tt.w.AddFrontend(router.Frontend{ID: "none", Host: "none.test", Action: router.Action{Cluster: "empty"}}))
+	require.NoError(t, tt.l.AddFrontend(tt.w, router.Frontend{ID: "deny", Host: "deny.test", Action: router.Action{Kind: router.Deny}}))
+	require.NoError(t, tt.l.AddFrontend(tt.w, router.Frontend{ID: "redir", Host: "redir.test", Action: router.Action{Kind: router.Redirect, RedirectScheme: "https", Status: 308}}))
+	require.NoError(t, tt.l.AddFrontend(tt.w, router.Frontend{ID: "none", Host: "none.test", Action: router.Action{Cluster: "empty"}}))
 	require.NoError(t, tt.w.AddCluster("empty", backend.RoundRobin))
-	require.NoError(t, tt.w.RemoveFrontend("all"))
-	require.NoError(t, tt.w.AddFrontend(router.Frontend{ID: "o", Host: "o.test", Action: router.Action{Cluster: "c"}}))
+	require.NoError(t, tt.l.RemoveFrontend(tt.w, "all"))
+	require.NoError(t, tt.l.AddFrontend(tt.w, router.Frontend{ID: "o", Host: "o.test", Action: router.Action{Cluster: "c"}}))
 
 	cases := []struct {
 		name, req string

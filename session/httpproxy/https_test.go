@@ -25,6 +25,7 @@ import (
 	"github.com/sluiceproxy/sluice/protocol/certs"
 	"github.com/sluiceproxy/sluice/protocol/tlsconn"
 	"github.com/sluiceproxy/sluice/router"
+	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/session/httpproxy"
 )
 
@@ -167,7 +168,7 @@ func TestHTTPSCertificateReplacedAtRunTime(t *testing.T) {
 	require.True(t, f.local.Leaf.Equal(got))
 	fresh, err := certs.SelfSigned(time.Hour, "localhost")
 	require.NoError(t, err)
-	require.NoError(t, f.w.Exec(func() error {
+	require.NoError(t, f.w.Exec(func(lp *session.Loop) error {
 		_, err := f.store.Replace(f.localID, fresh)
 		return err
 	}))
@@ -248,8 +249,8 @@ func clientHelloBytes(t *testing.T) []byte {
 func TestHTTPSStrictTransportSecurity(t *testing.T) {
 	o := newOrigin(t, "a")
 	f := newHTTPS(t, httpproxy.Config{}, o)
-	require.NoError(t, f.w.RemoveFrontend("all"))
-	require.NoError(t, f.w.AddFrontend(router.Frontend{ID: "hsts", HostKind: router.HostAny, Action: router.Action{Cluster: "c"}, HSTS: "max-age=31536000; includeSubDomains"}))
+	require.NoError(t, f.l.RemoveFrontend(f.w, "all"))
+	require.NoError(t, f.l.AddFrontend(f.w, router.Frontend{ID: "hsts", HostKind: router.HostAny, Action: router.Action{Cluster: "c"}, HSTS: "max-age=31536000; includeSubDomains"}))
 	resp, _ := get(t, f.client(), f.url+"/x")
 	assert.Equal(t, "max-age=31536000; includeSubDomains", resp.Header.Get("Strict-Transport-Security"))
 }

@@ -1,8 +1,6 @@
 package httpproxy
 
 import (
-	"io"
-	"net/netip"
 	"time"
 
 	"github.com/sluiceproxy/sluice/backend"
@@ -10,6 +8,7 @@ import (
 	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/protocol/http1"
 	"github.com/sluiceproxy/sluice/protocol/tlsconn"
+	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/timer"
 )
@@ -30,22 +29,36 @@ type workerState struct {
 	scratch        *tlsconn.Scratch // HTTPS: the worker's ciphertext scratch
 
 	h2Clusters map[string]bool                // clusters whose backends speak h2c
+	health     map[string]*healthSupervisor   // health checks by cluster
+	routers    map[*Listener]*router.Router   // each listener's routes
 	h2conns    map[*backend.Backend][]*h2Back // their connections
 }
 
 type stateKey struct{}
 
-func stateOf(w *session.Worker) *workerState {
-	return w.Local(stateKey{}, func() any {
-		return &workerState{idle: map[*backend.Backend][]*idleConn{}, salt: uint64(time.Now().UnixNano())}
+func stateOf(lp *session.Loop) *workerState {
+	return lp.Local(stateKey{}, func() any {
+		st := &workerState{idle: map[*backend.Backend][]*idleConn{}, salt: uint64(time.Now().UnixNano())}
+		lp.OnClusterRemoved(st.clusterRemoved)
+		return st
 	}).(*workerState)
+}
+
+// clusterRemoved forgets the settings of a removed cluster, so that one
+// added again under the same name starts from the listener's defaults.
+func (st *workerState) clusterRemoved(cluster string) {
+	delete(st.clusterAnswers, cluster)
+	delete(st.h2Clusters, cluster)
+	if h := st.health[cluster]; h != nil {
+		h.Close()
+	}
 }
 
 // idleConn is a keep-alive backend connection waiting in the pool. It
 // stays registered: any event on it (the server closing it, or sending
 // bytes nobody asked for) closes it.
 type idleConn struct {
-	w      *session.Worker
+	lp     *session.Loop
 	st     *workerState
 	b      *backend.Backend
 	sock   protocol.TCPSocket
@@ -53,12 +66,11 @@ type idleConn struct {
 	timer  timer.Handle
 	since  time.Time
 	closed bool
-	broken bool // an event other than writability arrived
 }
 
 // put pools a backend connection whose exchange ended cleanly. It
 // reports false when the pool is full (the caller closes it).
-func (st *workerState) put(w *session.Worker, b *backend.Backend, sock protocol.TCPSocket, t eventloop.Token, max int, idleTimeout time.Duration) bool {
+func (st *workerState) put(lp *session.Loop, b *backend.Backend, sock protocol.TCPSocket, t eventloop.Token, max int, idleTimeout time.Duration) bool {
 	list := st.idle[b]
 	if max <= 0 || len(list) >= max || b.Status() == backend.Removed {
 		return false
@@ -69,18 +81,18 @@ func (st *workerState) put(w *session.Worker, b *backend.Backend, sock protocol.
 	} else {
 		c = new(idleConn)
 	}
-	*c = idleConn{w: w, st: st, b: b, sock: sock, token: t, since: w.Now()}
-	if !w.Rebind(t, c) {
+	*c = idleConn{lp: lp, st: st, b: b, sock: sock, token: t, since: lp.Now()}
+	if lp.RebindOwner(t, c) != nil {
 		return false
 	}
-	c.timer = w.Timers().Schedule(t, idleTimeout)
+	c.timer = lp.Timers().Schedule(t, idleTimeout)
 	st.idle[b] = append(list, c)
 	return true
 }
 
 // take hands out the most recently pooled connection to b, if any: the
 // warmest one, and the older ones age out by their timer.
-func (st *workerState) take(w *session.Worker, b *backend.Backend, s session.ProxySession) (protocol.TCPSocket, eventloop.Token, bool) {
+func (st *workerState) take(lp *session.Loop, b *backend.Backend, s session.ProxySession) (protocol.TCPSocket, eventloop.Token, bool) {
 	list := st.idle[b]
 	for len(list) > 0 {
 		c := list[len(list)-1]
@@ -90,9 +102,9 @@ func (st *workerState) take(w *session.Worker, b *backend.Backend, s session.Pro
 		if c.closed {
 			continue
 		}
-		w.Timers().Cancel(c.timer)
+		lp.Timers().Cancel(c.timer)
 		c.closed = true
-		if !w.Rebind(c.token, s) {
+		if lp.Rebind(c.token, s) != nil {
 			continue
 		}
 		sock, t := c.sock, c.token
@@ -123,42 +135,29 @@ func (st *workerState) remove(c *idleConn) {
 	}
 }
 
-func (c *idleConn) Protocol() session.Protocol { return session.HTTP }
-
-// Ready closes the connection after any event but a writable edge: the
+// Event closes the connection after any event but a writable edge: the
 // server closed it, reset it, or sent bytes nobody asked for.
-func (c *idleConn) Ready(session.ProxySession) session.Result {
-	if c.broken {
-		return session.Close
+func (c *idleConn) Event(_ eventloop.Token, r eventloop.Ready) {
+	if r&^eventloop.Writable != 0 {
+		c.Close()
 	}
-	return session.Continue
 }
 
-func (c *idleConn) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
-	if r&^eventloop.Writable != 0 {
-		c.broken = true
-	}
-}
+// Timeout: the connection was idle too long.
+func (c *idleConn) Timeout(eventloop.Token) { c.Close() }
 
 func (c *idleConn) Close() {
+	if c.closed {
+		return
+	}
 	c.closed = true
 	c.st.remove(c)
-	c.w.Timers().Cancel(c.timer)
-	c.w.Release(c.token, c.sock.Fd())
+	c.lp.Timers().Cancel(c.timer)
+	c.lp.Release(c.token, c.sock.Fd())
 	c.sock.Close()
 }
 
-func (c *idleConn) Timeout(eventloop.Token) session.Result { return session.Close }
-func (c *idleConn) LastEvent() time.Time                   { return c.since }
-func (c *idleConn) PrintSession(w io.Writer) {
-	io.WriteString(w, "idle backend connection to "+c.b.Address.String())
-}
-func (c *idleConn) FrontendToken() eventloop.Token         { return c.token }
-func (c *idleConn) ShuttingDown() session.Result           { return session.Close }
-func (c *idleConn) ClusterID() (string, bool)              { return "", false }
-func (c *idleConn) SessionAddress() (netip.AddrPort, bool) { return c.b.Address, true }
-
-var _ session.ProxySession = (*idleConn)(nil)
+var _ session.TokenOwner = (*idleConn)(nil)
 
 // exchange is the state of one request and its response: parsers,
 // heads, editors and the writev lists. Sessions borrow one from their

@@ -49,9 +49,38 @@ func NewListener(cfg Config) *Listener {
 // Protocol implements session.Listener.
 func (l *Listener) Protocol() session.Protocol {
 	if l.tlsConfig != nil {
-		return session.HTTPSListen
+		return session.HTTPS
 	}
-	return session.HTTPListen
+	return session.HTTP
+}
+
+// AddFrontend adds a route to the listener: its requests matching f go
+// to f's cluster (or are denied or redirected). Requests already routed
+// are not affected. Routes belong to the listener, as in Sōzu: two
+// listeners route apart. It is a command (a [session.Worker] or a whole
+// [session.Proxy], whose every worker keeps its own copy of the routes):
+// safe from any goroutine, before or after the listener is added.
+func (l *Listener) AddFrontend(c session.Commands, f router.Frontend) error {
+	return c.Exec(func(lp *session.Loop) error { return l.routes(lp).Add(f) })
+}
+
+// RemoveFrontend removes the listener's route f.ID.
+func (l *Listener) RemoveFrontend(c session.Commands, id string) error {
+	return c.Exec(func(lp *session.Loop) error { return l.routes(lp).Remove(id) })
+}
+
+// routes is the listener's routing table on lp's worker.
+func (l *Listener) routes(lp *session.Loop) *router.Router {
+	st := stateOf(lp)
+	r := st.routers[l]
+	if r == nil {
+		r = router.New()
+		if st.routers == nil {
+			st.routers = map[*Listener]*router.Router{}
+		}
+		st.routers[l] = r
+	}
+	return r
 }
 
 // AnswersOverLimit implements session.OverLimitAnswerer: a client over
@@ -62,28 +91,29 @@ func (l *Listener) AnswersOverLimit() bool { return true }
 func (l *Listener) Stats() StatsSnapshot { return l.stats.Snapshot() }
 
 // NewSession implements session.Listener.
-func (l *Listener) NewSession(w *session.Worker, a session.Accepted) (session.ProxySession, error) {
+func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.ProxySession, error) {
 	protocol.SetNoDelay(a.Fd, true)
 	s := &Session{
 		Base:       session.Base{Peer: a.Peer},
 		l:          l,
-		w:          w,
-		st:         stateOf(w),
+		lp:         lp,
+		st:         stateOf(lp),
+		routes:     l.routes(lp),
 		front:      protocol.NewTCPSocket(a.Fd),
 		frontToken: a.Token,
 		local:      a.Local,
 		overLimit:  a.OverLimit,
-		last:       w.Now(),
-		frontSeen:  w.Now(),
+		last:       lp.Now(),
+		frontSeen:  lp.Now(),
 	}
 	if l.tlsConfig != nil {
 		// The handshake is part of the first request: it has the request
 		// timeout.
-		s.startTLS(w)
-		s.frontTimer = w.Timers().Schedule(a.Token, l.cfg.RequestTimeout)
+		s.startTLS(lp)
+		s.frontTimer = lp.Timers().Schedule(a.Token, l.cfg.RequestTimeout)
 		return s, nil
 	}
-	s.frontTimer = w.Timers().Schedule(a.Token, l.cfg.FrontTimeout)
+	s.frontTimer = lp.Timers().Schedule(a.Token, l.cfg.FrontTimeout)
 	return s, nil
 }
 
@@ -111,9 +141,10 @@ const maxAttempts = 8
 // the other (pipelined requests wait in the buffer for their turn).
 type Session struct {
 	session.Base
-	l  *Listener
-	w  *session.Worker
-	st *workerState
+	l      *Listener
+	lp     *session.Loop
+	st     *workerState
+	routes *router.Router // the listener's, on this worker
 
 	phase      phase
 	front      protocol.TCPSocket
@@ -198,7 +229,7 @@ func (s *Session) ClusterID() (string, bool) {
 
 // UpdateReadiness implements session.ProxySession.
 func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
-	s.last = s.w.Now()
+	s.last = s.lp.Now()
 	if s.phase == phaseTunnel {
 		if t == s.frontToken {
 			s.pipe.UpdateReadiness(pipe.Front, r)
@@ -273,7 +304,7 @@ func (s *Session) frontReadable() bool { return s.fready.Readable() }
 // the client closed or failed.
 func (s *Session) readFront() (int, protocol.SocketResult) {
 	if s.fbuf == nil {
-		if s.fbuf = s.w.Pool().Get(); s.fbuf == nil {
+		if s.fbuf = s.lp.Pool().Get(); s.fbuf == nil {
 			return 0, protocol.Error
 		}
 		if len(s.partial) > 0 {
@@ -290,7 +321,7 @@ func (s *Session) readFront() (int, protocol.SocketResult) {
 		n, r = readInto(&s.front, s.fbuf, &s.fready)
 	}
 	if n > 0 {
-		s.frontSeen = s.w.Now()
+		s.frontSeen = s.lp.Now()
 	}
 	if r == protocol.Closed {
 		s.frontEOF = true
@@ -345,10 +376,10 @@ func (s *Session) readHead() (bool, session.Result) {
 	}
 	if s.phase == phaseIdle {
 		s.phase = phaseHead
-		s.x.start = s.w.Now()
+		s.x.start = s.lp.Now()
 		s.frontSeen = s.x.start
-		s.w.Timers().Cancel(s.frontTimer)
-		s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.RequestTimeout)
+		s.lp.Timers().Cancel(s.frontTimer)
+		s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.RequestTimeout)
 	}
 	if s.l.cfg.ExpectProxy && !s.proxyDone {
 		var hdr proxyproto.Header
@@ -411,7 +442,7 @@ func (s *Session) readHead() (bool, session.Result) {
 		}
 		// Give the buffer back; keep the bytes in a slice of their size.
 		s.partial = append(s.partial[:0], b...)
-		s.w.Pool().Put(s.fbuf)
+		s.lp.Pool().Put(s.fbuf)
 		s.fbuf = nil
 		return progress, session.Continue
 	}
@@ -459,7 +490,7 @@ func (s *Session) headDone() session.Result {
 	if s.x.req.Form == http1.FormAbsolute || s.x.req.Form == http1.FormAuthority {
 		host = s.x.req.Authority.Of(head)
 	}
-	f, ok := s.w.Router().Lookup(host, s.x.req.Target.Of(head), s.x.req.Method.Of(head))
+	f, ok := s.routes.Lookup(host, s.x.req.Target.Of(head), s.x.req.Method.Of(head))
 	if !ok {
 		_, res := s.answerWith(ans404, false)
 		return res
@@ -473,7 +504,7 @@ func (s *Session) headDone() session.Result {
 		_, res := s.redirect(f, head)
 		return res
 	}
-	s.cluster = s.w.Clusters().Cluster(f.Action.Cluster)
+	s.cluster = s.lp.Clusters().Cluster(f.Action.Cluster)
 	s.x.sticky = ""
 	if name := s.l.cfg.StickyCookie; name != "" {
 		if v := cookieValue(head, &s.x.req, name); v != nil {
@@ -481,7 +512,7 @@ func (s *Session) headDone() session.Result {
 		}
 	}
 	s.attempts, s.retried = 0, false
-	s.x.connectAt, s.x.connected, s.x.respAt = s.w.Now(), time.Time{}, time.Time{}
+	s.x.connectAt, s.x.connected, s.x.respAt = s.lp.Now(), time.Time{}, time.Time{}
 	s.phase = phaseConnect
 	return session.Continue
 }
@@ -496,9 +527,9 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 		var b *backend.Backend
 		var err error
 		if s.x.sticky != "" && s.attempts == 0 {
-			b, err = s.cluster.PickSticky(s.w.Now(), s.x.sticky, nil)
+			b, err = s.cluster.PickSticky(s.lp.Now(), s.x.sticky, nil)
 		} else {
-			b, err = s.cluster.Pick(s.w.Now(), s.x.tried[:s.attempts])
+			b, err = s.cluster.Pick(s.lp.Now(), s.x.tried[:s.attempts])
 		}
 		if err != nil {
 			break
@@ -514,7 +545,7 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 			return true, session.Continue
 		}
 		if !s.retried {
-			if sock, t, ok := s.st.take(s.w, b, self); ok {
+			if sock, t, ok := s.st.take(s.lp, b, self); ok {
 				s.useBack(b, sock, t, true)
 				s.l.stats.reusedBackend.Add(1)
 				return true, session.Continue
@@ -523,10 +554,10 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 		fd, err := protocol.Connect(b.Address)
 		b.ConnectStarted()
 		if err != nil {
-			b.ConnectFailed(s.w.Now())
+			b.ConnectFailed(s.lp.Now())
 			continue
 		}
-		t, err := s.w.Register(fd, self)
+		t, err := s.lp.Register(fd, self)
 		if err != nil {
 			closeFD(fd)
 			b.Released()
@@ -535,8 +566,8 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 		protocol.SetNoDelay(fd, true)
 		s.useBack(b, protocol.NewTCPSocket(fd), t, false)
 		s.connecting = true
-		s.w.Timers().Cancel(s.backTimer)
-		s.backTimer = s.w.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
+		s.lp.Timers().Cancel(s.backTimer)
+		s.backTimer = s.lp.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
 		s.l.stats.newBackend.Add(1)
 		return true, session.Continue
 	}
@@ -547,14 +578,14 @@ func (s *Session) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventlo
 	s.backend, s.back, s.backToken, s.hasBack, s.reused = b, sock, t, true, reused
 	s.bready.Reset()
 	if reused {
-		s.x.connected = s.w.Now()
+		s.x.connected = s.lp.Now()
 		s.bready.SetWritable() // its writable edge was used up in the pool
 		b.ConnectStarted()
-		b.ConnectSucceeded(s.w.Now())
-		s.w.Timers().Cancel(s.backTimer)
-		s.backTimer = s.w.Timers().Schedule(t, s.l.cfg.BackTimeout)
+		b.ConnectSucceeded(s.lp.Now())
+		s.lp.Timers().Cancel(s.backTimer)
+		s.backTimer = s.lp.Timers().Schedule(t, s.l.cfg.BackTimeout)
 	}
-	s.backSeen = s.w.Now()
+	s.backSeen = s.lp.Now()
 	s.startExchange()
 }
 
@@ -567,10 +598,10 @@ func (s *Session) useBackStream(b *backend.Backend, bs *h2BackStream, t eventloo
 	s.bready.Reset()
 	s.bready.SetWritable()
 	b.ConnectStarted()
-	s.x.connected = s.w.Now()
-	s.w.Timers().Cancel(s.backTimer)
-	s.backTimer = s.w.Timers().Schedule(t, s.l.cfg.BackTimeout)
-	s.backSeen = s.w.Now()
+	s.x.connected = s.lp.Now()
+	s.lp.Timers().Cancel(s.backTimer)
+	s.backTimer = s.lp.Timers().Schedule(t, s.l.cfg.BackTimeout)
+	s.backSeen = s.lp.Now()
 	s.l.stats.h2BackStreams.Add(1)
 	s.startExchange()
 }
@@ -734,11 +765,11 @@ func (s *Session) exchange() (bool, session.Result) {
 			return true, session.Continue
 		}
 		s.connecting = false
-		s.x.connected = s.w.Now()
-		s.backend.ConnectSucceeded(s.w.Now())
-		s.w.Timers().Cancel(s.backTimer)
-		s.backTimer = s.w.Timers().Schedule(s.backToken, s.l.cfg.BackTimeout)
-		s.backSeen = s.w.Now()
+		s.x.connected = s.lp.Now()
+		s.backend.ConnectSucceeded(s.lp.Now())
+		s.lp.Timers().Cancel(s.backTimer)
+		s.backTimer = s.lp.Timers().Schedule(s.backToken, s.l.cfg.BackTimeout)
+		s.backSeen = s.lp.Now()
 	}
 	p1, res := s.sendRequest()
 	if res == session.Close {
@@ -770,7 +801,7 @@ func (s *Session) sendRequest() (bool, session.Result) {
 			s.x.reqOut = advance(s.x.reqOut, n)
 			if n > 0 {
 				progress = true
-				s.backSeen = s.w.Now()
+				s.backSeen = s.lp.Now()
 			}
 			if r == protocol.WouldBlock {
 				s.bready.Wrote(r)
@@ -863,7 +894,7 @@ func advance(bufs [][]byte, n int) [][]byte {
 // readBack reads into bbuf, borrowing it if needed.
 func (s *Session) readBack() (int, protocol.SocketResult) {
 	if s.bbuf == nil {
-		if s.bbuf = s.w.Pool().Get(); s.bbuf == nil {
+		if s.bbuf = s.lp.Pool().Get(); s.bbuf == nil {
 			return 0, protocol.Error
 		}
 	}
@@ -875,7 +906,7 @@ func (s *Session) readBack() (int, protocol.SocketResult) {
 		n, r = readInto(&s.back, s.bbuf, &s.bready)
 	}
 	if n > 0 {
-		s.backSeen = s.w.Now()
+		s.backSeen = s.lp.Now()
 	}
 	return n, r
 }
@@ -894,7 +925,7 @@ func (s *Session) relayResponse() (bool, session.Result) {
 			s.x.respOut = advance(s.x.respOut, n)
 			if n > 0 {
 				progress, s.respSent = true, true
-				s.frontSeen = s.w.Now()
+				s.frontSeen = s.lp.Now()
 				s.x.respBytes += int64(n)
 			}
 			if r == protocol.WouldBlock {
@@ -995,7 +1026,7 @@ func (s *Session) startResponse(b []byte) {
 		return
 	}
 	s.respHead = true
-	s.x.respAt = s.w.Now()
+	s.x.respAt = s.lp.Now()
 	kind, n := h.Body(s.x.req.MethodID == http1.MethodHEAD, s.x.req.MethodID == http1.MethodCONNECT)
 	if kind == http1.BodyTunnel {
 		if h.Status == 101 && s.x.req.ConnUpgrade {
@@ -1043,7 +1074,7 @@ func (s *Session) startResponse(b []byte) {
 		v = append(append(append(append(v, name...), '='), s.backend.StickyID...), "; Path=/; HttpOnly"...)
 		e.Add("Set-Cookie", v)
 	}
-	if (s.closeAfter || s.w.ShuttingDown()) && !s.tunnel {
+	if (s.closeAfter || s.lp.ShuttingDown()) && !s.tunnel {
 		s.closeAfter = true
 		e.Add("Connection", []byte("close"))
 	}
@@ -1075,7 +1106,7 @@ func (s *Session) responseDone() session.Result {
 	}
 	s.logAccess()
 	s.dropBack(!s.backNoReuse)
-	s.w.Pool().Put(s.bbuf)
+	s.lp.Pool().Put(s.bbuf)
 	s.bbuf = nil
 	if s.closeAfter || s.frontEOF {
 		return session.Close
@@ -1085,9 +1116,9 @@ func (s *Session) responseDone() session.Result {
 	if s.fbuf != nil && s.fbuf.Empty() {
 		s.releaseFront()
 	}
-	s.w.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
-	s.frontSeen = s.w.Now()
+	s.lp.Timers().Cancel(s.frontTimer)
+	s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+	s.frontSeen = s.lp.Now()
 	return session.Continue
 }
 
@@ -1101,7 +1132,7 @@ func (s *Session) resetExchange() {
 }
 
 func (s *Session) releaseFront() {
-	s.w.Pool().Put(s.fbuf)
+	s.lp.Pool().Put(s.fbuf)
 	s.fbuf = nil
 }
 
@@ -1143,7 +1174,7 @@ func (s *Session) dropBack(reuse bool) {
 	if !s.hasBack {
 		return
 	}
-	s.w.Timers().Cancel(s.backTimer)
+	s.lp.Timers().Cancel(s.backTimer)
 	if s.connecting {
 		reuse = false
 	}
@@ -1156,12 +1187,12 @@ func (s *Session) dropBack(reuse bool) {
 		s.backend.Released()
 	}
 	if s.backAlt != nil {
-		s.w.Release(s.backToken, -1)
+		s.lp.Release(s.backToken, -1)
 		s.backAlt.Close()
 		s.backAlt = nil
 	} else if !(reuse && (s.bbuf == nil || s.bbuf.Empty()) &&
-		s.st.put(s.w, s.backend, s.back, s.backToken, s.l.cfg.MaxIdlePerBackend, s.l.cfg.IdleBackendTimeout)) {
-		s.w.Release(s.backToken, s.back.Fd())
+		s.st.put(s.lp, s.backend, s.back, s.backToken, s.l.cfg.MaxIdlePerBackend, s.l.cfg.IdleBackendTimeout)) {
+		s.lp.Release(s.backToken, s.back.Fd())
 		s.back.Close()
 	}
 	s.hasBack, s.connecting, s.reused = false, false, false
@@ -1171,7 +1202,7 @@ func (s *Session) dropBack(reuse bool) {
 // connectFailed reports a failed connect to the backend (which stands
 // for its Released) and drops the socket.
 func (s *Session) connectFailed() {
-	s.backend.ConnectFailed(s.w.Now())
+	s.backend.ConnectFailed(s.lp.Now())
 	s.backend = nil
 	s.dropBack(false)
 }
@@ -1198,7 +1229,7 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 	if s.x.idLen == 0 {
 		s.setRequestID(nil)
 	}
-	closeConn = closeConn || s.closeAfter || s.frontEOF || s.w.ShuttingDown()
+	closeConn = closeConn || s.closeAfter || s.frontEOF || s.lp.ShuttingDown()
 	// A request body not read to its end cannot be told from the next
 	// request: close after answering one that had a body.
 	if s.headParsed && !s.x.reqBody.Done() {
@@ -1208,8 +1239,8 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 	s.x.answer = appendAnswer(s.x.answer[:0], status, reason, s.x.id[:s.x.idLen], closeConn, extra, s.template(status))
 	s.x.answerCode = status
 	s.phase = phaseAnswer
-	s.w.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+	s.lp.Timers().Cancel(s.frontTimer)
+	s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
 	return true, session.Continue
 }
 
@@ -1316,7 +1347,7 @@ func (s *Session) Timeout(t eventloop.Token) session.Result {
 }
 
 func (s *Session) timeout(t eventloop.Token) session.Result {
-	now := s.w.Now()
+	now := s.lp.Now()
 	switch s.phase {
 	case phaseTunnel:
 		return s.tunnelTimeout(t, now)
@@ -1354,7 +1385,7 @@ func (s *Session) timeout(t eventloop.Token) session.Result {
 			limit, since = s.l.cfg.FrontTimeout, s.frontSeen
 		}
 		if left := limit - now.Sub(since); left > 0 {
-			s.frontTimer = s.w.Timers().Schedule(t, left)
+			s.frontTimer = s.lp.Timers().Schedule(t, left)
 			return session.Continue
 		}
 		switch s.phase {
@@ -1377,7 +1408,7 @@ func (s *Session) timeout(t eventloop.Token) session.Result {
 		return s.Ready(s)
 	}
 	if left := s.l.cfg.BackTimeout - now.Sub(s.backSeen); left > 0 && !(s.reqDone && !s.respHead && now.Sub(s.backSeen) >= s.l.cfg.BackTimeout) {
-		s.backTimer = s.w.Timers().Schedule(t, left)
+		s.backTimer = s.lp.Timers().Schedule(t, left)
 		return session.Continue
 	}
 	if s.respSent {
@@ -1422,13 +1453,13 @@ func (s *Session) Close() {
 	}
 	s.phase = phaseClosed
 	s.dropBack(false)
-	s.w.Timers().Cancel(s.frontTimer)
-	s.w.Pool().Put(s.fbuf)
-	s.w.Pool().Put(s.bbuf)
+	s.lp.Timers().Cancel(s.frontTimer)
+	s.lp.Pool().Put(s.fbuf)
+	s.lp.Pool().Put(s.bbuf)
 	s.fbuf, s.bbuf, s.partial = nil, nil, nil
 	s.st.putExchange(s.x)
 	s.x = nil
-	s.w.Release(s.frontToken, s.front.Fd())
+	s.lp.Release(s.frontToken, s.front.Fd())
 	if s.h2 != nil {
 		s.h2.close()
 	}
@@ -1466,7 +1497,7 @@ func (s *Session) logAccess() {
 	}
 	log.Info("request", "client", client.String(), "method", method, "host", host, "path", path,
 		"status", status, "request_bytes", s.x.reqBodyIn, "response_bytes", s.x.respBytes,
-		"duration", s.w.Now().Sub(s.x.start).String(), "connect", span(s.x.connectAt, s.x.connected),
+		"duration", s.lp.Now().Sub(s.x.start).String(), "connect", span(s.x.connectAt, s.x.connected),
 		"response", span(s.x.connected, s.x.respAt), "cluster", cluster, "backend", be,
 		"request_id", string(s.x.id[:s.x.idLen]))
 	s.x.logLine, s.x.answerCode = s.x.logLine[:0], 0
@@ -1507,9 +1538,9 @@ func (s *Session) startTunnel() session.Result {
 	s.logAccess()
 	s.pipe = new(pipe.Pipe)
 	if s.alt != nil {
-		s.pipe.Init(s.w.Pool(), s.alt, &s.back)
+		s.pipe.Init(s.lp.Pool(), s.alt, &s.back)
 	} else {
-		s.pipe.Init(s.w.Pool(), &s.front, &s.back)
+		s.pipe.Init(s.lp.Pool(), &s.front, &s.back)
 	}
 	s.pipe.MergeReadiness(pipe.Front, s.fready)
 	s.pipe.MergeReadiness(pipe.Back, s.bready)
@@ -1526,11 +1557,11 @@ func (s *Session) startTunnel() session.Result {
 	s.st.putExchange(s.x)
 	s.x = nil
 	s.phase = phaseTunnel
-	s.frontSeen, s.backSeen = s.w.Now(), s.w.Now()
-	s.w.Timers().Cancel(s.frontTimer)
-	s.w.Timers().Cancel(s.backTimer)
-	s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.TunnelTimeout)
-	s.backTimer = s.w.Timers().Schedule(s.backToken, s.l.cfg.TunnelTimeout)
+	s.frontSeen, s.backSeen = s.lp.Now(), s.lp.Now()
+	s.lp.Timers().Cancel(s.frontTimer)
+	s.lp.Timers().Cancel(s.backTimer)
+	s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.TunnelTimeout)
+	s.backTimer = s.lp.Timers().Schedule(s.backToken, s.l.cfg.TunnelTimeout)
 	return s.relayTunnel()
 }
 
@@ -1538,10 +1569,10 @@ func (s *Session) startTunnel() session.Result {
 func (s *Session) relayTunnel() session.Result {
 	st := s.pipe.Ready()
 	if s.pipe.Moved(pipe.Front) {
-		s.frontSeen = s.w.Now()
+		s.frontSeen = s.lp.Now()
 	}
 	if s.pipe.Moved(pipe.Back) {
-		s.backSeen = s.w.Now()
+		s.backSeen = s.lp.Now()
 	}
 	switch st {
 	case pipe.Done, pipe.Failed:
@@ -1549,8 +1580,8 @@ func (s *Session) relayTunnel() session.Result {
 	case pipe.NeedBuffer:
 		if !s.needBuffer {
 			s.needBuffer = true
-			s.w.Timers().Cancel(s.frontTimer)
-			s.frontTimer = s.w.Timers().Schedule(s.frontToken, 10*time.Millisecond)
+			s.lp.Timers().Cancel(s.frontTimer)
+			s.frontTimer = s.lp.Timers().Schedule(s.frontToken, 10*time.Millisecond)
 		}
 	}
 	return session.Continue
@@ -1560,7 +1591,7 @@ func (s *Session) relayTunnel() session.Result {
 func (s *Session) tunnelTimeout(t eventloop.Token, now time.Time) session.Result {
 	if t == s.frontToken && s.needBuffer {
 		s.needBuffer = false
-		s.frontTimer = s.w.Timers().Schedule(t, max(s.l.cfg.TunnelTimeout-now.Sub(s.frontSeen), time.Millisecond))
+		s.frontTimer = s.lp.Timers().Schedule(t, max(s.l.cfg.TunnelTimeout-now.Sub(s.frontSeen), time.Millisecond))
 		return s.relayTunnel()
 	}
 	seen, h := s.frontSeen, &s.frontTimer
@@ -1568,7 +1599,7 @@ func (s *Session) tunnelTimeout(t eventloop.Token, now time.Time) session.Result
 		seen, h = s.backSeen, &s.backTimer
 	}
 	if left := s.l.cfg.TunnelTimeout - now.Sub(seen); left > 0 {
-		*h = s.w.Timers().Schedule(t, left)
+		*h = s.lp.Timers().Schedule(t, left)
 		return session.Continue
 	}
 	return session.Close

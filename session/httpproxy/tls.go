@@ -119,12 +119,12 @@ func (t *TLS) pool() *tlsconn.Pool {
 }
 
 // startTLS prepares the handshake of a new connection.
-func (s *Session) startTLS(w *session.Worker) {
+func (s *Session) startTLS(lp *session.Loop) {
 	st := s.st
 	if st.scratch == nil {
 		st.scratch = tlsconn.NewScratch()
 	}
-	s.tls = tlsconn.NewSocket(s.front.Fd(), s.l.tlsConfig, st.scratch, func() { w.Wake(s.frontToken, s) })
+	s.tls = tlsconn.NewSocket(s.front.Fd(), s.l.tlsConfig, st.scratch, func() { lp.Wake(s.frontToken, s) })
 	s.alt, s.secure = s.tls, true
 	s.phase = phaseHandshake
 }
@@ -150,9 +150,9 @@ func (s *Session) handshake() (bool, session.Result) {
 			return s.startH2(nil)
 		}
 		s.phase = phaseIdle
-		s.frontSeen = s.w.Now()
-		s.w.Timers().Cancel(s.frontTimer)
-		s.frontTimer = s.w.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+		s.frontSeen = s.lp.Now()
+		s.lp.Timers().Cancel(s.frontTimer)
+		s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
 		return true, session.Continue
 	case tlsconn.Failed:
 		err := s.tls.Conn().Err()
@@ -249,8 +249,8 @@ func (s *Session) closeGently() bool {
 	if s.tls != nil && s.tls.Pending() {
 		wait = s.l.cfg.FrontTimeout // a slow client takes the last ciphertext
 	}
-	s.w.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.w.Timers().Schedule(s.frontToken, wait)
+	s.lp.Timers().Cancel(s.frontTimer)
+	s.frontTimer = s.lp.Timers().Schedule(s.frontToken, wait)
 	return true
 }
 
@@ -266,13 +266,13 @@ func (s *Session) linger() (bool, session.Result) {
 			s.fready.Wrote(r)
 			return false, session.Continue
 		case protocol.Continue:
-			s.w.Timers().Cancel(s.frontTimer)
-			s.frontTimer = s.w.Timers().Schedule(s.frontToken, lingerTime)
+			s.lp.Timers().Cancel(s.frontTimer)
+			s.frontTimer = s.lp.Timers().Schedule(s.frontToken, lingerTime)
 		default:
 			return false, session.Close
 		}
 	}
-	buf := frameScratch(s.w)
+	buf := frameScratch(s.lp)
 	for s.fready.Readable() {
 		n, r := s.front.Read(buf) // raw bytes, dropped unread
 		s.fready.Read(n, r)

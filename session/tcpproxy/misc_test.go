@@ -31,8 +31,8 @@ type backendState struct {
 func (e *env) backends(cluster string) map[string]backendState {
 	e.t.Helper()
 	out := map[string]backendState{}
-	require.NoError(e.t, e.w.Exec(func() error {
-		c := e.w.Clusters().Cluster(cluster)
+	require.NoError(e.t, e.w.Exec(func(lp *session.Loop) error {
+		c := lp.Clusters().Cluster(cluster)
 		if c == nil {
 			return nil
 		}
@@ -218,8 +218,7 @@ func TestZombieCheckPrintsSessions(t *testing.T) {
 func TestSessionMethods(t *testing.T) {
 	e := newEnv(t, session.Config{MaxConnections: 10})
 	l, local := e.listen(tcpproxy.Config{})
-	assert.Equal(t, session.TCPListen, l.Protocol())
-	assert.True(t, l.Protocol().IsListener())
+	assert.Equal(t, session.TCP, l.Protocol())
 
 	peer := netip.MustParseAddrPort("192.0.2.1:1234")
 	const tok = 1000 // beyond the worker's slab: no session owns it
@@ -234,13 +233,13 @@ func TestSessionMethods(t *testing.T) {
 		shutdown  session.Result
 		otherTick session.Result
 	)
-	require.NoError(t, e.w.Exec(func() error {
+	require.NoError(t, e.w.Exec(func(lp *session.Loop) error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 		if err != nil {
 			return err
 		}
 		unix.SetNonblock(fd, true)
-		s, err := l.NewSession(e.w, session.Accepted{Fd: fd, Token: tok, Peer: peer, Local: local})
+		s, err := l.NewSession(lp, session.Accepted{Fd: fd, Token: tok, Peer: peer, Local: local})
 		if err != nil {
 			unix.Close(fd)
 			return err
@@ -259,7 +258,6 @@ func TestSessionMethods(t *testing.T) {
 	}))
 	assert.Equal(t, session.TCP, proto)
 	assert.Equal(t, "TCP", proto.String())
-	assert.False(t, proto.IsListener())
 	assert.EqualValues(t, tok, front)
 	assert.True(t, routed)
 	assert.Equal(t, "c", cluster)

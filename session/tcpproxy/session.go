@@ -36,29 +36,29 @@ func NewListener(cfg Config) (*Listener, error) {
 }
 
 // Protocol implements session.Listener.
-func (l *Listener) Protocol() session.Protocol { return session.TCPListen }
+func (l *Listener) Protocol() session.Protocol { return session.TCP }
 
 // Stats returns the listener's counters.
 func (l *Listener) Stats() StatsSnapshot { return l.stats.Snapshot() }
 
 // NewSession implements session.Listener.
-func (l *Listener) NewSession(w *session.Worker, a session.Accepted) (session.ProxySession, error) {
+func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.ProxySession, error) {
 	protocol.SetNoDelay(a.Fd, true)
 	s := &Session{
 		Base:       session.Base{Cluster: l.cfg.Cluster, Peer: a.Peer},
 		l:          l,
-		w:          w,
+		lp:         lp,
 		front:      protocol.NewTCPSocket(a.Fd),
 		frontToken: a.Token,
 		local:      a.Local,
-		last:       w.Now(),
+		last:       lp.Now(),
 		state:      stateConnect,
 	}
 	wait := l.cfg.FrontTimeout
 	if l.cfg.ExpectProxy {
 		s.state, wait = stateExpect, l.cfg.HeaderTimeout
 	}
-	s.frontTimer = w.Timers().Schedule(a.Token, wait)
+	s.frontTimer = lp.Timers().Schedule(a.Token, wait)
 	return s, nil
 }
 
@@ -85,8 +85,8 @@ const headerRoom = 128
 // Session is one proxied TCP connection.
 type Session struct {
 	session.Base
-	l *Listener
-	w *session.Worker
+	l  *Listener
+	lp *session.Loop
 
 	state      state
 	front      protocol.TCPSocket
@@ -125,7 +125,7 @@ func (s *Session) LastEvent() time.Time { return s.last }
 
 // UpdateReadiness implements session.ProxySession.
 func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
-	s.last = s.w.Now()
+	s.last = s.lp.Now()
 	switch {
 	case t == s.frontToken && s.state == statePipe:
 		s.pipe.UpdateReadiness(pipe.Front, r)
@@ -167,7 +167,7 @@ func (s *Session) readHeader() (session.Result, bool) {
 		return session.Continue, false
 	}
 	if s.head == nil {
-		if s.head = s.w.Pool().Get(); s.head == nil {
+		if s.head = s.lp.Pool().Get(); s.head == nil {
 			return session.Close, false // out of buffers: refuse, counted by the pool
 		}
 	}
@@ -189,7 +189,7 @@ func (s *Session) readHeader() (session.Result, bool) {
 		} else {
 			s.head.Consume(hn)
 		}
-		s.w.Timers().Reset(s.frontTimer, s.l.cfg.FrontTimeout)
+		s.lp.Timers().Reset(s.frontTimer, s.l.cfg.FrontTimeout)
 		s.state = stateConnect
 		return session.Continue, true
 	case errors.Is(err, proxyproto.ErrIncomplete) && r == protocol.WouldBlock && len(space) > n:
@@ -199,7 +199,7 @@ func (s *Session) readHeader() (session.Result, bool) {
 		// Garbage, a header too long for the buffer, or a client that
 		// closed before finishing it.
 		s.l.stats.proxyRejected.Add(1)
-		s.w.Logger().Debug("tcp: bad PROXY header", "peer", s.Peer, "err", err, "read", r)
+		s.lp.Logger().Debug("tcp: bad PROXY header", "peer", s.Peer, "err", err, "read", r)
 		return session.Close, false
 	}
 }
@@ -207,13 +207,13 @@ func (s *Session) readHeader() (session.Result, bool) {
 // connect picks a backend not tried yet and starts a non-blocking
 // connect to it.
 func (s *Session) connect(self session.ProxySession) (session.Result, bool) {
-	cluster := s.w.Clusters().Cluster(s.l.cfg.Cluster)
+	cluster := s.lp.Clusters().Cluster(s.l.cfg.Cluster)
 	attempts := min(s.l.cfg.ConnectAttempts, maxAttempts)
 	for s.attempts < attempts {
 		if cluster == nil {
 			break
 		}
-		b, err := cluster.Pick(s.w.Now(), s.tried[:s.attempts])
+		b, err := cluster.Pick(s.lp.Now(), s.tried[:s.attempts])
 		if err != nil {
 			break
 		}
@@ -222,11 +222,11 @@ func (s *Session) connect(self session.ProxySession) (session.Result, bool) {
 		fd, err := protocol.Connect(b.Address)
 		if err != nil {
 			b.ConnectStarted()
-			b.ConnectFailed(s.w.Now())
+			b.ConnectFailed(s.lp.Now())
 			s.l.stats.connectFailed.Add(1)
 			continue
 		}
-		t, err := s.w.Register(fd, self)
+		t, err := s.lp.Register(fd, self)
 		if err != nil {
 			closeFD(fd)
 			return session.Close, false
@@ -237,12 +237,12 @@ func (s *Session) connect(self session.ProxySession) (session.Result, bool) {
 		s.back = protocol.NewTCPSocket(fd)
 		s.backToken, s.hasBack = t, true
 		s.backReady.Reset()
-		s.backTimer = s.w.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
+		s.backTimer = s.lp.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
 		s.state = stateConnecting
 		return session.Continue, true
 	}
 	s.l.stats.noBackend.Add(1)
-	s.w.Logger().Debug("tcp: no backend left", "cluster", s.l.cfg.Cluster, "attempts", s.attempts)
+	s.lp.Logger().Debug("tcp: no backend left", "cluster", s.l.cfg.Cluster, "attempts", s.attempts)
 	return session.Close, false
 }
 
@@ -253,14 +253,14 @@ func (s *Session) connecting() (session.Result, bool) {
 	}
 	if err := protocol.ConnectResult(s.back.Fd()); err != nil {
 		s.l.stats.connectFailed.Add(1)
-		s.backend.ConnectFailed(s.w.Now())
-		s.w.Logger().Debug("tcp: backend connect failed", "backend", s.backend.Address, "err", err)
+		s.backend.ConnectFailed(s.lp.Now())
+		s.lp.Logger().Debug("tcp: backend connect failed", "backend", s.backend.Address, "err", err)
 		s.dropBack()
 		s.state = stateConnect
 		return session.Continue, true
 	}
-	s.backend.ConnectSucceeded(s.w.Now())
-	s.w.Timers().Reset(s.backTimer, s.l.cfg.BackTimeout)
+	s.backend.ConnectSucceeded(s.lp.Now())
+	s.lp.Timers().Reset(s.backTimer, s.l.cfg.BackTimeout)
 	if err := s.startPipe(); err != nil {
 		return session.Close, false
 	}
@@ -270,21 +270,21 @@ func (s *Session) connecting() (session.Result, bool) {
 // startPipe hands the sockets, the readiness seen so far and the early
 // bytes (with a PROXY header to send first) to the pipe.
 func (s *Session) startPipe() error {
-	s.pipe.Init(s.w.Pool(), &s.front, &s.back)
+	s.pipe.Init(s.lp.Pool(), &s.front, &s.back)
 	s.pipe.MergeReadiness(pipe.Front, s.frontReady)
 	s.pipe.MergeReadiness(pipe.Back, s.backReady)
 	s.frontReady.Reset()
 	s.backReady.Reset()
-	s.frontSeen, s.backSeen = s.w.Now(), s.w.Now()
+	s.frontSeen, s.backSeen = s.lp.Now(), s.lp.Now()
 	s.state = statePipe
 	if mode := s.l.cfg.SendProxy; mode == SendV1 || mode == SendV2 {
 		if s.head == nil {
-			if s.head = s.w.Pool().Get(); s.head == nil {
+			if s.head = s.lp.Pool().Get(); s.head == nil {
 				return protocol.ErrPoolExhausted
 			}
 		}
 		if err := s.prependHeader(mode); err != nil {
-			s.w.Logger().Debug("tcp: cannot build PROXY header", "err", err)
+			s.lp.Logger().Debug("tcp: cannot build PROXY header", "err", err)
 			return err
 		}
 	}
@@ -328,10 +328,10 @@ func (s *Session) prependHeader(mode ProxyMode) error {
 func (s *Session) relay() session.Result {
 	st := s.pipe.Ready()
 	if s.pipe.Moved(pipe.Front) {
-		s.frontSeen = s.w.Now()
+		s.frontSeen = s.lp.Now()
 	}
 	if s.pipe.Moved(pipe.Back) {
-		s.backSeen = s.w.Now()
+		s.backSeen = s.lp.Now()
 	}
 	switch st {
 	case pipe.Done:
@@ -344,7 +344,7 @@ func (s *Session) relay() session.Result {
 		// shortly (the front timer doubles as the retry timer).
 		if !s.needBuffer {
 			s.needBuffer = true
-			s.w.Timers().Reset(s.frontTimer, 10*time.Millisecond)
+			s.lp.Timers().Reset(s.frontTimer, 10*time.Millisecond)
 		}
 	}
 	return session.Continue
@@ -353,11 +353,11 @@ func (s *Session) relay() session.Result {
 // idleFor reports whether a side has been idle for its whole timeout;
 // if not, it re-arms the side's timer for the time that is left.
 func (s *Session) idleFor(t eventloop.Token, h *timer.Handle, seen time.Time, timeout time.Duration) bool {
-	left := timeout - s.w.Now().Sub(seen)
+	left := timeout - s.lp.Now().Sub(seen)
 	if left <= 0 {
 		return true
 	}
-	*h = s.w.Timers().Schedule(t, left)
+	*h = s.lp.Timers().Schedule(t, left)
 	return false
 }
 
@@ -366,7 +366,7 @@ func (s *Session) Timeout(t eventloop.Token) session.Result {
 	switch {
 	case t == s.frontToken && s.needBuffer:
 		s.needBuffer = false
-		s.frontTimer = s.w.Timers().Schedule(t, max(s.l.cfg.FrontTimeout-s.w.Now().Sub(s.frontSeen), time.Millisecond))
+		s.frontTimer = s.lp.Timers().Schedule(t, max(s.l.cfg.FrontTimeout-s.lp.Now().Sub(s.frontSeen), time.Millisecond))
 		return s.relay()
 	case t == s.frontToken && s.state == stateExpect:
 		s.l.stats.proxyTimedOut.Add(1)
@@ -378,7 +378,7 @@ func (s *Session) Timeout(t eventloop.Token) session.Result {
 		return session.Close
 	case s.hasBack && t == s.backToken && s.state == stateConnecting:
 		s.l.stats.connectTimedOut.Add(1)
-		s.backend.ConnectFailed(s.w.Now())
+		s.backend.ConnectFailed(s.lp.Now())
 		s.dropBack()
 		s.state = stateConnect
 		return s.Ready(s) // the worker does not know self; the TCP session is not embedded
@@ -396,8 +396,8 @@ func (s *Session) dropBack() {
 	if !s.hasBack {
 		return
 	}
-	s.w.Timers().Cancel(s.backTimer)
-	s.w.Release(s.backToken, s.back.Fd())
+	s.lp.Timers().Cancel(s.backTimer)
+	s.lp.Release(s.backToken, s.back.Fd())
 	s.back.Close()
 	s.hasBack = false
 	s.backend = nil
@@ -430,10 +430,10 @@ func (s *Session) Close() {
 		s.backend = nil
 	}
 	s.dropBack()
-	s.w.Timers().Cancel(s.frontTimer)
-	s.w.Pool().Put(s.head)
+	s.lp.Timers().Cancel(s.frontTimer)
+	s.lp.Pool().Put(s.head)
 	s.head = nil
-	s.w.Release(s.frontToken, s.front.Fd())
+	s.lp.Release(s.frontToken, s.front.Fd())
 	s.front.Close()
 }
 

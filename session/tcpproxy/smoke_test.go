@@ -17,7 +17,7 @@ func TestSmoke(t *testing.T) {
 	be := e.server(echo)
 	e.addBackend("c", "a", be.addr)
 	l, addr := e.listen(tcpproxy.Config{})
-	assert.Equal(t, session.TCPListen, l.Protocol())
+	assert.Equal(t, session.TCP, l.Protocol())
 
 	c := e.dial(addr)
 	c.SetDeadline(time.Now().Add(5 * time.Second))

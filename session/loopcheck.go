@@ -1,0 +1,78 @@
+package session
+
+import (
+	"flag"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// The ownership check: a loop-only method called from another goroutine
+// panics, naming the method, instead of racing quietly. It is on in test
+// binaries (benchmarks aside, where it would distort what they measure)
+// and wherever SLUICE_CHECKLOOP=1; SLUICE_CHECKLOOP=0 turns it off. It
+// costs a stack read per call, so production leaves it off.
+var (
+	checkOnce sync.Once
+	checkOn   bool
+)
+
+func loopCheckEnabled() bool {
+	checkOnce.Do(func() {
+		switch os.Getenv("SLUICE_CHECKLOOP") {
+		case "1":
+			checkOn = true
+		case "0":
+			checkOn = false
+		default:
+			// Test binaries register the test.* flags; nothing else does.
+			if flag.Lookup("test.v") == nil {
+				return
+			}
+			b := flag.Lookup("test.bench")
+			checkOn = b == nil || b.Value.String() == ""
+		}
+	})
+	return checkOn
+}
+
+// check panics when the caller is not on the worker's loop goroutine.
+func (l *Loop) check(method string) {
+	if !l.w.checkLoop {
+		return
+	}
+	g := l.w.loopG.Load()
+	if g == 0 {
+		return // not running yet, or done: only the owner holds the worker
+	}
+	if cur := goroutineID(); cur != g {
+		panic("session: Loop." + method + " called off the worker's loop (goroutine " +
+			strconv.FormatUint(cur, 10) + ", loop " + strconv.FormatUint(g, 10) +
+			"); post work with Loop.Post or Worker.Exec")
+	}
+}
+
+// goroutineID reads the current goroutine's id from its stack header,
+// "goroutine 123 [running]:", as x/net/http2's ownership check does.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	const prefix = "goroutine "
+	if len(b) < len(prefix) {
+		return 0
+	}
+	b = b[len(prefix):]
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
+}
+
+// loopGoroutine records which goroutine runs a worker's loop.
+type loopGoroutine struct{ atomic.Uint64 }
