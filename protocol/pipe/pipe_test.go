@@ -31,11 +31,15 @@ type rig struct {
 	front, back    protocol.TCPSocket
 	result         chan pipe.Status
 	errc           chan error
+	finished       bool // on the loop: the pipe ended and its sockets are closed
 }
 
 type handler struct{ r *rig }
 
 func (h handler) Event(t eventloop.Token, rd eventloop.Ready) {
+	if h.r.finished {
+		return // a retry timer booked before the end, or an event of its batch
+	}
 	h.r.p.UpdateReadiness(pipe.Side(t), rd)
 	switch st := h.r.p.Ready(); st {
 	case pipe.Done, pipe.Failed:
@@ -50,6 +54,7 @@ func (h handler) Timeout(eventloop.Token) { h.Event(pipe.Front.Token(), 0) }
 func (h handler) Panic(t eventloop.Token, v any, stack []byte) { panic(v) }
 
 func (r *rig) finish(st pipe.Status) {
+	r.finished = true
 	r.p.Release()
 	r.loop.Poller().Deregister(r.front.Fd())
 	r.loop.Poller().Deregister(r.back.Fd())
