@@ -1,15 +1,53 @@
 // Package tcpproxy is sluice's TCP reference session: a layer-4 proxy
-// that optionally expects a PROXY-protocol header from the client,
-// connects to a backend of its cluster (with retries across backends),
-// optionally sends or relays a PROXY header to it, and then relays bytes
-// both ways with a [pipe.Pipe]. See LIFECYCLE.md.
+// that optionally expects a PROXY-protocol header from the client, can
+// route each connection from its first bytes ([Config.Route]: an SNI
+// router, a protocol greeting), connects to a backend of the chosen
+// cluster with a [session.Dialer] (retries across backends), optionally
+// sends or relays a PROXY header to it, and then relays bytes both ways
+// with a [pipe.Pipe], the peeked bytes first. See LIFECYCLE.md.
 package tcpproxy
 
 import (
 	"errors"
+	"net/netip"
 	"sync/atomic"
 	"time"
 )
+
+// Peek is what a routing stage sees of a new connection.
+type Peek struct {
+	// Data is what the client sent so far, after its PROXY header if any.
+	// It is valid during the call only; the same bytes go to the backend.
+	Data []byte
+	// Client is the client's address (its PROXY header's source, if any).
+	Client netip.AddrPort
+	// Local is the address the client reached (its PROXY header's
+	// destination, if any).
+	Local netip.AddrPort
+	// Final: no more bytes will come before a decision (the client
+	// closed its side, the buffer is full, or RouteTimeout passed).
+	// ErrNeedMore then closes the connection.
+	Final bool
+}
+
+// Decision is where a routed connection goes.
+type Decision struct {
+	// Cluster is the cluster to dial; "" keeps Config.Cluster.
+	Cluster string
+	// Key, with UseKey, is handed to the cluster's policy: a
+	// consistent-hashing policy sends equal keys to the same backend.
+	Key    uint64
+	UseKey bool
+}
+
+// RouteFunc decides where a connection goes from its first bytes. It runs
+// on the worker's loop: it must not block. It returns ErrNeedMore to see
+// more bytes, and any other error to refuse the connection (closed and
+// counted).
+type RouteFunc func(p Peek) (Decision, error)
+
+// ErrNeedMore is what a [RouteFunc] returns when it cannot decide yet.
+var ErrNeedMore = errors.New("tcpproxy: need more bytes to route")
 
 // ProxyMode says what the session sends its backend before the client's
 // bytes.
@@ -53,6 +91,15 @@ type Config struct {
 	HeaderTimeout time.Duration
 	// SendProxy sets what the backend receives first.
 	SendProxy ProxyMode
+	// Route, when set, is the routing stage: it sees the client's first
+	// bytes (after the PROXY header) and its address, and picks the
+	// cluster, asking for more bytes until it can decide. The bytes it
+	// saw are replayed to the backend. Nil: every connection goes to
+	// Cluster at once.
+	Route RouteFunc
+	// RouteTimeout bounds the wait for Route to decide; then Route is
+	// asked a last time with Peek.Final. Default 5 s.
+	RouteTimeout time.Duration
 }
 
 // ErrRelayNeedsExpect is returned by NewListener for Relay without
@@ -75,6 +122,9 @@ func (c Config) withDefaults() Config {
 	if c.HeaderTimeout <= 0 {
 		c.HeaderTimeout = 10 * time.Second
 	}
+	if c.RouteTimeout <= 0 {
+		c.RouteTimeout = 5 * time.Second
+	}
 	return c
 }
 
@@ -90,6 +140,9 @@ type Stats struct {
 	frontTimeouts   atomic.Uint64
 	backTimeouts    atomic.Uint64
 	reset           atomic.Uint64
+	routed          atomic.Uint64
+	routeRejected   atomic.Uint64
+	routeTimedOut   atomic.Uint64
 	bytesIn         atomic.Uint64
 	bytesOut        atomic.Uint64
 }
@@ -105,6 +158,9 @@ type StatsSnapshot struct {
 	FrontTimeouts   uint64
 	BackTimeouts    uint64
 	Reset           uint64 // sessions ended by a reset or a socket error
+	Routed          uint64 // connections Config.Route sent to a cluster
+	RouteRejected   uint64 // connections Config.Route refused
+	RouteTimedOut   uint64 // connections Config.Route could not decide on
 	BytesIn         uint64 // client to backend
 	BytesOut        uint64 // backend to client
 }
@@ -116,5 +172,6 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		ConnectFailed: s.connectFailed.Load(), ConnectTimedOut: s.connectTimedOut.Load(), NoBackend: s.noBackend.Load(),
 		FrontTimeouts: s.frontTimeouts.Load(), BackTimeouts: s.backTimeouts.Load(), Reset: s.reset.Load(),
 		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+		Routed: s.routed.Load(), RouteRejected: s.routeRejected.Load(), RouteTimedOut: s.routeTimedOut.Load(),
 	}
 }

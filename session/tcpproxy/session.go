@@ -26,6 +26,9 @@ type Listener struct {
 
 // NewListener checks cfg and applies its defaults.
 func NewListener(cfg Config) (*Listener, error) {
+	if cfg.ConnectAttempts > session.MaxDialAttempts {
+		cfg.ConnectAttempts = session.MaxDialAttempts
+	}
 	if cfg.SendProxy == Relay && !cfg.ExpectProxy {
 		return nil, ErrRelayNeedsExpect
 	}
@@ -37,6 +40,15 @@ func NewListener(cfg Config) (*Listener, error) {
 
 // Protocol implements session.Listener.
 func (l *Listener) Protocol() session.Protocol { return session.TCP }
+
+// dialFailed counts a failed backend connect.
+func (l *Listener) dialFailed(_ *backend.Backend, err error) {
+	if errors.Is(err, session.ErrDialTimeout) {
+		l.stats.connectTimedOut.Add(1)
+	} else {
+		l.stats.connectFailed.Add(1)
+	}
+}
 
 // Stats returns the listener's counters.
 func (l *Listener) Stats() StatsSnapshot { return l.stats.Snapshot() }
@@ -54,11 +66,14 @@ func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.Pro
 		last:       lp.Now(),
 		state:      stateConnect,
 	}
-	wait := l.cfg.FrontTimeout
+	s.dial = session.Dialer{Cluster: l.cfg.Cluster, Attempts: l.cfg.ConnectAttempts, ConnectTimeout: l.cfg.ConnectTimeout, OnFail: l.dialFailed}
 	if l.cfg.ExpectProxy {
-		s.state, wait = stateExpect, l.cfg.HeaderTimeout
+		s.state = stateExpect
+		s.frontTimer = lp.Timers().Schedule(a.Token, l.cfg.HeaderTimeout)
+		return s, nil
 	}
-	s.frontTimer = lp.Timers().Schedule(a.Token, wait)
+	s.frontTimer = lp.Timers().Schedule(a.Token, l.cfg.FrontTimeout)
+	s.afterHeader()
 	return s, nil
 }
 
@@ -66,20 +81,17 @@ type state uint8
 
 const (
 	stateExpect     state = iota // reading the client's PROXY header
-	stateConnect                 // about to pick a backend and connect
-	stateConnecting              // waiting for the connect to finish
+	stateRoute                   // Config.Route is looking at the first bytes
+	stateConnect                 // about to dial a backend
+	stateConnecting              // the dialer is connecting
 	statePipe                    // relaying
 	stateClosed
 )
 
-var stateNames = [...]string{"expect-proxy", "connect", "connecting", "pipe", "closed"}
+var stateNames = [...]string{"expect-proxy", "route", "connect", "connecting", "pipe", "closed"}
 
-// maxAttempts bounds Config.ConnectAttempts so the tried list needs no
-// allocation.
-const maxAttempts = 16
-
-// headerRoom is kept free in the first buffer while a PROXY header is
-// read, so that a header to send can be put before the early payload.
+// headerRoom is kept free in the first buffer while a PROXY header or the
+// routed bytes are read, so that a header to send can be put before them.
 const headerRoom = 128
 
 // Session is one proxied TCP connection.
@@ -90,22 +102,17 @@ type Session struct {
 
 	state      state
 	front      protocol.TCPSocket
-	back       protocol.TCPSocket
 	frontToken eventloop.Token
-	backToken  eventloop.Token
-	hasBack    bool
 	frontReady protocol.Readiness // before the pipe; then the pipe keeps it
-	backReady  protocol.Readiness
+	dial       session.Dialer     // the backend connection
 	local      netip.AddrPort
 
 	head      *protocol.Buffer // client bytes read before the pipe (header, early payload)
 	hdr       proxyproto.Header
-	rawHeader []byte // Relay: the client's header as received (a view into head)
+	hdrLen    int  // Relay: the client's header, kept at the front of head
+	clientFIN bool // the client closed its side before the pipe
 
 	pipe       pipe.Pipe
-	backend    *backend.Backend
-	tried      [maxAttempts]*backend.Backend
-	attempts   int
 	frontTimer timer.Handle
 	backTimer  timer.Handle
 	frontSeen  time.Time // last byte moved on the client side (pipe)
@@ -131,10 +138,10 @@ func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 		s.pipe.UpdateReadiness(pipe.Front, r)
 	case t == s.frontToken:
 		s.frontReady.Update(r)
-	case s.hasBack && t == s.backToken && s.state == statePipe:
+	case s.dial.Owns(t) && s.state == statePipe:
 		s.pipe.UpdateReadiness(pipe.Back, r)
-	case s.hasBack && t == s.backToken:
-		s.backReady.Update(r)
+	case s.dial.Owns(t):
+		s.dial.Update(r)
 	}
 }
 
@@ -146,6 +153,8 @@ func (s *Session) Ready(self session.ProxySession) session.Result {
 		switch s.state {
 		case stateExpect:
 			res, again = s.readHeader()
+		case stateRoute:
+			res, again = s.route()
 		case stateConnect:
 			res, again = s.connect(self)
 		case stateConnecting:
@@ -161,23 +170,36 @@ func (s *Session) Ready(self session.ProxySession) session.Result {
 	}
 }
 
-// readHeader reads until the expected PROXY header parses.
-func (s *Session) readHeader() (session.Result, bool) {
-	if !s.frontReady.Readable() {
-		return session.Continue, false
-	}
+// readMore reads client bytes into head, keeping headerRoom free. It
+// reports false when the pool has no buffer.
+func (s *Session) readMore() (n int, r protocol.SocketResult, full, ok bool) {
 	if s.head == nil {
 		if s.head = s.lp.Pool().Get(); s.head == nil {
-			return session.Close, false // out of buffers: refuse, counted by the pool
+			return 0, protocol.Error, false, false // out of buffers: refuse, counted by the pool
 		}
 	}
 	space := s.head.Space()
 	if limit := s.head.Cap() - headerRoom - s.head.Len(); len(space) > limit {
 		space = space[:max(limit, 0)]
 	}
-	n, r := s.front.Read(space)
+	n, r = s.front.Read(space)
 	s.head.Fill(n)
 	s.frontReady.Read(n, r)
+	if r == protocol.Closed {
+		s.clientFIN = true
+	}
+	return n, r, n == len(space), true
+}
+
+// readHeader reads until the expected PROXY header parses.
+func (s *Session) readHeader() (session.Result, bool) {
+	if !s.frontReady.Readable() {
+		return session.Continue, false
+	}
+	_, r, full, ok := s.readMore()
+	if !ok {
+		return session.Close, false
+	}
 	hn, err := proxyproto.ParseInto(&s.hdr, s.head.Bytes(), proxyproto.ParseOptions{})
 	switch {
 	case err == nil:
@@ -185,14 +207,13 @@ func (s *Session) readHeader() (session.Result, bool) {
 			s.Source = s.hdr.Source
 		}
 		if s.l.cfg.SendProxy == Relay {
-			s.rawHeader = s.head.Bytes()[:hn]
+			s.hdrLen = hn
 		} else {
 			s.head.Consume(hn)
 		}
-		s.lp.Timers().Reset(s.frontTimer, s.l.cfg.FrontTimeout)
-		s.state = stateConnect
+		s.afterHeader()
 		return session.Continue, true
-	case errors.Is(err, proxyproto.ErrIncomplete) && r == protocol.WouldBlock && len(space) > n:
+	case errors.Is(err, proxyproto.ErrIncomplete) && r == protocol.WouldBlock && !full:
 		// Still readable after a FIN or urgent data: read on.
 		return session.Continue, s.frontReady.Readable()
 	default:
@@ -204,77 +225,129 @@ func (s *Session) readHeader() (session.Result, bool) {
 	}
 }
 
-// connect picks a backend not tried yet and starts a non-blocking
-// connect to it.
-func (s *Session) connect(self session.ProxySession) (session.Result, bool) {
-	cluster := s.lp.Clusters().Cluster(s.l.cfg.Cluster)
-	attempts := min(s.l.cfg.ConnectAttempts, maxAttempts)
-	for s.attempts < attempts {
-		if cluster == nil {
-			break
+// afterHeader moves on from the PROXY header, or from the accept.
+func (s *Session) afterHeader() {
+	if s.l.cfg.Route != nil {
+		s.state = stateRoute
+		s.lp.Timers().Cancel(s.frontTimer)
+		s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.RouteTimeout)
+		return
+	}
+	if s.state == stateExpect {
+		s.lp.Timers().Reset(s.frontTimer, s.l.cfg.FrontTimeout)
+	}
+	s.state = stateConnect
+}
+
+// route shows the client's first bytes to Config.Route until it decides.
+// The bytes stay in head, to be replayed to the backend.
+func (s *Session) route() (session.Result, bool) {
+	final := s.clientFIN
+	if !final {
+		if !s.frontReady.Readable() {
+			return session.Continue, false
 		}
-		b, err := cluster.Pick(s.lp.Now(), s.tried[:s.attempts])
-		if err != nil {
-			break
-		}
-		s.tried[s.attempts] = b
-		s.attempts++
-		fd, err := protocol.Connect(b.Address)
-		if err != nil {
-			b.ConnectStarted()
-			b.ConnectFailed(s.lp.Now())
-			s.l.stats.connectFailed.Add(1)
-			continue
-		}
-		t, err := s.lp.Register(fd, self)
-		if err != nil {
-			closeFD(fd)
+		n, r, full, ok := s.readMore()
+		if !ok {
 			return session.Close, false
 		}
-		protocol.SetNoDelay(fd, true)
-		b.ConnectStarted()
-		s.backend = b
-		s.back = protocol.NewTCPSocket(fd)
-		s.backToken, s.hasBack = t, true
-		s.backReady.Reset()
-		s.backTimer = s.lp.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
-		s.state = stateConnecting
-		return session.Continue, true
+		final = full || r == protocol.Closed || r == protocol.Error
+		if n == 0 && !final {
+			return session.Continue, s.frontReady.Readable()
+		}
 	}
+	return s.decide(final)
+}
+
+// decide asks Config.Route; final says no more bytes will come.
+func (s *Session) decide(final bool) (session.Result, bool) {
+	var data []byte
+	if s.head != nil {
+		data = s.head.Bytes()[s.hdrLen:]
+	}
+	client, _ := s.SessionAddress()
+	d, err := s.l.cfg.Route(Peek{Data: data, Client: client, Local: s.destination(), Final: final})
+	switch {
+	case err == nil:
+		if d.Cluster != "" {
+			s.Cluster = d.Cluster
+		}
+		s.dial.Cluster = s.Cluster
+		s.dial.Key, s.dial.UseKey = d.Key, d.UseKey
+		s.l.stats.routed.Add(1)
+		s.lp.Timers().Cancel(s.frontTimer)
+		s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+		s.state = stateConnect
+		return session.Continue, true
+	case errors.Is(err, ErrNeedMore) && !final:
+		return session.Continue, s.frontReady.Readable()
+	case errors.Is(err, ErrNeedMore):
+		s.l.stats.routeTimedOut.Add(1)
+		s.lp.Logger().Debug("tcp: route undecided", "peer", s.Peer, "bytes", len(data))
+		return session.Close, false
+	default:
+		s.l.stats.routeRejected.Add(1)
+		s.lp.Logger().Debug("tcp: route refused the connection", "peer", s.Peer, "err", err)
+		return session.Close, false
+	}
+}
+
+// destination is the address the client reached: the one its PROXY
+// header gave, else the socket's (the listener may be on a wildcard
+// address).
+func (s *Session) destination() netip.AddrPort {
+	if s.hdr.Command == proxyproto.Proxy && s.hdr.Destination.IsValid() {
+		return s.hdr.Destination
+	}
+	if la, err := protocol.LocalAddr(s.front.Fd()); err == nil {
+		return la
+	}
+	return s.local
+}
+
+// connect starts the dialer.
+func (s *Session) connect(self session.ProxySession) (session.Result, bool) {
+	if s.dial.Dial(s.lp, self) == session.DialFailed {
+		return s.noBackend()
+	}
+	s.state = stateConnecting
+	return session.Continue, true
+}
+
+func (s *Session) noBackend() (session.Result, bool) {
 	s.l.stats.noBackend.Add(1)
-	s.lp.Logger().Debug("tcp: no backend left", "cluster", s.l.cfg.Cluster, "attempts", s.attempts)
+	s.lp.Logger().Debug("tcp: no backend left", "cluster", s.Cluster, "attempts", s.dial.Attempted(), "err", s.dial.Err())
 	return session.Close, false
 }
 
-// connecting finishes a connect once the socket says something.
+// connecting waits for the dialer to connect, to this backend or a later
+// one.
 func (s *Session) connecting() (session.Result, bool) {
-	if !s.backReady.Writable() {
-		return session.Continue, false
-	}
-	if err := protocol.ConnectResult(s.back.Fd()); err != nil {
-		s.l.stats.connectFailed.Add(1)
-		s.backend.ConnectFailed(s.lp.Now())
-		s.lp.Logger().Debug("tcp: backend connect failed", "backend", s.backend.Address, "err", err)
-		s.dropBack()
-		s.state = stateConnect
+	switch s.dial.Poll() {
+	case session.DialConnected:
+		s.backTimer = s.lp.Timers().Schedule(s.dial.Token(), s.l.cfg.BackTimeout)
+		if err := s.startPipe(); err != nil {
+			return session.Close, false
+		}
 		return session.Continue, true
+	case session.DialFailed:
+		return s.noBackend()
 	}
-	s.backend.ConnectSucceeded(s.lp.Now())
-	s.lp.Timers().Reset(s.backTimer, s.l.cfg.BackTimeout)
-	if err := s.startPipe(); err != nil {
-		return session.Close, false
-	}
-	return session.Continue, true
+	return session.Continue, false
 }
 
 // startPipe hands the sockets, the readiness seen so far and the early
 // bytes (with a PROXY header to send first) to the pipe.
 func (s *Session) startPipe() error {
-	s.pipe.Init(s.lp.Pool(), &s.front, &s.back)
+	s.pipe.Init(s.lp.Pool(), &s.front, s.dial.Socket())
+	if s.clientFIN {
+		// The FIN was read before the pipe: a read sees it again, and no
+		// edge would announce it.
+		s.frontReady.SetReadable()
+	}
 	s.pipe.MergeReadiness(pipe.Front, s.frontReady)
-	s.pipe.MergeReadiness(pipe.Back, s.backReady)
+	s.pipe.MergeReadiness(pipe.Back, s.dial.Readiness())
 	s.frontReady.Reset()
-	s.backReady.Reset()
 	s.frontSeen, s.backSeen = s.lp.Now(), s.lp.Now()
 	s.state = statePipe
 	if mode := s.l.cfg.SendProxy; mode == SendV1 || mode == SendV2 {
@@ -290,7 +363,7 @@ func (s *Session) startPipe() error {
 	}
 	if s.head != nil {
 		s.pipe.Adopt(pipe.Front, s.head)
-		s.head, s.rawHeader = nil, nil
+		s.head, s.hdrLen = nil, 0
 	}
 	return nil
 }
@@ -298,11 +371,9 @@ func (s *Session) startPipe() error {
 // prependHeader puts a PROXY header before the early payload in head.
 func (s *Session) prependHeader(mode ProxyMode) error {
 	src, _ := s.SessionAddress()
-	dst := s.local
-	if la, err := protocol.LocalAddr(s.front.Fd()); err == nil {
-		dst = la // the listener may be on a wildcard address
-	}
-	h := proxyproto.NewTCP(src, dst)
+	// The destination the client's own header gave wins, as in HAProxy:
+	// the backend hears where the client meant to go, not our address.
+	h := proxyproto.NewTCP(src, s.destination())
 	var tmp [headerRoom]byte
 	var out []byte
 	var err error
@@ -371,36 +442,30 @@ func (s *Session) Timeout(t eventloop.Token) session.Result {
 	case t == s.frontToken && s.state == stateExpect:
 		s.l.stats.proxyTimedOut.Add(1)
 		return session.Close
+	case t == s.frontToken && s.state == stateRoute:
+		res, _ := s.decide(true) // time is up: decide on what came
+		if res == session.Close {
+			return res
+		}
+		return session.Again
 	case t == s.frontToken && s.state == statePipe && !s.idleFor(t, &s.frontTimer, s.frontSeen, s.l.cfg.FrontTimeout):
 		return session.Continue
 	case t == s.frontToken:
 		s.l.stats.frontTimeouts.Add(1)
 		return session.Close
-	case s.hasBack && t == s.backToken && s.state == stateConnecting:
-		s.l.stats.connectTimedOut.Add(1)
-		s.backend.ConnectFailed(s.lp.Now())
-		s.dropBack()
-		s.state = stateConnect
-		return s.Ready(s) // the worker does not know self; the TCP session is not embedded
-	case s.hasBack && t == s.backToken && s.state == statePipe && !s.idleFor(t, &s.backTimer, s.backSeen, s.l.cfg.BackTimeout):
+	case s.dial.Owns(t) && s.state == stateConnecting:
+		if s.dial.Timeout() == session.DialFailed {
+			res, _ := s.noBackend()
+			return res
+		}
 		return session.Continue
-	case s.hasBack && t == s.backToken:
+	case s.dial.Owns(t) && s.state == statePipe && !s.idleFor(t, &s.backTimer, s.backSeen, s.l.cfg.BackTimeout):
+		return session.Continue
+	case s.dial.Owns(t):
 		s.l.stats.backTimeouts.Add(1)
 		return session.Close
 	}
 	return session.Continue
-}
-
-// dropBack abandons the current backend connection.
-func (s *Session) dropBack() {
-	if !s.hasBack {
-		return
-	}
-	s.lp.Timers().Cancel(s.backTimer)
-	s.lp.Release(s.backToken, s.back.Fd())
-	s.back.Close()
-	s.hasBack = false
-	s.backend = nil
 }
 
 // ShuttingDown implements session.ProxySession: a session that has not
@@ -425,11 +490,8 @@ func (s *Session) Close() {
 	}
 	s.state = stateClosed
 	s.l.stats.sessions.Add(1)
-	if s.backend != nil {
-		s.backend.Released()
-		s.backend = nil
-	}
-	s.dropBack()
+	s.lp.Timers().Cancel(s.backTimer)
+	s.dial.Close()
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.lp.Pool().Put(s.head)
 	s.head = nil
@@ -439,18 +501,13 @@ func (s *Session) Close() {
 
 // PrintSession implements session.ProxySession.
 func (s *Session) PrintSession(w io.Writer) {
-	fmt.Fprintf(w, "tcp session %v -> %s: state %s", s.Peer, s.l.cfg.Cluster, stateNames[s.state])
-	if s.backend != nil {
-		fmt.Fprintf(w, ", backend %v", s.backend.Address)
+	fmt.Fprintf(w, "tcp session %v -> %s: state %s", s.Peer, s.Cluster, stateNames[s.state])
+	if b := s.dial.Backend(); b != nil {
+		fmt.Fprintf(w, ", backend %v", b.Address)
 	}
 	if s.state == statePipe {
 		fmt.Fprintf(w, ", in %d out %d, buffered %v", s.pipe.BytesIn(), s.pipe.BytesOut(), s.pipe.Buffered())
 	}
-}
-
-func closeFD(fd int) {
-	sock := protocol.NewTCPSocket(fd)
-	sock.Close()
 }
 
 var (

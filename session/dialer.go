@@ -1,0 +1,261 @@
+package session
+
+import (
+	"errors"
+	"time"
+
+	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/timer"
+)
+
+// MaxDialAttempts bounds [Dialer.Attempts], so that the list of backends
+// a dial tried needs no allocation.
+const MaxDialAttempts = 16
+
+// Defaults of a [Dialer].
+const (
+	DefaultDialAttempts = 3
+	DefaultDialTimeout  = 3 * time.Second
+)
+
+// ErrNoBackend is [Dialer.Err] when the cluster is unknown or empty, or
+// every backend it offered failed.
+var ErrNoBackend = errors.New("session: no backend left to try")
+
+// DialState is where a [Dialer] stands.
+type DialState uint8
+
+const (
+	// DialIdle: not dialing (before Dial, after Close).
+	DialIdle DialState = iota
+	// DialConnecting: a non-blocking connect is under way; the session
+	// passes the socket's events and timer to the dialer.
+	DialConnecting
+	// DialConnected: the connection is established; the session reads
+	// and writes [Dialer.Socket].
+	DialConnected
+	// DialFailed: no backend could be reached ([Dialer.Err] says why);
+	// the session answers (HTTP's 503) or closes.
+	DialFailed
+)
+
+var dialStateNames = [...]string{"idle", "connecting", "connected", "failed"}
+
+// String names the state.
+func (s DialState) String() string {
+	if int(s) < len(dialStateNames) {
+		return dialStateNames[s]
+	}
+	return "DialState(?)"
+}
+
+// Dialer takes a session from "I need a backend of this cluster" to an
+// established connection: it picks a backend the dial has not tried yet
+// (by key when the cluster's policy hashes), connects without blocking,
+// registers the socket under a new token of the session, bounds the
+// connect with a timer on that token, and on a failure or timeout
+// reports it to the backend (which backs off after repeated failures)
+// and moves on to the next backend. Once connected it keeps the
+// connection's accounting: [Dialer.Close] ends it.
+//
+// A Dialer lives inside its session (no allocation) and belongs to its
+// loop. The session routes the events and timers of [Dialer.Token] to it
+// while it connects:
+//
+//	func (s *S) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
+//		if s.d.Owns(t) { s.d.Update(r) } // else: the client socket
+//	}
+//	// in Ready:   if s.d.Poll() == session.DialConnected { ... }
+//	// in Timeout: if s.d.Owns(t) { s.d.Timeout() }
+//	// in Close:   s.d.Close()
+type Dialer struct {
+	// Cluster is where backends are picked.
+	Cluster string
+	// Attempts is how many backends one Dial tries at most. Default 3;
+	// at most MaxDialAttempts.
+	Attempts int
+	// ConnectTimeout bounds each connect. Default 3 s.
+	ConnectTimeout time.Duration
+	// Key, with UseKey, is handed to the cluster's policy, so that a
+	// consistent-hashing policy sends equal keys to the same backend.
+	Key    uint64
+	UseKey bool
+	// OnFail, when set, hears of each failed attempt (err is
+	// ErrDialTimeout after the timer, else the connect's error): for the
+	// session's counters and logs. The dialer has already told the
+	// backend.
+	OnFail func(b *backend.Backend, err error)
+
+	lp    *Loop
+	self  ProxySession
+	state DialState
+	err   error
+	b     *backend.Backend
+	sock  protocol.TCPSocket
+	token eventloop.Token
+	ready protocol.Readiness
+	timer timer.Handle
+	tried [MaxDialAttempts]*backend.Backend
+	n     int
+}
+
+// ErrDialTimeout is what [Dialer.OnFail] hears of a connect that took
+// longer than [Dialer.ConnectTimeout].
+var ErrDialTimeout = errors.New("session: backend connect timed out")
+
+// Dial starts connecting to a backend of d.Cluster; the socket's token
+// is registered to self. It returns DialConnecting, or DialFailed when no
+// backend could even be tried. Dial forgets the backends an earlier dial
+// tried: call it once per request.
+func (d *Dialer) Dial(lp *Loop, self ProxySession) DialState {
+	d.Close()
+	d.lp, d.self = lp, self
+	d.n, d.err = 0, nil
+	clear(d.tried[:])
+	return d.next()
+}
+
+// next tries the backends not tried yet until a connect is under way.
+func (d *Dialer) next() DialState {
+	lp := d.lp
+	attempts := d.Attempts
+	if attempts <= 0 {
+		attempts = DefaultDialAttempts
+	}
+	attempts = min(attempts, MaxDialAttempts)
+	c := lp.Clusters().Cluster(d.Cluster)
+	for c != nil && d.n < attempts {
+		b, err := c.Pick(lp.Now(), d.tried[:d.n])
+		if err != nil {
+			break
+		}
+		d.tried[d.n] = b
+		d.n++
+		b.ConnectStarted()
+		fd, err := protocol.Connect(b.Address)
+		if err != nil {
+			d.failed(b, err)
+			continue
+		}
+		t, err := lp.Register(fd, d.self)
+		if err != nil { // out of tokens: no other backend would do better
+			closeFD(fd)
+			b.Released()
+			d.err, d.state = err, DialFailed
+			return d.state
+		}
+		protocol.SetNoDelay(fd, true)
+		timeout := d.ConnectTimeout
+		if timeout <= 0 {
+			timeout = DefaultDialTimeout
+		}
+		d.b, d.sock, d.token = b, protocol.NewTCPSocket(fd), t
+		d.ready.Reset()
+		d.timer = lp.Timers().Schedule(t, timeout)
+		d.state = DialConnecting
+		return d.state
+	}
+	if d.err == nil {
+		d.err = ErrNoBackend
+	}
+	d.state = DialFailed
+	return d.state
+}
+
+// failed reports a failed attempt to the backend (which ends its
+// accounting) and to the session.
+func (d *Dialer) failed(b *backend.Backend, err error) {
+	b.ConnectFailed(d.lp.Now())
+	d.err = err
+	if d.OnFail != nil {
+		d.OnFail(b, err)
+	}
+}
+
+// drop abandons the connect under way.
+func (d *Dialer) drop() {
+	d.lp.Timers().Cancel(d.timer)
+	d.lp.Release(d.token, d.sock.Fd())
+	d.sock.Close()
+	d.b = nil
+}
+
+// Owns reports whether t is the token of the dialer's socket, connecting
+// or connected.
+func (d *Dialer) Owns(t eventloop.Token) bool {
+	return (d.state == DialConnecting || d.state == DialConnected) && t == d.token
+}
+
+// Update records an event of the dialer's socket; Poll acts on it.
+func (d *Dialer) Update(r eventloop.Ready) { d.ready.Update(r) }
+
+// Poll finishes a connect once its socket has said something: connected,
+// or failed and on to the next backend. It returns the state; it does
+// nothing in the other states.
+func (d *Dialer) Poll() DialState {
+	for d.state == DialConnecting && d.ready.Writable() {
+		b := d.b
+		if err := protocol.ConnectResult(d.sock.Fd()); err != nil {
+			d.drop()
+			d.failed(b, err)
+			d.next()
+			continue
+		}
+		b.ConnectSucceeded(d.lp.Now())
+		d.lp.Timers().Cancel(d.timer)
+		d.state = DialConnected
+	}
+	return d.state
+}
+
+// Timeout is the dialer's timer firing: a connect that took too long
+// fails, and the next backend is tried. Call it for a timer of
+// [Dialer.Token] while the state is DialConnecting; in other states it
+// does nothing (the token's timers are the session's then).
+func (d *Dialer) Timeout() DialState {
+	if d.state == DialConnecting {
+		b := d.b
+		d.drop()
+		d.failed(b, ErrDialTimeout)
+		d.next()
+	}
+	return d.state
+}
+
+// State is where the dialer stands.
+func (d *Dialer) State() DialState { return d.state }
+
+// Err is why the dial failed, in DialFailed: ErrNoBackend when the
+// cluster offered none, else the last attempt's error.
+func (d *Dialer) Err() error { return d.err }
+
+// Socket is the backend socket (connecting or connected).
+func (d *Dialer) Socket() *protocol.TCPSocket { return &d.sock }
+
+// Token is the backend socket's token.
+func (d *Dialer) Token() eventloop.Token { return d.token }
+
+// Backend is the backend being connected to, or connected.
+func (d *Dialer) Backend() *backend.Backend { return d.b }
+
+// Readiness is what the socket reported so far; a session handing the
+// socket to a relay passes it on.
+func (d *Dialer) Readiness() protocol.Readiness { return d.ready }
+
+// Attempted is how many backends the last Dial tried.
+func (d *Dialer) Attempted() int { return d.n }
+
+// Close ends the dialer's connection: it cancels the timer, releases the
+// token, closes the socket and ends the backend's accounting. It is safe
+// on a dialer in any state, and twice.
+func (d *Dialer) Close() {
+	switch d.state {
+	case DialConnecting, DialConnected:
+		b := d.b
+		d.drop()
+		b.Released()
+	}
+	d.state = DialIdle
+}

@@ -1,0 +1,154 @@
+package session_test
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/eventloop"
+	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/protocol/pipe"
+	"github.com/sluiceproxy/sluice/session"
+)
+
+// relayListener is a whole layer-4 proxy built on the Dialer and the
+// pipe: the session below is all a user writes.
+type relayListener struct{ fails *atomic.Int32 }
+
+func (relayListener) Protocol() session.Protocol { return "relay" }
+
+func (l relayListener) NewSession(lp *session.Loop, a session.Accepted) (session.ProxySession, error) {
+	s := &relaySession{Base: session.Base{Token: a.Token, Peer: a.Peer}, lp: lp, front: protocol.NewTCPSocket(a.Fd)}
+	s.d = session.Dialer{Cluster: "c", OnFail: func(*backend.Backend, error) { l.fails.Add(1) }}
+	s.p.Init(lp.Pool(), &s.front, s.d.Socket()) // the dialer's socket, whichever backend answers
+	s.d.Dial(lp, s)
+	return s, nil
+}
+
+type relaySession struct {
+	session.Base
+	lp        *session.Loop
+	front     protocol.TCPSocket
+	d         session.Dialer
+	p         pipe.Pipe
+	connected bool
+}
+
+func (s *relaySession) Protocol() session.Protocol   { return "relay" }
+func (s *relaySession) ShuttingDown() session.Result { return session.Continue }
+func (s *relaySession) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
+	switch {
+	case t == s.Token:
+		s.p.UpdateReadiness(pipe.Front, r)
+	case s.connected:
+		s.p.UpdateReadiness(pipe.Back, r)
+	default:
+		s.d.Update(r)
+	}
+}
+func (s *relaySession) Ready(session.ProxySession) session.Result {
+	switch s.d.Poll() {
+	case session.DialFailed:
+		return session.Close
+	case session.DialConnecting:
+		return session.Continue
+	}
+	if !s.connected {
+		s.p.MergeReadiness(pipe.Back, s.d.Readiness())
+		s.connected = true
+	}
+	if st := s.p.Ready(); st == pipe.Done || st == pipe.Failed {
+		return session.Close
+	}
+	return session.Continue
+}
+func (s *relaySession) Timeout(eventloop.Token) session.Result {
+	if s.d.Timeout() == session.DialFailed {
+		return session.Close
+	}
+	return session.Continue
+}
+func (s *relaySession) Close() {
+	s.p.Release()
+	s.d.Close()
+	s.lp.Release(s.Token, s.front.Fd())
+	s.front.Close()
+}
+
+// echoServer accepts and echoes until the test ends.
+func echoServer(t *testing.T) netip.AddrPort {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Not io.Copy: TCP to TCP splices through a pooled pipe
+			// pair that outlives the test's descriptor count.
+			go func() { io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c}); c.Close() }()
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// refusedAddr is a loopback port nobody listens on.
+func refusedAddr(t *testing.T) netip.AddrPort {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	a := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	return a
+}
+
+// A session dials through the Dialer: a refused backend is reported and
+// skipped, the next one serves, and the backends' accounting balances.
+func TestDialerRetriesAndRelays(t *testing.T) {
+	var fails atomic.Int32
+	dead, live := refusedAddr(t), echoServer(t) // before the tester counts descriptors
+	tt := newTester(t, session.Config{}, relayListener{fails: &fails})
+	require.NoError(t, tt.w.AddCluster("c", backend.RoundRobin))
+	require.NoError(t, tt.w.AddBackend("c", backend.Backend{ID: "dead", Address: dead}))
+	require.NoError(t, tt.w.AddBackend("c", backend.Backend{ID: "live", Address: live}))
+
+	for i := 0; i < 4; i++ {
+		c := tt.dial()
+		assert.Equal(t, "hello", c.ask(t, "hello"))
+		c.Close()
+	}
+	// Round robin starts on "dead" every other time; each of those dials
+	// failed over to "live".
+	assert.EqualValues(t, 2, fails.Load())
+	require.Eventually(t, func() bool { return tt.status().Sessions == 0 }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+		c := lp.Clusters().Cluster("c")
+		dead, live := c.Backend("dead"), c.Backend("live")
+		assert.Equal(t, 0, live.Active(), "every connection released")
+		assert.Equal(t, 0, dead.Active())
+		assert.EqualValues(t, 4, live.Counters().Connections)
+		assert.EqualValues(t, 2, dead.Counters().Failures)
+		return nil
+	}))
+}
+
+// With no cluster to dial, the dial fails at once and the client is
+// closed.
+func TestDialerNoBackend(t *testing.T) {
+	var fails atomic.Int32
+	tt := newTester(t, session.Config{}, relayListener{fails: &fails})
+	c := tt.dial()
+	assert.True(t, c.closedByServer(t))
+	var d session.Dialer
+	assert.Equal(t, session.DialIdle, d.State())
+	assert.Equal(t, "failed", session.DialFailed.String())
+	d.Close() // an idle dialer closes quietly
+}
