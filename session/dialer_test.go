@@ -12,75 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluiceproxy/sluice/backend"
-	"github.com/sluiceproxy/sluice/eventloop"
-	"github.com/sluiceproxy/sluice/protocol"
-	"github.com/sluiceproxy/sluice/protocol/pipe"
 	"github.com/sluiceproxy/sluice/session"
 )
-
-// relayListener is a whole layer-4 proxy built on the Dialer and the
-// pipe: the session below is all a user writes.
-type relayListener struct{ fails *atomic.Int32 }
-
-func (relayListener) Protocol() session.Protocol { return "relay" }
-
-func (l relayListener) NewSession(lp *session.Loop, a session.Accepted) (session.ProxySession, error) {
-	s := &relaySession{Base: session.Base{Token: a.Token, Peer: a.Peer}, lp: lp, front: protocol.NewTCPSocket(a.Fd)}
-	s.d = session.Dialer{Cluster: "c", OnFail: func(*backend.Backend, error) { l.fails.Add(1) }}
-	s.p.Init(lp.Pool(), &s.front, s.d.Socket()) // the dialer's socket, whichever backend answers
-	s.d.Dial(lp, s)
-	return s, nil
-}
-
-type relaySession struct {
-	session.Base
-	lp        *session.Loop
-	front     protocol.TCPSocket
-	d         session.Dialer
-	p         pipe.Pipe
-	connected bool
-}
-
-func (s *relaySession) Protocol() session.Protocol   { return "relay" }
-func (s *relaySession) ShuttingDown() session.Result { return session.Continue }
-func (s *relaySession) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
-	switch {
-	case t == s.Token:
-		s.p.UpdateReadiness(pipe.Front, r)
-	case s.connected:
-		s.p.UpdateReadiness(pipe.Back, r)
-	default:
-		s.d.Update(r)
-	}
-}
-func (s *relaySession) Ready(session.ProxySession) session.Result {
-	switch s.d.Poll() {
-	case session.DialFailed:
-		return session.Close
-	case session.DialConnecting:
-		return session.Continue
-	}
-	if !s.connected {
-		s.p.MergeReadiness(pipe.Back, s.d.Readiness())
-		s.connected = true
-	}
-	if st := s.p.Ready(); st == pipe.Done || st == pipe.Failed {
-		return session.Close
-	}
-	return session.Continue
-}
-func (s *relaySession) Timeout(eventloop.Token) session.Result {
-	if s.d.Timeout() == session.DialFailed {
-		return session.Close
-	}
-	return session.Continue
-}
-func (s *relaySession) Close() {
-	s.p.Release()
-	s.d.Close()
-	s.lp.Release(s.Token, s.front.Fd())
-	s.front.Close()
-}
 
 // echoServer accepts and echoes until the test ends.
 func echoServer(t *testing.T) netip.AddrPort {

@@ -15,7 +15,7 @@ import (
 
 // workerState is what the HTTP sessions of one worker share: the idle
 // backend connections and a scratch buffer. It lives in the worker (see
-// session.Worker.Local) and is touched only on its loop.
+// session.Loop.Local) and is touched only on its loop.
 type workerState struct {
 	idle map[*backend.Backend][]*idleConn
 	free []*exchange
