@@ -380,3 +380,32 @@ type Flusher interface {
 	// kernel is full, Closed or Error when the peer is gone.
 	Flush() SocketResult
 }
+
+// AdoptListener readies a listening socket the process inherited
+// (systemd socket activation, a binary upgrade handing its sockets over)
+// for a loop: non-blocking and close-on-exec. It fails when fd is not a
+// listening socket, and returns the address fd is bound to.
+func AdoptListener(fd int) (netip.AddrPort, error) {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err != nil {
+		return netip.AddrPort{}, wrap("getsockopt", err)
+	}
+	if v == 0 {
+		return netip.AddrPort{}, wrap("adopt", unix.EINVAL)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return netip.AddrPort{}, wrap("fcntl", err)
+	}
+	unix.CloseOnExec(fd)
+	return LocalAddr(fd)
+}
+
+// Dup returns a second, close-on-exec descriptor for the socket fd, so
+// that two loops can each register the same listening socket.
+func Dup(fd int) (int, error) {
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, wrap("fcntl", err)
+	}
+	return nfd, nil
+}

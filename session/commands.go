@@ -8,6 +8,7 @@ import (
 	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
+	"golang.org/x/sys/unix"
 )
 
 // Commands are what a [Worker] and a [Proxy] both take, so that code
@@ -18,6 +19,7 @@ import (
 // established sessions unless it says so.
 type Commands interface {
 	AddListener(addr netip.AddrPort, l Listener, cfg ListenConfig) (netip.AddrPort, error)
+	AddListenerFD(fd int, l Listener) (netip.AddrPort, error)
 	RemoveListener(addr netip.AddrPort) error
 	ActivateListener(addr netip.AddrPort) error
 	DeactivateListener(addr netip.AddrPort) error
@@ -65,24 +67,88 @@ func (w *Worker) AddListener(addr netip.AddrPort, l Listener, cfg ListenConfig) 
 			return err
 		}
 		bound, _ = protocol.LocalAddr(fd)
-		ls := &listenSession{w: w, l: l, fd: fd, addr: bound, active: true}
-		v, err := w.tokens.Vacant()
-		if err != nil {
-			closeFD(fd)
-			return ErrTooManySessions
-		}
-		ls.token = eventloop.Token(v.Key())
-		if err := w.loop.Poller().Register(fd, ls.token, eventloop.InterestRead); err != nil {
-			v.Release()
+		return w.listenOn(fd, bound, l)
+	})
+	return bound, err
+}
+
+// AddListenerFD accepts with l on a listening socket the process
+// inherited (systemd's LISTEN_FDS, see [InheritedListeners], or a
+// binary upgrade handing its sockets over), and returns its address.
+// The worker owns fd from then on, even on error.
+func (w *Worker) AddListenerFD(fd int, l Listener) (netip.AddrPort, error) {
+	var bound netip.AddrPort
+	ran := false
+	err := w.do(func() error {
+		ran = true
+		var err error
+		if bound, err = protocol.AdoptListener(fd); err != nil {
 			closeFD(fd)
 			return err
 		}
-		v.Insert(entry{o: ls})
-		w.listeners[bound] = ls
-		w.status.Listeners = len(w.listeners)
+		if w.stopping {
+			closeFD(fd)
+			return ErrStopped
+		}
+		if _, ok := w.listeners[bound]; ok {
+			closeFD(fd)
+			return ErrListenerExists
+		}
+		return w.listenOn(fd, bound, l)
+	})
+	if !ran {
+		closeFD(fd) // the worker had stopped
+	}
+	return bound, err
+}
+
+// listenOn registers a listening socket; on error it closes fd.
+func (w *Worker) listenOn(fd int, bound netip.AddrPort, l Listener) error {
+	ls := &listenSession{w: w, l: l, fd: fd, addr: bound, active: true}
+	v, err := w.tokens.Vacant()
+	if err != nil {
+		closeFD(fd)
+		return ErrTooManySessions
+	}
+	ls.token = eventloop.Token(v.Key())
+	if err := w.loop.Poller().Register(fd, ls.token, eventloop.InterestRead); err != nil {
+		v.Release()
+		closeFD(fd)
+		return err
+	}
+	v.Insert(entry{o: ls})
+	w.listeners[bound] = ls
+	w.status.Listeners = len(w.listeners)
+	return nil
+}
+
+// Adopt makes a session of an established connection that comes from
+// elsewhere (another worker, a process upgrade): the connection is
+// counted, limited and soft-stopped like one this worker accepted. local
+// is the address it reached, for the session. The worker owns fd from
+// then on, even on error. From a session, run it on another goroutine: a
+// loop must not wait for another loop's command.
+func (w *Worker) Adopt(fd int, peer, local netip.AddrPort, l Listener) error {
+	ran := false
+	err := w.do(func() error {
+		ran = true
+		if w.stopping {
+			closeFD(fd)
+			return ErrStopped
+		}
+		if unix.SetNonblock(fd, true) != nil {
+			closeFD(fd)
+			return ErrNoToken
+		}
+		if !w.admit(l, local, fd, peer) {
+			return ErrRefused
+		}
 		return nil
 	})
-	return bound, err
+	if !ran {
+		closeFD(fd) // the worker had stopped
+	}
+	return err
 }
 
 // RemoveListener closes the listening socket on addr. Sessions it

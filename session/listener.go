@@ -95,7 +95,7 @@ func (w *Worker) accept(ls *listenSession) {
 			w.loop.Timers().Schedule(retryToken, 100*time.Millisecond)
 			return
 		}
-		w.admit(ls, fd, peer)
+		w.admit(ls.l, ls.addr, fd, peer)
 		if w.sessions >= w.cfg.MaxConnections {
 			w.pauseAccept()
 		}
@@ -103,14 +103,15 @@ func (w *Worker) accept(ls *listenSession) {
 }
 
 // admit applies the per-IP limit, then has the listener build a session.
-func (w *Worker) admit(ls *listenSession, fd int, peer netip.AddrPort) {
+// It reports whether a session took the connection; if not, fd is closed.
+func (w *Worker) admit(l Listener, local netip.AddrPort, fd int, peer netip.AddrPort) bool {
 	ip := peer.Addr()
 	over := false
 	if lim := w.cfg.MaxConnectionsPerIP; lim > 0 && int(w.perIP[ip]) >= lim {
 		w.status.RefusedPerIP++
-		if a, ok := ls.l.(OverLimitAnswerer); !ok || !a.AnswersOverLimit() {
+		if a, ok := l.(OverLimitAnswerer); !ok || !a.AnswersOverLimit() {
 			closeFD(fd)
-			return
+			return false
 		}
 		over = true
 	}
@@ -118,30 +119,31 @@ func (w *Worker) admit(ls *listenSession, fd int, peer netip.AddrPort) {
 	if err != nil {
 		w.status.RefusedFull++
 		closeFD(fd)
-		return
+		return false
 	}
 	t := eventloop.Token(v.Key())
 	if err := w.loop.Poller().Register(fd, t, eventloop.InterestBoth); err != nil {
 		v.Release()
 		closeFD(fd)
 		w.status.RefusedNoSession++
-		return
+		return false
 	}
 	// The token is reserved; the session may register more tokens while
 	// it is built, so it is filled only afterwards.
-	s, err := ls.l.NewSession(w.handle, Accepted{Fd: fd, Token: t, Peer: peer, Local: ls.addr, OverLimit: over})
+	s, err := l.NewSession(w.handle, Accepted{Fd: fd, Token: t, Peer: peer, Local: local, OverLimit: over})
 	if err != nil || s == nil {
 		w.loop.Poller().Deregister(fd)
 		v.Release()
 		closeFD(fd)
 		w.status.RefusedNoSession++
-		w.log.Debug("listener refused a session", "listener", ls.addr, "err", err)
-		return
+		w.log.Debug("listener refused a session", "listener", local, "err", err)
+		return false
 	}
 	v.Insert(entry{s: s, peer: ip, front: true})
 	w.sessions++
 	w.status.Accepted++
 	w.perIP[ip]++
+	return true
 }
 
 func (w *Worker) pauseAccept() {

@@ -202,3 +202,38 @@ func (l *Loop) OnClusterRemoved(f func(cluster string)) {
 	l.check("OnClusterRemoved")
 	l.w.clusterRemoved = append(l.w.clusterRemoved, f)
 }
+
+// Replace puts next in old's place on old's frontend token: a session
+// that hands its connection to another protocol's session (a router
+// that decided, an upgrade). The connection's accounting stays; old is
+// not closed, and next must have the same FrontendToken.
+func (l *Loop) Replace(old, next ProxySession) error {
+	l.check("Replace")
+	t := old.FrontendToken()
+	e := l.w.tokens.Ptr(int(t))
+	switch {
+	case e == nil || e.closed || e.s != old:
+		return ErrNoToken
+	case next.FrontendToken() != t:
+		return ErrFrontToken
+	}
+	e.s = next
+	return nil
+}
+
+// Disown ends s's place on this worker without calling its Close: its
+// frontend descriptor fd is deregistered but stays open, its frontend
+// token and connection accounting are freed, and s releases its other
+// tokens itself. With [Worker.Adopt] it moves a connection to another
+// worker, which counts it from then on.
+func (l *Loop) Disown(s ProxySession, fd int) error {
+	l.check("Disown")
+	t := s.FrontendToken()
+	e := l.w.tokens.Ptr(int(t))
+	if e == nil || e.closed || e.s != s {
+		return ErrNoToken
+	}
+	l.w.loop.Poller().Deregister(fd)
+	l.w.forget(t)
+	return nil
+}

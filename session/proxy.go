@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/protocol"
 )
 
 // ProxyConfig configures a [Proxy].
@@ -121,6 +122,41 @@ func (p *Proxy) AddListener(addr netip.AddrPort, l Listener, cfg ListenConfig) (
 			}
 			return netip.AddrPort{}, err
 		}
+	}
+	return bound, nil
+}
+
+// AddListenerFD accepts with l on an inherited listening socket (see
+// [Worker.AddListenerFD]): the first worker takes fd, every other one a
+// duplicate of it, so the kernel's one queue feeds all the workers. The
+// proxy owns fd from then on, even on error.
+func (p *Proxy) AddListenerFD(fd int, l Listener) (netip.AddrPort, error) {
+	dups := make([]int, 0, len(p.workers)-1)
+	for range p.workers[1:] {
+		d, err := protocol.Dup(fd)
+		if err != nil {
+			for _, d := range dups {
+				closeFD(d)
+			}
+			closeFD(fd)
+			return netip.AddrPort{}, err
+		}
+		dups = append(dups, d)
+	}
+	bound, err := p.workers[0].AddListenerFD(fd, l)
+	for i, w := range p.workers[1:] {
+		if err != nil {
+			closeFD(dups[i])
+			continue
+		}
+		if _, err = w.AddListenerFD(dups[i], l); err != nil {
+			for _, done := range p.workers[:i+1] {
+				done.RemoveListener(bound)
+			}
+		}
+	}
+	if err != nil {
+		return netip.AddrPort{}, err
 	}
 	return bound, nil
 }

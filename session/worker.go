@@ -24,6 +24,7 @@ var (
 	ErrTooManySessions = errors.New("session: no token left")
 	ErrNoToken         = errors.New("session: not a live token")
 	ErrFrontToken      = errors.New("session: a frontend token cannot be rebound")
+	ErrRefused         = errors.New("session: connection refused (a limit, or the listener)")
 )
 
 // Config holds a worker's settings. Zero values take the defaults.
