@@ -193,21 +193,34 @@ func (w *Worker) ActivateListener(addr netip.AddrPort) error {
 }
 
 // Status returns a snapshot of the worker's counters.
+//
+// Once the worker has stopped, it returns the counters as they were at
+// the end of Run, and no error.
 func (w *Worker) Status() (Status, error) {
 	var st Status
 	err := w.do(func() error {
-		st = w.status
-		st.Sessions = w.sessions
-		st.Tokens = w.tokens.Len()
-		st.Listeners = len(w.listeners)
-		st.AcceptPaused = w.paused
-		st.ShuttingDown = w.stopping
-		st.BuffersLent = w.pool.Lent()
-		st.BuffersRefused = w.pool.Exhausted()
-		st.Clusters = w.clusters.Len()
+		st = w.snapshot()
 		return nil
 	})
+	if err == ErrStopped && w.running.Load() {
+		<-w.done
+		return w.final, nil
+	}
 	return st, err
+}
+
+// snapshot reads the counters, on the loop.
+func (w *Worker) snapshot() Status {
+	st := w.status
+	st.Sessions = w.sessions
+	st.Tokens = w.tokens.Len()
+	st.Listeners = len(w.listeners)
+	st.AcceptPaused = w.paused
+	st.ShuttingDown = w.stopping
+	st.BuffersLent = w.pool.Lent()
+	st.BuffersRefused = w.pool.Exhausted()
+	st.Clusters = w.clusters.Len()
+	return st
 }
 
 // Exec runs f on the worker's loop and waits for it: the door for

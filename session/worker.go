@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluiceproxy/sluice/backend"
@@ -135,6 +136,8 @@ type Worker struct {
 	zombieTimer timer.Handle
 	stopTimer   timer.Handle
 	done        chan struct{}
+	final       Status // the counters at the end of Run, for Status after a stop
+	running     atomic.Bool
 	err         error
 }
 
@@ -177,6 +180,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 // Run drives the worker until it is stopped, then closes every session
 // and listener. It returns once all descriptors are closed.
 func (w *Worker) Run() error {
+	w.running.Store(true)
 	defer close(w.done)
 	if err := w.loop.Post(func() {
 		w.loopG.Store(goroutineID())
@@ -188,6 +192,7 @@ func (w *Worker) Run() error {
 	err := w.loop.Run(h)
 	w.closeAll()
 	h.EndBatch()
+	w.final = w.snapshot()
 	w.loopG.Store(0)
 	return err
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/session"
 )
@@ -261,6 +262,20 @@ func TestSoftStopLetsExchangesFinish(t *testing.T) {
 	}
 }
 
+// The counters stay readable after a stop: the last word on what the
+// worker did.
+func TestStatusAfterStop(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{})
+	c := tt.dial()
+	assert.Equal(t, "X", c.ask(t, "x"))
+	require.NoError(t, tt.w.HardStop())
+	st, err := tt.w.Status()
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, st.Accepted)
+	assert.EqualValues(t, 1, st.Closed)
+	assert.Zero(t, st.Sessions)
+}
+
 func TestHardStopClosesAtOnce(t *testing.T) {
 	tt := newTester(t, session.Config{}, lineListener{})
 	c := tt.dial()
@@ -269,8 +284,10 @@ func TestHardStopClosesAtOnce(t *testing.T) {
 	require.Eventually(t, func() bool { return tt.status().Sessions == 1 }, 5*time.Second, time.Millisecond)
 	require.NoError(t, tt.w.HardStop())
 	assert.True(t, c.closedByServer(t))
-	_, err = tt.w.Status()
-	assert.ErrorIs(t, err, session.ErrStopped)
+	st, err := tt.w.Status()
+	require.NoError(t, err, "the final counters stay readable")
+	assert.EqualValues(t, 1, st.Closed, "the unfinished session was closed")
+	assert.ErrorIs(t, tt.w.AddCluster("late", backend.RoundRobin), session.ErrStopped, "other commands say the worker stopped")
 }
 
 func TestProtocolAndResultNames(t *testing.T) {
