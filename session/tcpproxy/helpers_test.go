@@ -87,8 +87,10 @@ func (e *env) finish(fds, gs int) {
 		default:
 			t.Error("the worker is not done")
 		}
-		_, err := e.w.Status()
-		assert.ErrorIs(t, err, session.ErrStopped, "a stopped worker answers no command")
+		st, err := e.w.Status()
+		assert.NoError(t, err, "a stopped worker still shows its final counters")
+		assert.Zero(t, st.Sessions, "no session outlives the worker")
+		assert.ErrorIs(t, e.w.AddCluster("late", backend.RoundRobin), session.ErrStopped, "a stopped worker takes no command")
 	}
 	e.mu.Lock()
 	closers, servers := e.closers, e.servers
