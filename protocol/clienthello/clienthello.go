@@ -26,14 +26,24 @@ const (
 
 // MaxHelloSize bounds the ClientHello handshake message, its 4-byte
 // header included. A larger declared length is ErrTooLarge, decided as
-// soon as the 4-byte header is in, before the body is buffered.
-//
-// Real hellos are far smaller: about 1.8 KB with a post-quantum key share
-// (X25519MLKEM768), a few hundred bytes without. The bytes of the records
-// that carry the message are bounded too, since every record carries at
-// least one byte of it: at most MaxHelloSize + 5 when the client sends
-// one record, and 6 × MaxHelloSize in the worst case of one-byte records.
+// soon as the 4-byte header is in, before the body is buffered. Real
+// hellos are far smaller: under 2 KB with a post-quantum key share
+// (X25519MLKEM768), a few hundred bytes without.
 const MaxHelloSize = 16 << 10
+
+// MaxHelloRecords bounds the number of records that may carry the
+// ClientHello: a hello not whole after that many is ErrTooLarge, decided
+// when the last of them is in.
+//
+// RFC 8446 §5.1 sets no limit, but Parse keeps no state and walks every
+// record header on each call. Fed one byte per read, a MaxHelloSize
+// hello in one-byte records would cost a session about 3 s of CPU; with
+// this bound the worst case is a few tens of milliseconds, the order of
+// the read system calls the client forces anyway. Clients send one
+// record; tools that fragment the hello to get past middleboxes send a
+// few to a few hundred. With both bounds a session buffers at most
+// MaxHelloSize + 5 × MaxHelloRecords bytes (21 KiB) before Parse decides.
+const MaxHelloRecords = 1024
 
 // Errors. ErrIncomplete and ErrNotTLS are returned bare, so testing for
 // them with == or errors.Is costs nothing on the hot path; ErrMalformed
@@ -56,7 +66,8 @@ var (
 	// server name... The wrapped text says what.
 	ErrMalformed = errors.New("clienthello: malformed ClientHello")
 
-	// ErrTooLarge: the ClientHello declares more than MaxHelloSize bytes.
+	// ErrTooLarge: the ClientHello declares more than MaxHelloSize bytes,
+	// or is not whole after MaxHelloRecords records.
 	ErrTooLarge = errors.New("clienthello: ClientHello too large")
 )
 
@@ -183,6 +194,9 @@ func frame(b []byte) (n, msgLen, records int, err error) {
 		records++
 		if got == msgLen {
 			return off, msgLen, records, nil
+		}
+		if records == MaxHelloRecords {
+			return 0, 0, 0, fmt.Errorf("%w: not whole after %d records", ErrTooLarge, records)
 		}
 	}
 }

@@ -127,7 +127,9 @@ func TestFragmented(t *testing.T) {
 				{"2", []int{len(msg) / 2}},
 				{"3", []int{100, len(msg) - 200, 100}},
 				{"header-split", []int{1, 2, 1, 500}},
-				{"1-byte", []int{1}},
+				// One-byte records as far as MaxHelloRecords allows (the
+				// whole of a TLS 1.2 hello), the rest in the last record.
+				{"1-byte", append(slices.Repeat([]int{1}, MaxHelloRecords-1), len(msg))},
 				{"7-byte", []int{7}},
 			} {
 				t.Run(f.name, func(t *testing.T) {
@@ -376,6 +378,22 @@ func TestTooLarge(t *testing.T) {
 	_, err = Parse(b[:5+2+5+1+5+1])
 	require.ErrorIs(t, err, ErrTooLarge)
 	_, err = Parse(b[:5+2+5+1+5])
+	require.Equal(t, ErrIncomplete, err)
+
+	// A hello may take MaxHelloRecords records, not one more; decided
+	// when the last allowed record is in and the message is not whole.
+	small := handshake(1, helloBody([]ext{{0x15, make([]byte, MaxHelloRecords-len(handshake(1, helloBody([]ext{{0x15, nil}}))))}}))
+	require.Len(t, small, MaxHelloRecords)
+	h, err = Parse(fragment(small, 1))
+	require.NoError(t, err)
+	assert.Equal(t, MaxHelloRecords*6, h.Len)
+	small = append(small[:len(small):len(small)], 0)
+	small[3]++ // the length byte of the handshake header
+	b = fragment(small, 1)
+	_, err = Parse(b[:MaxHelloRecords*6])
+	require.ErrorIs(t, err, ErrTooLarge)
+	assert.Contains(t, err.Error(), "1024 records")
+	_, err = Parse(b[:MaxHelloRecords*6-1])
 	require.Equal(t, ErrIncomplete, err)
 
 	// The largest length a header can declare.

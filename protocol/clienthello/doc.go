@@ -27,7 +27,8 @@
 //   - [ErrMalformed]: TLS framing, but not a valid ClientHello, wrapped
 //     with the reason;
 //   - [ErrTooLarge]: the ClientHello declares more than [MaxHelloSize]
-//     bytes, decided from its 4-byte header.
+//     bytes (decided from its 4-byte header) or is spread over more than
+//     [MaxHelloRecords] records.
 //
 // A ClientHello may be fragmented across several handshake records (RFC
 // 8446 §5.1); Parse reassembles it. It never reads past the record that

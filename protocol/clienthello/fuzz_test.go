@@ -20,8 +20,9 @@ import (
 //     every strict prefix of b[:Len] is ErrIncomplete;
 //   - a Hello's fields obey the documented limits (ServerName lowercase,
 //     no trailing dot, a plausible DNS name; ALPN names not empty; ...);
-//   - the message framed again in one record, or in 3-byte fragments,
-//     parses to the same Hello (with its own Len).
+//   - the message framed again in one record, or in 3-byte fragments
+//     (larger if MaxHelloRecords requires), parses to the same Hello
+//     (with its own Len).
 //
 // Seeds: the hand-built valid and malformed vectors, fragmented copies,
 // and the files in testdata/fuzz/FuzzParse (crypto/tls captures, whole
@@ -76,7 +77,8 @@ func checkParse(t *testing.T, b []byte) {
 	checkFields(t, h)
 
 	// Framed again, the message parses the same.
-	for _, fb := range [][]byte{fragment(msg, len(msg)), fragment(msg, 3)} {
+	small := max(3, (len(msg)+MaxHelloRecords-1)/MaxHelloRecords)
+	for _, fb := range [][]byte{fragment(msg, len(msg)), fragment(msg, small)} {
 		h2, err := Parse(fb)
 		want := h
 		want.Len = len(fb)
