@@ -11,9 +11,9 @@ type Hello struct {
 	// compared with ==. It is empty if the extension is absent or names
 	// no host_name: clients send no SNI when connecting to an IP address.
 	//
-	// The name is checked to be a plausible DNS name: 1 to 253 bytes of
-	// letters, digits, '-' and '_' in dot-separated labels of 1 to 63
-	// bytes (RFC 1035 §2.3.4), with no trailing dot once one is removed.
+	// The name is checked to be a plausible DNS name, once a single
+	// trailing dot is removed: 1 to 253 bytes of letters, digits, '-' and
+	// '_' in dot-separated labels of 1 to 63 bytes (RFC 1035 §2.3.4).
 	// Anything else (a NUL, a space, a byte above 0x7f, "a..b") makes the
 	// hello ErrMalformed. An IPv4 literal, which RFC 6066 §3 forbids but
 	// some clients send, passes this check and is returned as is.
@@ -22,10 +22,9 @@ type Hello struct {
 	// configuration's public name, not the backend the client wants.
 	ServerName string
 
-	// ALPN is the protocol_name_list of the application_layer_protocol_
-	// negotiation extension (RFC 7301 §3.1), in the client's order of
-	// preference; nil if absent. Names are returned as sent (they are
-	// opaque bytes, not necessarily printable).
+	// ALPN is the protocol_name_list of the ALPN extension (RFC 7301
+	// §3.1), in the client's order of preference; nil if absent. Names
+	// are returned as sent: opaque bytes, not necessarily printable.
 	ALPN []string
 
 	// SupportedVersions is the list of the supported_versions extension
@@ -303,7 +302,7 @@ func protocolName(p []byte) string {
 		return "http/1.1"
 	case "http/1.0":
 		return "http/1.0"
-	case "acme-tls/1": // RFC 8737 §6, TLS-ALPN-01 challenges
+	case "acme-tls/1": // RFC 8737, TLS-ALPN-01 challenges
 		return "acme-tls/1"
 	}
 	return string(p)
