@@ -95,11 +95,11 @@ func TestParsePolicyRoundTrip(t *testing.T) {
 		require.NoError(t, err, "case-insensitive")
 		assert.Equal(t, p, got)
 
-		text, err := p.MarshalText()
+		text, err := p.(Builtin).MarshalText()
 		require.NoError(t, err)
-		var q Policy
+		var q Builtin
 		require.NoError(t, q.UnmarshalText(text))
-		assert.Equal(t, p, q)
+		assert.Equal(t, p, Policy(q))
 	}
 	assert.Equal(t, "roundrobin", RoundRobin.String())
 	assert.Equal(t, "random", Random.String())
@@ -115,8 +115,8 @@ func TestParsePolicyRoundTrip(t *testing.T) {
 
 	_, err = ParsePolicy("fastest")
 	require.ErrorIs(t, err, ErrInvalid)
-	assert.Equal(t, "Policy(9)", Policy(9).String())
-	_, err = Policy(9).MarshalText()
+	assert.Equal(t, "Policy(9)", Builtin(9).String())
+	_, err = Builtin(9).MarshalText()
 	require.ErrorIs(t, err, ErrInvalid)
 
 	assert.Equal(t, "up", Up.String())
@@ -572,8 +572,11 @@ func TestRegistryErrors(t *testing.T) {
 	cs := NewClusters(Config{})
 	_, err := cs.AddCluster("", RoundRobin)
 	require.ErrorIs(t, err, ErrInvalid)
-	_, err = cs.AddCluster("x", Policy(42))
+	_, err = cs.AddCluster("x", Builtin(42))
 	require.ErrorIs(t, err, ErrInvalid)
+	_, err = cs.AddCluster("x", nil)
+	require.ErrorIs(t, err, ErrInvalid)
+	assert.Zero(t, cs.Len(), "a refused policy creates no cluster")
 	_, err = cs.AddBackend("nope", Backend{ID: "a", Address: addr(1)})
 	require.ErrorIs(t, err, ErrUnknownCluster)
 	require.ErrorIs(t, cs.RemoveCluster("nope"), ErrUnknownCluster)
@@ -611,7 +614,7 @@ func TestAddClusterIsIdempotent(t *testing.T) {
 	again, err := cs.AddCluster("c", LeastConnections)
 	require.NoError(t, err)
 	assert.Same(t, c, again)
-	assert.Equal(t, LeastConnections, c.Policy, "the policy is updated")
+	assert.Equal(t, LeastConnections, c.Policy(), "the policy is updated")
 	assert.Same(t, bs[0], c.Backend("a"), "backends are kept")
 	assert.Equal(t, 1, cs.Len())
 	_, err = cs.AddCluster("d", Random)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -114,34 +115,54 @@ func NewClusters(cfg Config) *Clusters {
 }
 
 // AddCluster creates the cluster id with policy p and returns it. Adding an
-// existing cluster is not an error: it updates the policy and returns the
-// existing cluster with its backends, so that replaying a configuration (as
-// Sōzu's AddCluster does) is idempotent. It fails only on an empty id or an
-// unknown policy.
+// existing cluster is not an error: it returns the existing cluster with
+// its backends, installing p if it differs from the current policy, so that
+// replaying a configuration (as Sōzu's AddCluster does) is idempotent. It
+// fails only on an empty id, a nil policy or one whose NewPicker returns
+// nil.
 func (cs *Clusters) AddCluster(id string, p Policy) (*Cluster, error) {
 	if id == "" {
 		return nil, fmt.Errorf("%w: empty cluster id", ErrInvalid)
 	}
-	if !p.valid() {
-		return nil, fmt.Errorf("%w: policy %d for cluster %q", ErrInvalid, uint8(p), id)
-	}
-	if c, ok := cs.clusters[id]; ok {
-		if c.Policy != p {
-			c.Policy = p
-			c.resetSchedule()
-		}
+	c, exists := cs.clusters[id]
+	if exists && samePolicy(c.policy, p) {
 		return c, nil
 	}
-	c := &Cluster{
-		ID:       id,
-		Policy:   p,
-		cs:       cs,
-		byID:     make(map[string]*Backend),
-		bySticky: make(map[string]*Backend),
-		rng:      newRand(cs.cfg.Rand),
+	if p == nil {
+		return nil, fmt.Errorf("%w: nil policy for cluster %q", ErrInvalid, id)
 	}
-	cs.clusters[id] = c
+	picker := p.NewPicker()
+	if picker == nil {
+		return nil, fmt.Errorf("%w: policy %v for cluster %q", ErrInvalid, p, id)
+	}
+	if !exists {
+		c = &Cluster{
+			ID:       id,
+			cs:       cs,
+			byID:     make(map[string]*Backend),
+			bySticky: make(map[string]*Backend),
+			rng:      newRand(cs.cfg.Rand),
+		}
+		c.cands.c = c
+		cs.clusters[id] = c
+	}
+	c.policy = p
+	c.picker = picker
+	c.keyPicker, _ = picker.(KeyPicker)
+	c.picker.Reset(c.backends)
 	return c, nil
+}
+
+// samePolicy reports whether a and b are equal policies. A Policy whose
+// dynamic type is not comparable (it holds a slice or a map) is never
+// equal to anything, since == on it would panic: AddCluster then merely
+// reinstalls it.
+func samePolicy(a, b Policy) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	return va.Type() == vb.Type() && va.Comparable() && vb.Comparable() && a == b
 }
 
 // newRand returns a PCG generator seeded from seed, or randomly when seed
@@ -170,6 +191,7 @@ func (cs *Clusters) RemoveCluster(id string) error {
 	c.backends = c.backends[:0]
 	clear(c.byID)
 	clear(c.bySticky)
+	c.backendsChanged()
 	return nil
 }
 
@@ -224,7 +246,7 @@ func (cs *Clusters) AddBackend(cluster string, b Backend) (*Backend, error) {
 	c.backends = append(c.backends, nb)
 	c.byID[nb.ID] = nb
 	c.bySticky[nb.StickyID] = nb
-	c.resetSchedule()
+	c.backendsChanged()
 	return nb, nil
 }
 
@@ -247,7 +269,7 @@ func (cs *Clusters) RemoveBackend(cluster, id string) error {
 	delete(c.bySticky, b.StickyID)
 	b.status = Removed
 	b.trial = false
-	c.resetSchedule()
+	c.backendsChanged()
 	return nil
 }
 
@@ -256,18 +278,25 @@ func (cs *Clusters) RemoveBackend(cluster, id string) error {
 type Cluster struct {
 	// ID names the cluster (Sōzu's cluster_id); routes refer to it.
 	ID string
-	// Policy chooses among the candidates of each Pick. Set it through
-	// Clusters.AddCluster, which validates it and resets the scheduling
-	// state; an invalid value set directly behaves as RoundRobin.
-	Policy Policy
 
-	cs       *Clusters
-	backends []*Backend // in the order they were added.
-	byID     map[string]*Backend
-	bySticky map[string]*Backend
-	rng      *rand.Rand
-	cursor   int // LeastConnections: where the next tie-breaking scan starts.
+	cs        *Clusters
+	policy    Policy
+	picker    Picker
+	keyPicker KeyPicker  // picker, when it maps keys; nil otherwise.
+	backends  []*Backend // in the order they were added.
+	byID      map[string]*Backend
+	bySticky  map[string]*Backend
+	rng       *rand.Rand
+
+	// tiers are Pick's scratch lists, one per tier, reused so that picking
+	// does not allocate; cands is the view handed to the picker.
+	tiers [numTiers][]*Backend
+	cands Candidates
 }
+
+// Policy returns the cluster's load-balancing policy, as last given to
+// Clusters.AddCluster.
+func (c *Cluster) Policy() Policy { return c.policy }
 
 // Backends returns the cluster's backends in the order they were added. The
 // slice is a copy, so the caller may keep or modify it; it is meant for
@@ -280,13 +309,22 @@ func (c *Cluster) Len() int { return len(c.backends) }
 // Backend returns the backend id of the cluster, or nil.
 func (c *Cluster) Backend(id string) *Backend { return c.byID[id] }
 
-// resetSchedule forgets the scheduling state after the set of backends or
-// the policy changed, so that stale scores do not skew the new rotation.
-func (c *Cluster) resetSchedule() {
-	for _, b := range c.backends {
-		b.current = 0
+// backendsChanged tells the picker about a new backend set, so that stale
+// scores do not skew the new rotation and tables follow the set, and sizes
+// Pick's scratch lists so that picking never grows them.
+func (c *Cluster) backendsChanged() {
+	n := len(c.backends)
+	for t := range c.tiers {
+		if cap(c.tiers[t]) < n {
+			c.tiers[t] = make([]*Backend, 0, n+n/2)
+		} else {
+			// Drop pointers to removed backends so they can be collected.
+			clear(c.tiers[t][:cap(c.tiers[t])])
+		}
 	}
-	c.cursor = 0
+	c.cands.list = nil
+	c.cands.tried = nil
+	c.picker.Reset(c.backends)
 }
 
 // tier is one level of Pick's order of preference.
@@ -300,21 +338,20 @@ const (
 	numTiers
 )
 
-// eligible reports whether b is a candidate of tier t. The caller has
-// already excluded the tried backends when it needs to.
-func eligible(b *Backend, t tier, now time.Time) bool {
-	if b.sick {
-		return false
-	}
-	switch t {
-	case tierPrimary:
-		return !b.Backup && b.Available(now)
-	case tierBackup:
-		return b.Backup && b.Available(now)
-	case tierPrimaryAny:
-		return !b.Backup
+// tierAt returns the tier b belongs to at now, sickness and tries aside:
+// the available tier of its kind, or the fail-open one. A backend is a
+// candidate of the fail-open tiers only when no backend is available, so
+// each backend needs only its best tier.
+func (b *Backend) tierAt(now time.Time) tier {
+	switch {
+	case b.Backup && b.Available(now):
+		return tierBackup
+	case b.Backup:
+		return tierBackupAny
+	case b.Available(now):
+		return tierPrimary
 	default:
-		return b.Backup
+		return tierPrimaryAny
 	}
 }
 
@@ -341,31 +378,64 @@ func wasTried(tried []*Backend, b *Backend) bool {
 // ErrNoBackend only when the cluster is empty or every backend was tried.
 // It does not allocate.
 func (c *Cluster) Pick(now time.Time, tried []*Backend) (*Backend, error) {
-	var (
-		count  [numTiers]int
-		weight [numTiers]int64
-	)
-	for _, b := range c.backends {
+	cands := c.candidates(now, tried)
+	if cands == nil {
+		return nil, ErrNoBackend
+	}
+	return c.checked(cands, c.picker.Pick(cands)), nil
+}
+
+// candidates fills c.cands with the first non-empty tier and returns it,
+// or returns nil when every backend is sick or tried.
+func (c *Cluster) candidates(now time.Time, tried []*Backend) *Candidates {
+	n := len(c.backends)
+	if n == 0 {
+		return nil
+	}
+	var weight [numTiers]int64
+	for t := range c.tiers {
+		c.tiers[t] = c.tiers[t][:0]
+	}
+	off := c.cs.cfg.RoundRobinOffset % n
+	if off < 0 {
+		off += n
+	}
+	for i := range n {
+		j := i + off
+		if j >= n {
+			j -= n
+		}
+		b := c.backends[j]
 		if b.sick || wasTried(tried, b) {
 			continue
 		}
-		avail, all := tierPrimary, tierPrimaryAny
-		if b.Backup {
-			avail, all = tierBackup, tierBackupAny
-		}
-		count[all]++
-		weight[all] += b.weight
-		if b.Available(now) {
-			count[avail]++
-			weight[avail] += b.weight
-		}
+		t := b.tierAt(now)
+		c.tiers[t] = append(c.tiers[t], b)
+		weight[t] += b.weight
 	}
 	for t := range numTiers {
-		if count[t] > 0 {
-			return c.pickIn(t, count[t], weight[t], now, tried), nil
+		if len(c.tiers[t]) > 0 {
+			c.cands.list = c.tiers[t]
+			c.cands.total = weight[t]
+			c.cands.tier = t
+			c.cands.now = now
+			c.cands.tried = tried
+			return &c.cands
 		}
 	}
-	return nil, ErrNoBackend
+	return nil
+}
+
+// checked returns b when it is one of cands, and otherwise a weighted
+// random candidate, so that a faulty user Picker degrades balancing
+// instead of crashing the worker or sending a request to a removed backend.
+func (c *Cluster) checked(cands *Candidates, b *Backend) *Backend {
+	if !cands.Contains(b) {
+		b = cands.weightedRandom(cands.total, nil)
+	}
+	// Let go of the request's tried list: the slice belongs to the session.
+	cands.tried = nil
+	return b
 }
 
 // PickSticky returns the backend whose StickyID is stickyID when it is
@@ -380,113 +450,4 @@ func (c *Cluster) PickSticky(now time.Time, stickyID string, tried []*Backend) (
 		}
 	}
 	return c.Pick(now, tried)
-}
-
-// pickIn applies the policy to the n candidates of tier t, whose weights
-// sum to total. n is at least 1.
-func (c *Cluster) pickIn(t tier, n int, total int64, now time.Time, tried []*Backend) *Backend {
-	switch c.Policy {
-	case Random:
-		return c.weightedRandom(t, total, nil, now, tried)
-	case LeastConnections:
-		return c.leastConnections(t, now, tried)
-	case PowerOfTwo:
-		return c.powerOfTwo(t, n, total, now, tried)
-	default:
-		return c.smoothRoundRobin(t, now, tried)
-	}
-}
-
-// smoothRoundRobin is nginx's smooth weighted round robin over the
-// candidates of tier t. Ties go to the earliest added backend.
-func (c *Cluster) smoothRoundRobin(t tier, now time.Time, tried []*Backend) *Backend {
-	var (
-		best  *Backend
-		total int64
-	)
-	n := len(c.backends)
-	off := c.cs.cfg.RoundRobinOffset
-	for i := range n {
-		b := c.backends[(i+off)%n]
-		if !eligible(b, t, now) || wasTried(tried, b) {
-			continue
-		}
-		b.current += b.weight
-		total += b.weight
-		if best == nil || b.current > best.current {
-			best = b
-		}
-	}
-	best.current -= total
-	return best
-}
-
-// weightedRandom draws a candidate of tier t with probability proportional
-// to its weight. skip, if not nil, is excluded, and total must then already
-// exclude its weight.
-func (c *Cluster) weightedRandom(t tier, total int64, skip *Backend, now time.Time, tried []*Backend) *Backend {
-	r := c.rng.Int64N(total)
-	var last *Backend
-	for _, b := range c.backends {
-		if b == skip || !eligible(b, t, now) || wasTried(tried, b) {
-			continue
-		}
-		if r < b.weight {
-			return b
-		}
-		r -= b.weight
-		last = b
-	}
-	return last // Unreachable when total matches the candidates.
-}
-
-// lessLoaded reports whether a has fewer active connections per unit of
-// weight than b, comparing a.active/a.weight with b.active/b.weight by
-// cross-multiplication to stay in integers.
-func lessLoaded(a, b *Backend) bool {
-	return int64(a.active)*b.weight < int64(b.active)*a.weight
-}
-
-// leastConnections picks the candidate of tier t with the lowest load. The
-// scan starts after the previous pick, and only a strictly lower load
-// replaces the best so far, so equally loaded backends take turns.
-func (c *Cluster) leastConnections(t tier, now time.Time, tried []*Backend) *Backend {
-	n := len(c.backends)
-	start := c.cursor
-	if start >= n {
-		start = 0
-	}
-	var (
-		best *Backend
-		at   int
-	)
-	for k := range n {
-		i := start + k
-		if i >= n {
-			i -= n
-		}
-		b := c.backends[i]
-		if !eligible(b, t, now) || wasTried(tried, b) {
-			continue
-		}
-		if best == nil || lessLoaded(b, best) {
-			best, at = b, i
-		}
-	}
-	c.cursor = at + 1
-	return best
-}
-
-// powerOfTwo draws two distinct weighted candidates of tier t and returns
-// the less loaded one, the first drawn on a tie.
-func (c *Cluster) powerOfTwo(t tier, n int, total int64, now time.Time, tried []*Backend) *Backend {
-	first := c.weightedRandom(t, total, nil, now, tried)
-	if n < 2 {
-		return first
-	}
-	second := c.weightedRandom(t, total-first.weight, first, now, tried)
-	if lessLoaded(second, first) {
-		return second
-	}
-	return first
 }

@@ -1,0 +1,220 @@
+package backend
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// lightest is a user-written policy: always the lowest-weight candidate,
+// the earliest on a tie. resets counts the Reset calls of its pickers.
+type lightest struct{ resets *int }
+
+func (p lightest) NewPicker() Picker { return &lightestPicker{resets: p.resets} }
+func (lightest) String() string      { return "lightest" }
+
+type lightestPicker struct {
+	resets *int
+	set    int // backends in the cluster, as last heard.
+}
+
+func (p *lightestPicker) Reset(bs []*Backend) {
+	p.set = len(bs)
+	if p.resets != nil {
+		*p.resets++
+	}
+}
+
+func (p *lightestPicker) Pick(cs *Candidates) *Backend {
+	best := cs.At(0)
+	for i := 1; i < cs.Len(); i++ {
+		if b := cs.At(i); b.Weight < best.Weight {
+			best = b
+		}
+	}
+	return best
+}
+
+func TestUserPolicy(t *testing.T) {
+	var resets int
+	p := lightest{resets: &resets}
+	cs, c, bs := newCluster(t, Config{}, p, spec{"a", 30, false}, spec{"b", 10, false}, spec{"c", 20, false}, spec{"bk", 1, true})
+	assert.Equal(t, 5, resets, "once when installed, then once per backend added")
+	assert.Equal(t, "lightest", c.Policy().String())
+	assert.Equal(t, 4, c.picker.(*lightestPicker).set)
+
+	assert.Equal(t, []string{"b", "b", "b"}, ids(t, c, t0, 3), "the backup is not a candidate")
+	b, err := c.Pick(t0, []*Backend{bs[1]})
+	require.NoError(t, err)
+	assert.Same(t, bs[2], b, "tried ones are not candidates")
+	takeDown(t, bs[1], t0)
+	assert.Equal(t, []string{"c", "c"}, ids(t, c, t0, 2))
+
+	again, err := cs.AddCluster("c", p)
+	require.NoError(t, err)
+	assert.Same(t, c, again)
+	assert.Equal(t, 5, resets, "replaying the same policy keeps its picker")
+
+	require.NoError(t, cs.RemoveBackend("c", "c"))
+	assert.Equal(t, 6, resets)
+	assert.Equal(t, 3, c.picker.(*lightestPicker).set)
+	assert.Equal(t, []string{"a", "a"}, ids(t, c, t0, 2))
+}
+
+// rogue is a broken user policy whose picker returns whatever next says.
+type rogue struct{ next **Backend }
+
+func (p rogue) NewPicker() Picker { return rogueP(p) }
+func (rogue) String() string      { return "rogue" }
+
+type rogueP rogue
+
+func (rogueP) Reset([]*Backend)            {}
+func (p rogueP) Pick(*Candidates) *Backend { return *p.next }
+
+func TestPickerReturningANonCandidateFallsBack(t *testing.T) {
+	var next *Backend
+	cs, c, bs := newCluster(t, Config{}, rogue{&next}, spec{id: "a"}, spec{id: "b"}, spec{id: "bk", backup: true})
+	_, _, others := newCluster(t, Config{}, RoundRobin, spec{id: "a"})
+	gone, err := cs.AddBackend("c", Backend{ID: "gone", Address: addr(50)})
+	require.NoError(t, err)
+	require.NoError(t, cs.RemoveBackend("c", "gone"))
+	sick, err := cs.AddBackend("c", Backend{ID: "sick", Address: addr(51)})
+	require.NoError(t, err)
+	sick.SetHealthy(false)
+
+	tried := []*Backend{bs[0]}
+	cases := []struct {
+		name string
+		b    *Backend
+	}{
+		{"nil", nil},
+		{"tried", bs[0]},
+		{"backup while a primary is up", bs[2]},
+		{"another cluster's backend", others[0]},
+		{"removed", gone},
+		{"sick", sick},
+		{"never added", &Backend{ID: "x", Address: addr(60)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			next = tc.b
+			for range 10 {
+				b, err := c.Pick(t0, tried)
+				require.NoError(t, err)
+				assert.Same(t, bs[1], b, "the only candidate")
+			}
+		})
+	}
+	next = bs[1]
+	b, err := c.Pick(t0, tried)
+	require.NoError(t, err)
+	assert.Same(t, bs[1], b, "a valid answer is kept")
+}
+
+func TestFaultyPickerFallbackSpreadsByWeight(t *testing.T) {
+	var next *Backend
+	_, c, _ := newCluster(t, Config{}, rogue{&next}, spec{"a", 3, false}, spec{"b", 1, false})
+	m := countPicks(t, c, t0, 4000)
+	assert.InDelta(t, 3000, m["a"], 150)
+	assert.InDelta(t, 1000, m["b"], 150)
+}
+
+// uncomparable is a policy that == would panic on.
+type uncomparable struct{ names []string }
+
+func (uncomparable) NewPicker() Picker { return randomPicker{} }
+func (uncomparable) String() string    { return "uncomparable" }
+
+// nilPicker is a policy that fails to make a picker.
+type nilPicker struct{}
+
+func (nilPicker) NewPicker() Picker { return nil }
+func (nilPicker) String() string    { return "nil" }
+
+func TestAddClusterPolicyChanges(t *testing.T) {
+	cs, c, _ := newCluster(t, Config{}, RoundRobin, spec{id: "a"}, spec{id: "b"})
+	for range 3 {
+		again, err := cs.AddCluster("c", uncomparable{[]string{"x"}})
+		require.NoError(t, err, "an uncomparable policy is installed, not compared")
+		assert.Same(t, c, again)
+	}
+	_, err := cs.AddCluster("c", nilPicker{})
+	require.ErrorIs(t, err, ErrInvalid)
+	assert.Equal(t, uncomparable{[]string{"x"}}, c.Policy(), "a refused policy changes nothing")
+	_, err = cs.AddCluster("c", nil)
+	require.ErrorIs(t, err, ErrInvalid)
+	_, err = cs.AddCluster("new", nilPicker{})
+	require.ErrorIs(t, err, ErrInvalid)
+	assert.Nil(t, cs.Cluster("new"))
+	assert.Equal(t, 2, c.Len())
+}
+
+func TestCandidatesView(t *testing.T) {
+	var seen []string
+	var total int64
+	probe := funcPolicy(func(cs *Candidates) *Backend {
+		seen = seen[:0]
+		for i := range cs.Len() {
+			seen = append(seen, cs.At(i).ID)
+		}
+		total = cs.TotalWeight()
+		assert.Equal(t, t0, cs.Now())
+		assert.NotNil(t, cs.Rand())
+		return cs.At(0)
+	})
+	_, c, bs := newCluster(t, Config{RoundRobinOffset: -2}, probe,
+		spec{"a", 1, false}, spec{"b", 2, false}, spec{"c", 4, false}, spec{"bk", 8, true})
+	_, err := c.Pick(t0, []*Backend{bs[1]})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"c", "a"}, seen, "rotated by the offset (-2 of 4 starts at the third), tried and backups left out")
+	assert.Equal(t, int64(5), total)
+
+	takeDown(t, bs[0], t0)
+	takeDown(t, bs[2], t0)
+	_, err = c.Pick(t0, []*Backend{bs[1]})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"bk"}, seen, "no primary available: the backups")
+	assert.Equal(t, int64(8), total)
+
+	takeDown(t, bs[3], t0)
+	_, err = c.Pick(t0, []*Backend{bs[1]})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"c", "a"}, seen, "failing open: primaries first")
+}
+
+// funcPolicy turns a function into a stateless Policy, for tests.
+type funcPolicy func(cs *Candidates) *Backend
+
+func (f funcPolicy) NewPicker() Picker { return funcPicker{f} }
+func (funcPolicy) String() string      { return "func" }
+
+type funcPicker struct{ f funcPolicy }
+
+func (funcPicker) Reset([]*Backend)               {}
+func (p funcPicker) Pick(cs *Candidates) *Backend { return p.f(cs) }
+
+func TestCandidatesContains(t *testing.T) {
+	var check func(cs *Candidates)
+	probe := funcPolicy(func(cs *Candidates) *Backend { check(cs); return cs.At(0) })
+	_, c, bs := newCluster(t, Config{}, probe, spec{id: "a"}, spec{id: "b"}, spec{id: "bk", backup: true})
+	check = func(cands *Candidates) {
+		assert.False(t, cands.Contains(nil))
+		assert.False(t, cands.Contains(bs[0]), "tried")
+		assert.True(t, cands.Contains(bs[1]))
+		assert.False(t, cands.Contains(bs[2]), "a backup while a primary is available")
+	}
+	_, err := c.Pick(t0, bs[:1])
+	require.NoError(t, err)
+
+	now := t0.Add(time.Millisecond)
+	takeDown(t, bs[1], now)
+	check = func(cands *Candidates) {
+		assert.False(t, cands.Contains(bs[1]), "in back-off")
+		assert.True(t, cands.Contains(bs[2]))
+	}
+	_, err = c.Pick(now, bs[:1])
+	require.NoError(t, err)
+}
