@@ -145,12 +145,16 @@ func (b *Backend) Available(now time.Time) bool {
 // SetHealthy records the verdict of active health checks. A backend that
 // fails them is never picked, not even failing open: unlike a connect
 // failure, a failed check is a positive statement that the backend must
-// not get traffic. It reports whether the verdict changed.
+// not get traffic. It reports whether the verdict changed; a change moves
+// the cluster's Generation.
 func (b *Backend) SetHealthy(up bool) bool {
 	if b.sick == !up {
 		return false
 	}
 	b.sick = !up
+	if b.cluster != nil && b.status != Removed {
+		b.cluster.gen++
+	}
 	return true
 }
 

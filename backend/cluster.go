@@ -150,6 +150,7 @@ func (cs *Clusters) AddCluster(id string, p Policy) (*Cluster, error) {
 	c.picker = picker
 	c.keyPicker, _ = picker.(KeyPicker)
 	c.picker.Reset(c.backends)
+	c.gen++ // A new cluster starts at 1, so 0 can mean "never looked".
 	return c, nil
 }
 
@@ -287,6 +288,7 @@ type Cluster struct {
 	byID      map[string]*Backend
 	bySticky  map[string]*Backend
 	rng       *rand.Rand
+	gen       uint64
 
 	// tiers are Pick's scratch lists, one per tier, reused so that picking
 	// does not allocate; cands is the view handed to the picker.
@@ -297,6 +299,20 @@ type Cluster struct {
 // Policy returns the cluster's load-balancing policy, as last given to
 // Clusters.AddCluster.
 func (c *Cluster) Policy() Policy { return c.policy }
+
+// Generation returns a number that changes whenever the cluster changes
+// in a way that can make an earlier answer stale: a backend added or
+// removed (including by RemoveCluster), a health-check verdict that
+// changed (Backend.SetHealthy), or a new policy (Clusters.AddCluster). A
+// session or user code that caches something derived from the cluster,
+// such as a chosen backend per client or a rendering of the backend list,
+// keeps the generation beside it and recomputes when it differs. It starts
+// at 1 and only grows; it is never 0.
+//
+// It does not change when a backend goes Down or comes back Up through
+// its connect outcomes: that happens on the data path, often, and Pick
+// already accounts for it. Config.OnStateChange reports those.
+func (c *Cluster) Generation() uint64 { return c.gen }
 
 // Backends returns the cluster's backends in the order they were added. The
 // slice is a copy, so the caller may keep or modify it; it is meant for
@@ -325,6 +341,7 @@ func (c *Cluster) backendsChanged() {
 	c.cands.list = nil
 	c.cands.tried = nil
 	c.picker.Reset(c.backends)
+	c.gen++
 }
 
 // tier is one level of Pick's order of preference.

@@ -218,3 +218,62 @@ func TestCandidatesContains(t *testing.T) {
 	_, err = c.Pick(now, bs[:1])
 	require.NoError(t, err)
 }
+
+func TestGeneration(t *testing.T) {
+	cs, c, _ := newCluster(t, Config{}, RoundRobin)
+	g := c.Generation()
+	assert.Equal(t, uint64(1), g, "a new cluster starts at 1")
+	step := func(what string, changed bool) {
+		t.Helper()
+		if changed {
+			assert.Greater(t, c.Generation(), g, what)
+		} else {
+			assert.Equal(t, g, c.Generation(), what)
+		}
+		g = c.Generation()
+	}
+	a, err := cs.AddBackend("c", Backend{ID: "a", Address: addr(1)})
+	require.NoError(t, err)
+	step("add", true)
+	b, err := cs.AddBackend("c", Backend{ID: "b", Address: addr(2)})
+	require.NoError(t, err)
+	step("add", true)
+	_, err = cs.AddBackend("c", Backend{ID: "b", Address: addr(3)})
+	require.ErrorIs(t, err, ErrDuplicate)
+	step("refused add", false)
+
+	a.SetHealthy(false)
+	step("health check fails", true)
+	a.SetHealthy(false)
+	step("same verdict", false)
+	a.SetHealthy(true)
+	step("health check passes", true)
+
+	takeDown(t, a, t0)
+	a.ConnectStarted()
+	a.ConnectSucceeded(a.RetryAt())
+	a.Released()
+	step("down and up through connects", false)
+	_, err = c.Pick(t0, nil)
+	require.NoError(t, err)
+	step("pick", false)
+
+	_, err = cs.AddCluster("c", RoundRobin)
+	require.NoError(t, err)
+	step("same policy replayed", false)
+	_, err = cs.AddCluster("c", LeastConnections)
+	require.NoError(t, err)
+	step("policy", true)
+	_, err = cs.AddCluster("c", nil)
+	require.Error(t, err)
+	step("refused policy", false)
+
+	require.NoError(t, cs.RemoveBackend("c", "a"))
+	step("remove", true)
+	a.SetHealthy(false)
+	step("verdict on a removed backend", false)
+	require.NoError(t, cs.RemoveCluster("c"))
+	step("remove cluster", true)
+	b.SetHealthy(false)
+	step("verdict on a backend of a removed cluster", false)
+}
