@@ -48,8 +48,11 @@ func (s Status) String() string {
 	return "Status(" + strconv.Itoa(int(s)) + ")"
 }
 
-// Counters are a backend's lifetime statistics, for metrics and admin
-// output. They only grow.
+// Counters are lifetime statistics, of a backend (Backend.Counters) or of
+// a cluster (Cluster.Counters), for metrics and admin output. They only
+// grow. The connect counters are kept by the outcome reports; the traffic
+// counters only by what the sessions report with CountRequest and
+// CountBytes.
 type Counters struct {
 	// Connections counts connect attempts (ConnectStarted calls).
 	Connections uint64
@@ -59,6 +62,25 @@ type Counters struct {
 	Downs uint64
 	// Ups counts Down to Up transitions (recoveries).
 	Ups uint64
+	// Requests counts requests sent to the backend (CountRequest calls):
+	// for HTTP one per request, so a keep-alive connection counts many;
+	// a TCP session counts none unless it reports its connection as one.
+	Requests uint64
+	// BytesIn counts bytes received from the backend and BytesOut bytes
+	// sent to it, as reported by CountBytes. The directions are the
+	// proxy's on the backend connection: a response is BytesIn.
+	BytesIn, BytesOut uint64
+}
+
+// add adds o to c, field by field.
+func (c *Counters) add(o Counters) {
+	c.Connections += o.Connections
+	c.Failures += o.Failures
+	c.Downs += o.Downs
+	c.Ups += o.Ups
+	c.Requests += o.Requests
+	c.BytesIn += o.BytesIn
+	c.BytesOut += o.BytesOut
 }
 
 // Backend is one server of a cluster. The exported fields are its
@@ -250,6 +272,19 @@ func (b *Backend) Released() {
 	if b.status == Down {
 		b.trial = false
 	}
+}
+
+// CountRequest records one request sent to the backend. Like the other
+// reports it is safe on a removed backend, where it counts toward the
+// backend's own Counters only (see Cluster.Counters).
+func (b *Backend) CountRequest() { b.counters.Requests++ }
+
+// CountBytes records in bytes received from the backend and out bytes sent
+// to it. Sessions call it as data moves, or once when a connection ends;
+// it is two additions either way.
+func (b *Backend) CountBytes(in, out uint64) {
+	b.counters.BytesIn += in
+	b.counters.BytesOut += out
 }
 
 // String returns the backend's ID and address, for logs.

@@ -185,6 +185,7 @@ func (cs *Clusters) RemoveCluster(id string) error {
 	}
 	delete(cs.clusters, id)
 	for i, b := range c.backends {
+		c.removed.add(b.counters)
 		b.status = Removed
 		b.trial = false
 		c.backends[i] = nil
@@ -268,6 +269,7 @@ func (cs *Clusters) RemoveBackend(cluster, id string) error {
 	c.backends = slices.Delete(c.backends, i, i+1) // Zeroes the freed tail slot.
 	delete(c.byID, id)
 	delete(c.bySticky, b.StickyID)
+	c.removed.add(b.counters)
 	b.status = Removed
 	b.trial = false
 	c.backendsChanged()
@@ -289,6 +291,7 @@ type Cluster struct {
 	bySticky  map[string]*Backend
 	rng       *rand.Rand
 	gen       uint64
+	removed   Counters // totals of the backends removed so far.
 
 	// tiers are Pick's scratch lists, one per tier, reused so that picking
 	// does not allocate; cands is the view handed to the picker.
@@ -313,6 +316,22 @@ func (c *Cluster) Policy() Policy { return c.policy }
 // its connect outcomes: that happens on the data path, often, and Pick
 // already accounts for it. Config.OnStateChange reports those.
 func (c *Cluster) Generation() uint64 { return c.gen }
+
+// Counters returns the cluster's lifetime statistics: the sum of its
+// backends' Counters plus the totals its removed backends had when they
+// were removed, so that reconfiguration does not make the cluster's
+// figures drop. Reports that sessions still make on a removed *Backend
+// (bytes of a connection that outlived the removal, say) go to that
+// backend's own Counters only: counting them here too would need the
+// cluster to keep every removed backend, and a backend removed and added
+// back with the same ID would then be counted twice.
+func (c *Cluster) Counters() Counters {
+	total := c.removed
+	for _, b := range c.backends {
+		total.add(b.counters)
+	}
+	return total
+}
 
 // Backends returns the cluster's backends in the order they were added. The
 // slice is a copy, so the caller may keep or modify it; it is meant for

@@ -277,3 +277,61 @@ func TestGeneration(t *testing.T) {
 	b.SetHealthy(false)
 	step("verdict on a backend of a removed cluster", false)
 }
+
+func TestClusterCountersKeepRemovedBackends(t *testing.T) {
+	cs, c, bs := newCluster(t, Config{}, RoundRobin, spec{id: "a"}, spec{id: "b"})
+	a, b := bs[0], bs[1]
+	a.ConnectStarted()
+	a.ConnectSucceeded(t0)
+	a.CountRequest()
+	a.CountRequest()
+	a.CountBytes(1000, 200)
+	b.ConnectStarted()
+	b.ConnectFailed(t0)
+	b.ConnectStarted()
+	b.ConnectSucceeded(t0)
+	b.CountRequest()
+	b.CountBytes(10, 20)
+	b.CountBytes(5, 0)
+
+	assert.Equal(t, Counters{Connections: 1, Requests: 2, BytesIn: 1000, BytesOut: 200}, a.Counters())
+	assert.Equal(t, Counters{Connections: 2, Failures: 1, Requests: 1, BytesIn: 15, BytesOut: 20}, b.Counters())
+	both := Counters{Connections: 3, Failures: 1, Requests: 3, BytesIn: 1015, BytesOut: 220}
+	assert.Equal(t, both, c.Counters())
+
+	require.NoError(t, cs.RemoveBackend("c", "a"))
+	assert.Equal(t, both, c.Counters(), "a removed backend's totals stay with the cluster")
+
+	// The session on a finishes after the removal: a's own counters see
+	// it, the cluster's keep a's totals at removal.
+	a.CountRequest()
+	a.CountBytes(1, 1)
+	a.Released()
+	assert.Equal(t, Counters{Connections: 1, Requests: 3, BytesIn: 1001, BytesOut: 201}, a.Counters())
+	assert.Equal(t, both, c.Counters())
+
+	// Re-adding the ID is a new backend with its own counters.
+	a2, err := cs.AddBackend("c", Backend{ID: "a", Address: addr(1)})
+	require.NoError(t, err)
+	a2.ConnectStarted()
+	a2.CountRequest()
+	want := both
+	want.Connections++
+	want.Requests++
+	assert.Equal(t, want, c.Counters())
+
+	require.NoError(t, cs.RemoveCluster("c"))
+	assert.Equal(t, want, c.Counters(), "a removed cluster keeps its totals for whoever still holds it")
+}
+
+func TestCountingDoesNotAllocate(t *testing.T) {
+	_, c, bs := newCluster(t, Config{}, RoundRobin, spec{id: "a"}, spec{id: "b"})
+	var total Counters
+	allocs := testing.AllocsPerRun(100, func() {
+		bs[0].CountRequest()
+		bs[1].CountBytes(3, 4)
+		total = c.Counters()
+	})
+	assert.Zero(t, allocs)
+	assert.NotZero(t, total.Requests)
+}
