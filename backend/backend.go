@@ -116,6 +116,7 @@ type Backend struct {
 
 	cluster  *Cluster      // nil for a Backend not created by AddBackend.
 	weight   int64         // normalised Weight, captured at AddBackend.
+	keyHash  uint64        // Key(ID), where the hashing policies place it.
 	current  int64         // smooth weighted round robin score.
 	active   int           // connects in progress plus established connections.
 	failures int           // consecutive failed connects.

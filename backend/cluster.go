@@ -235,6 +235,7 @@ func (cs *Clusters) AddBackend(cluster string, b Backend) (*Backend, error) {
 		nb.Weight = DefaultWeight
 	}
 	nb.weight = int64(nb.Weight)
+	nb.keyHash = Key(nb.ID)
 	if nb.StickyID == "" {
 		nb.StickyID = nb.ID
 	}
@@ -472,6 +473,26 @@ func (c *Cluster) checked(cands *Candidates, b *Backend) *Backend {
 	// Let go of the request's tried list: the slice belongs to the session.
 	cands.tried = nil
 	return b
+}
+
+// PickKey is Pick for a request that carries a key, such as Key of the
+// client address, a header or a cookie: under a key-mapping policy (Maglev,
+// RingHash, or a user Picker that is a KeyPicker) equal keys go to the same
+// backend for as long as it is a candidate, and a retry with the first
+// choice in tried moves to a stable second choice. Other policies ignore
+// the key. It does not allocate.
+func (c *Cluster) PickKey(now time.Time, key uint64, tried []*Backend) (*Backend, error) {
+	cands := c.candidates(now, tried)
+	if cands == nil {
+		return nil, ErrNoBackend
+	}
+	var b *Backend
+	if c.keyPicker != nil {
+		b = c.keyPicker.PickKey(cands, key)
+	} else {
+		b = c.picker.Pick(cands)
+	}
+	return c.checked(cands, b), nil
 }
 
 // PickSticky returns the backend whose StickyID is stickyID when it is

@@ -71,8 +71,9 @@ func (rogue) String() string      { return "rogue" }
 
 type rogueP rogue
 
-func (rogueP) Reset([]*Backend)            {}
-func (p rogueP) Pick(*Candidates) *Backend { return *p.next }
+func (rogueP) Reset([]*Backend)                       {}
+func (p rogueP) Pick(*Candidates) *Backend            { return *p.next }
+func (p rogueP) PickKey(*Candidates, uint64) *Backend { return *p.next }
 
 func TestPickerReturningANonCandidateFallsBack(t *testing.T) {
 	var next *Backend
@@ -105,6 +106,9 @@ func TestPickerReturningANonCandidateFallsBack(t *testing.T) {
 				b, err := c.Pick(t0, tried)
 				require.NoError(t, err)
 				assert.Same(t, bs[1], b, "the only candidate")
+				b, err = c.PickKey(t0, 42, tried)
+				require.NoError(t, err)
+				assert.Same(t, bs[1], b)
 			}
 		})
 	}
