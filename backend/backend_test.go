@@ -15,7 +15,7 @@ import (
 var t0 = time.Unix(1_700_000_000, 0)
 
 // allPolicies lists every policy, for table-driven tests.
-var allPolicies = []Policy{RoundRobin, Random, LeastConnections, PowerOfTwo}
+var allPolicies = []Policy{RoundRobin, Random, LeastConnections, PowerOfTwo, Maglev, RingHash}
 
 // addr returns a distinct, valid backend address for i.
 func addr(i int) netip.AddrPort {

@@ -480,7 +480,8 @@ func (c *Cluster) checked(cands *Candidates, b *Backend) *Backend {
 // RingHash, or a user Picker that is a KeyPicker) equal keys go to the same
 // backend for as long as it is a candidate, and a retry with the first
 // choice in tried moves to a stable second choice. Other policies ignore
-// the key. It does not allocate.
+// the key. It does not allocate, except that Maglev and RingHash build
+// their table at the first pick after the backend set changed.
 func (c *Cluster) PickKey(now time.Time, key uint64, tried []*Backend) (*Backend, error) {
 	cands := c.candidates(now, tried)
 	if cands == nil {

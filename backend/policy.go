@@ -148,6 +148,17 @@ const (
 	// avoids hot spots almost as well as LeastConnections while not herding
 	// every worker onto the same least-loaded backend.
 	PowerOfTwo
+	// Maglev maps keys (Cluster.PickKey) to backends with Google's Maglev
+	// lookup table: the most even spread of keys, weights honoured, and
+	// few keys moved between the remaining backends when one is added or
+	// removed. Picks without a key are random, in proportion to weight.
+	Maglev
+	// RingHash maps keys to backends by consistent hashing on a ring with
+	// bounded loads (factor DefaultLoadFactor, see RingHashBounded): a key
+	// sticks to its backend unless that backend is well above its share of
+	// active connections, when the key spills over to the next one on the
+	// ring. Picks without a key are random, steered by the same bound.
+	RingHash
 
 	numBuiltins // first invalid value.
 )
@@ -159,10 +170,12 @@ var builtinNames = [numBuiltins]string{
 	Random:           "random",
 	LeastConnections: "leastconn",
 	PowerOfTwo:       "p2c",
+	Maglev:           "maglev",
+	RingHash:         "ringhash",
 }
 
 // ParsePolicy turns a configuration name into a Policy: "roundrobin",
-// "random", "leastconn" or "p2c", in any case. The empty string gives the
+// "random", "leastconn", "p2c", "maglev" or "ringhash", in any case. The empty string gives the
 // default, RoundRobin, so that an unset option means the default. The
 // result is always a Builtin.
 func ParsePolicy(s string) (Policy, error) {
@@ -226,6 +239,10 @@ func (p Builtin) NewPicker() Picker {
 		return new(leastConnPicker)
 	case PowerOfTwo:
 		return powerOfTwoPicker{}
+	case Maglev:
+		return new(maglevPicker)
+	case RingHash:
+		return &ringPicker{factor: DefaultLoadFactor}
 	}
 	return nil
 }
