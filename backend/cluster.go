@@ -59,7 +59,8 @@ type Config struct {
 	// Each delay, capped or not, is then jittered by ±10%.
 	BackoffMax time.Duration
 	// Rand seeds the random source of each cluster (weighted random, power
-	// of two choices, back-off jitter). Nil means seeds from the runtime's
+	// of two choices, keyless picks of the hashing policies, back-off
+	// jitter, Candidates.Rand for user pickers). Nil means seeds from the runtime's
 	// random generator. Tests set a seeded generator for repeatable runs;
 	// it is only read when a cluster is created, on the loop's goroutine.
 	Rand *rand.Rand
@@ -69,11 +70,13 @@ type Config struct {
 	// the main process. It must not add or remove backends of the cluster
 	// being picked from.
 	OnStateChange func(cluster string, b *Backend, up bool)
-	// RoundRobinOffset rotates where round robin starts among backends
-	// of equal standing. Each worker of a proxy keeps its own copy of the
-	// clusters; giving worker i the offset i sends the workers' first
-	// requests to different backends instead of all to the first one.
-	// Default 0.
+	// RoundRobinOffset rotates the order in which candidates are handed
+	// to the policy, and so where round robin starts among backends of
+	// equal standing and where least connections breaks its first ties.
+	// Each worker of a proxy keeps its own copy of the clusters; giving
+	// worker i the offset i sends the workers' first requests to different
+	// backends instead of all to the first one. Hashing policies do not
+	// depend on it. Default 0; negative values count from the end.
 	RoundRobinOffset int
 }
 
@@ -413,7 +416,8 @@ func wasTried(tried []*Backend, b *Backend) bool {
 // in back-off, because a connect that may fail beats a certain 503. The
 // cluster's Policy chooses within the first non-empty tier. Pick returns
 // ErrNoBackend only when the cluster is empty or every backend was tried.
-// It does not allocate.
+// It does not allocate, except when a hashing policy builds its table at
+// the first pick after a change of the backend set.
 func (c *Cluster) Pick(now time.Time, tried []*Backend) (*Backend, error) {
 	cands := c.candidates(now, tried)
 	if cands == nil {
@@ -480,8 +484,7 @@ func (c *Cluster) checked(cands *Candidates, b *Backend) *Backend {
 // RingHash, or a user Picker that is a KeyPicker) equal keys go to the same
 // backend for as long as it is a candidate, and a retry with the first
 // choice in tried moves to a stable second choice. Other policies ignore
-// the key. It does not allocate, except that Maglev and RingHash build
-// their table at the first pick after the backend set changed.
+// the key. It allocates only as Pick does.
 func (c *Cluster) PickKey(now time.Time, key uint64, tried []*Backend) (*Backend, error) {
 	cands := c.candidates(now, tried)
 	if cands == nil {
