@@ -127,7 +127,13 @@ func (d *Dialer) next() DialState {
 	attempts = min(attempts, MaxDialAttempts)
 	c := lp.Clusters().Cluster(d.Cluster)
 	for c != nil && d.n < attempts {
-		b, err := c.Pick(lp.Now(), d.tried[:d.n])
+		var b *backend.Backend
+		var err error
+		if d.UseKey {
+			b, err = c.PickKey(lp.Now(), d.Key, d.tried[:d.n])
+		} else {
+			b, err = c.Pick(lp.Now(), d.tried[:d.n])
+		}
 		if err != nil {
 			break
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/session"
 )
 
@@ -84,4 +85,45 @@ func TestDialerNoBackend(t *testing.T) {
 	assert.Equal(t, session.DialIdle, d.State())
 	assert.Equal(t, "failed", session.DialFailed.String())
 	d.Close() // an idle dialer closes quietly
+}
+
+// keyListener dials every connection with one key, through a
+// consistent-hashing cluster.
+type keyListener struct{}
+
+func (keyListener) Protocol() session.Protocol { return "keyed" }
+func (keyListener) NewSession(lp *session.Loop, a session.Accepted) (session.ProxySession, error) {
+	rs := &relaySession{Base: session.Base{Token: a.Token, Peer: a.Peer}, lp: lp, front: protocol.NewTCPSocket(a.Fd)}
+	rs.d = session.Dialer{Cluster: "c", Key: backend.Key("tenant-42"), UseKey: true}
+	rs.p.Init(lp.Pool(), &rs.front, rs.d.Socket())
+	rs.d.Dial(lp, rs)
+	return rs, nil
+}
+
+// With a key, the Dialer picks through the policy's PickKey: every
+// connection of one key lands on one backend of a Maglev cluster.
+func TestDialerPicksByKey(t *testing.T) {
+	addrs := []netip.AddrPort{echoServer(t), echoServer(t), echoServer(t)}
+	tt := newTester(t, session.Config{}, keyListener{})
+	require.NoError(t, tt.w.AddCluster("c", backend.Maglev))
+	for i, a := range addrs {
+		require.NoError(t, tt.w.AddBackend("c", backend.Backend{ID: string(rune('a' + i)), Address: a}))
+	}
+	for i := 0; i < 6; i++ {
+		c := tt.dial()
+		assert.Equal(t, "k", c.ask(t, "k"))
+		c.Close()
+	}
+	require.Eventually(t, func() bool { return tt.status().Sessions == 0 }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+		used := 0
+		for _, b := range lp.Clusters().Cluster("c").Backends() {
+			if n := b.Counters().Connections; n > 0 {
+				used++
+				assert.EqualValues(t, 6, n, "every connection of the key on one backend")
+			}
+		}
+		assert.Equal(t, 1, used)
+		return nil
+	}))
 }

@@ -29,7 +29,7 @@ func main() {
 	var backends demo.List
 	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
 	flag.Var(&backends, "backend", "backend address ip:port (repeatable); none: two embedded demo backends")
-	lb := flag.String("lb", "roundrobin", "balancing: roundrobin, random, leastconn, p2c")
+	lb := flag.String("lb", "roundrobin", "balancing: roundrobin, random, leastconn, p2c, maglev, ringhash")
 	workers := flag.Int("workers", 0, "workers (event loops); 0 = one per CPU")
 	maxConns := flag.Int("max-conns", 10000, "client connections per worker")
 	accessLog := flag.Bool("access-log", false, "log every request")

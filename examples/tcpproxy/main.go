@@ -31,7 +31,7 @@ func main() {
 	var backends demo.List
 	listen := flag.String("listen", "127.0.0.1:8081", "address to listen on")
 	flag.Var(&backends, "backend", "backend address ip:port (repeatable); none: two embedded echo backends")
-	lb := flag.String("lb", "roundrobin", "balancing: roundrobin, random, leastconn, p2c")
+	lb := flag.String("lb", "roundrobin", "balancing: roundrobin, random, leastconn, p2c, maglev, ringhash")
 	expect := flag.Bool("expect-proxy", false, "require a PROXY protocol header (v1 or v2) from clients")
 	send := flag.String("send-proxy", "", "send a PROXY header to backends: v1, v2, or relay (needs -expect-proxy)")
 	workers := flag.Int("workers", 0, "workers (event loops); 0 = one per CPU")
