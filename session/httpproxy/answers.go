@@ -6,7 +6,7 @@ import (
 	"github.com/sluiceproxy/sluice/session"
 )
 
-// The answers the proxy makes itself (DESIGN.md, principle 6).
+// The answers the proxy makes itself (ARCHITECTURE.md, principle 6).
 const (
 	ans400 = iota
 	ans401
