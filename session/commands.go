@@ -136,9 +136,9 @@ func (w *Worker) Adopt(fd int, peer, local netip.AddrPort, l Listener) error {
 			closeFD(fd)
 			return ErrStopped
 		}
-		if unix.SetNonblock(fd, true) != nil {
+		if err := unix.SetNonblock(fd, true); err != nil {
 			closeFD(fd)
-			return ErrNoToken
+			return err
 		}
 		if !w.admit(l, local, fd, peer) {
 			return ErrRefused

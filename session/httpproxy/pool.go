@@ -64,7 +64,6 @@ type idleConn struct {
 	sock   protocol.TCPSocket
 	token  eventloop.Token
 	timer  timer.Handle
-	since  time.Time
 	closed bool
 }
 
@@ -81,7 +80,7 @@ func (st *workerState) put(lp *session.Loop, b *backend.Backend, sock protocol.T
 	} else {
 		c = new(idleConn)
 	}
-	*c = idleConn{lp: lp, st: st, b: b, sock: sock, token: t, since: lp.Now()}
+	*c = idleConn{lp: lp, st: st, b: b, sock: sock, token: t}
 	if lp.RebindOwner(t, c) != nil {
 		return false
 	}

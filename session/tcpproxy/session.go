@@ -72,7 +72,6 @@ func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.Pro
 		s.frontTimer = lp.Timers().Schedule(a.Token, l.cfg.HeaderTimeout)
 		return s, nil
 	}
-	s.frontTimer = lp.Timers().Schedule(a.Token, l.cfg.FrontTimeout)
 	s.afterHeader()
 	return s, nil
 }
@@ -226,17 +225,23 @@ func (s *Session) readHeader() (session.Result, bool) {
 }
 
 // afterHeader moves on from the PROXY header, or from the accept.
+// The front timer becomes the route timeout, or the front timeout.
 func (s *Session) afterHeader() {
-	if s.l.cfg.Route != nil {
-		s.state = stateRoute
-		s.lp.Timers().Cancel(s.frontTimer)
-		s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.RouteTimeout)
-		return
-	}
-	if s.state == stateExpect {
-		s.lp.Timers().Reset(s.frontTimer, s.l.cfg.FrontTimeout)
-	}
 	s.state = stateConnect
+	wait := s.l.cfg.FrontTimeout
+	if s.l.cfg.Route != nil {
+		s.state, wait = stateRoute, s.l.cfg.RouteTimeout
+	}
+	s.rearmFront(wait)
+}
+
+// rearmFront moves the front timer to d from now: one wheel operation
+// while it is pending, a new timer once it has fired (or before the
+// first).
+func (s *Session) rearmFront(d time.Duration) {
+	if !s.lp.Timers().Reset(s.frontTimer, d) {
+		s.frontTimer = s.lp.Timers().Schedule(s.frontToken, d)
+	}
 }
 
 // route shows the client's first bytes to Config.Route until it decides.
@@ -275,8 +280,7 @@ func (s *Session) decide(final bool) (session.Result, bool) {
 		s.dial.Cluster = s.Cluster
 		s.dial.Key, s.dial.UseKey = d.Key, d.UseKey
 		s.l.stats.routed.Add(1)
-		s.lp.Timers().Cancel(s.frontTimer)
-		s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+		s.rearmFront(s.l.cfg.FrontTimeout)
 		s.state = stateConnect
 		return session.Continue, true
 	case errors.Is(err, ErrNeedMore) && !final:
