@@ -38,8 +38,8 @@ func (p *pingPong) Event(t eventloop.Token, r eventloop.Ready) {
 		unix.Write(fd, buf[:])
 	}
 }
-func (p *pingPong) Timeout(eventloop.Token)            {}
-func (p *pingPong) Panic(eventloop.Token, any, []byte) {}
+func (p *pingPong) Timeout(eventloop.Token, eventloop.TimerName) {}
+func (p *pingPong) Panic(eventloop.Token, any, []byte)           {}
 
 // BenchmarkLoopEvent is the loop's cost per real event, kernel included:
 // 64 connections in flight, b.N bounces in all. Each op is one readiness

@@ -14,7 +14,7 @@ func (h *countingHandler) Event(t Token, r Ready) {
 	h.events++
 	h.sum += int(t) + int(r)
 }
-func (h *countingHandler) Timeout(Token)            {}
+func (h *countingHandler) Timeout(Token, TimerName) {}
 func (h *countingHandler) Panic(Token, any, []byte) {}
 
 // BenchmarkDispatch measures what the loop adds per event on top of the

@@ -21,10 +21,10 @@ func (h *pipeHandler) Event(t eventloop.Token, r eventloop.Ready) {
 	buf := make([]byte, 64)
 	n, _ := h.r.Read(buf) // edge-triggered: a real reader drains until EAGAIN
 	fmt.Printf("token %d readable: %q\n", t, buf[:n])
-	h.loop.Timers().Schedule(2, 10*time.Millisecond)
+	h.loop.Timers().Schedule(eventloop.TimerKey{Token: 2}, 10*time.Millisecond)
 }
 
-func (h *pipeHandler) Timeout(t eventloop.Token) {
+func (h *pipeHandler) Timeout(t eventloop.Token, _ eventloop.TimerName) {
 	fmt.Printf("timer %d fired\n", t)
 	h.loop.Stop()
 }

@@ -18,8 +18,9 @@ import (
 type Handler interface {
 	// Event reports readiness for a registered token.
 	Event(t Token, r Ready)
-	// Timeout reports that a timer scheduled on [Loop.Timers] fired.
-	Timeout(t Token)
+	// Timeout reports that a timer scheduled on [Loop.Timers] fired:
+	// the timer named name of token t.
+	Timeout(t Token, name TimerName)
 	// Panic reports a panic the loop recovered from inside Event,
 	// Timeout or posted work (t is [NoToken] for posted work). The owner
 	// decides what to close; the loop goes on with the next event.
@@ -49,14 +50,14 @@ type Config struct {
 }
 
 // Loop is one event loop: a poller, a waker, a timer wheel keyed by
-// token and a queue of work posted from other goroutines. Everything a
+// token and timer name, and a queue of work posted from other goroutines. Everything a
 // loop owns is touched only on the goroutine that calls [Loop.Run];
 // other goroutines talk to it through [Loop.Post] and [Loop.Stop].
 type Loop struct {
 	poller *Poller
 	waker  *Waker
 	events *Events
-	timers *timer.Wheel[Token]
+	timers *timer.Wheel[TimerKey]
 	cfg    Config
 
 	running  atomic.Bool
@@ -91,7 +92,7 @@ func New(cfg Config) (*Loop, error) {
 		poller: p,
 		waker:  w,
 		events: NewEvents(cfg.Events),
-		timers: timer.New[Token](cfg.Timer),
+		timers: timer.New[TimerKey](cfg.Timer),
 		cfg:    cfg,
 		done:   make(chan struct{}),
 		queue:  make([]func(), 0, 64),
@@ -108,7 +109,7 @@ func (l *Loop) Poller() *Poller { return l.poller }
 // Timers is the loop's timer wheel; fired keys arrive at
 // [Handler.Timeout]. Use it only on the loop's goroutine once Run has
 // started.
-func (l *Loop) Timers() *timer.Wheel[Token] { return l.timers }
+func (l *Loop) Timers() *timer.Wheel[TimerKey] { return l.timers }
 
 // Now is the time the loop read when the current batch began; cheaper
 // than a clock read per event and precise enough for idle bookkeeping.
@@ -235,22 +236,22 @@ func (l *Loop) dispatchEvents(h Handler, start int) (next int) {
 // fireTimers delivers every timer due now. It reports true when it
 // stopped early because a handler panicked, so the caller calls again.
 func (l *Loop) fireTimers(h Handler) (again bool) {
-	var t Token
+	var k TimerKey
 	defer func() {
 		if v := recover(); v != nil {
 			again = true
-			h.Panic(t, v, debug.Stack())
+			h.Panic(k.Token, v, debug.Stack())
 		}
 	}()
 	// The batch's time: a timer due during the batch fires next round.
 	now := l.now
 	for {
 		var ok bool
-		t, ok = l.timers.Poll(now)
+		k, ok = l.timers.Poll(now)
 		if !ok {
 			return false
 		}
-		h.Timeout(t)
+		h.Timeout(k.Token, k.Name)
 	}
 }
 

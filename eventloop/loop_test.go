@@ -33,7 +33,7 @@ func (r *recorder) Event(t eventloop.Token, rd eventloop.Ready) {
 	}
 }
 
-func (r *recorder) Timeout(t eventloop.Token) {
+func (r *recorder) Timeout(t eventloop.Token, _ eventloop.TimerName) {
 	if r.timeout != nil {
 		r.timeout(t)
 	}
@@ -232,7 +232,7 @@ func TestPanicInHandlerIsRecoveredAndLoopGoesOn(t *testing.T) {
 
 	// A panicking timer and a panicking posted function are recovered
 	// too; the loop still runs work afterwards.
-	require.NoError(t, l.Post(func() { l.Timers().Schedule(42, 0) }))
+	require.NoError(t, l.Post(func() { l.Timers().Schedule(eventloop.TimerKey{Token: 42}, 0) }))
 	assert.Equal(t, "timer 42", <-h.panics)
 	require.NoError(t, l.Post(func() { panic("posted") }))
 	assert.Equal(t, "posted", <-h.panics)
@@ -256,7 +256,7 @@ func TestTimersFireInOrderAndNotEarly(t *testing.T) {
 	require.NoError(t, l.Post(func() {
 		start = time.Now()
 		for tok, d := range durations {
-			l.Timers().Schedule(tok, d)
+			l.Timers().Schedule(eventloop.TimerKey{Token: tok}, d)
 		}
 		close(scheduled)
 	}))
@@ -290,8 +290,8 @@ func TestTimersOnVirtualClock(t *testing.T) {
 	run(t, l, &recorder{timeout: func(tok eventloop.Token) { fired <- tok }})
 	done := make(chan struct{})
 	require.NoError(t, l.Post(func() {
-		l.Timers().Schedule(1, 10*time.Second)
-		l.Timers().Schedule(2, time.Hour)
+		l.Timers().Schedule(eventloop.TimerKey{Token: 1}, 10*time.Second)
+		l.Timers().Schedule(eventloop.TimerKey{Token: 2}, time.Hour)
 		close(done)
 	}))
 	<-done

@@ -19,6 +19,19 @@ const wakerToken Token = NoToken - 1
 // it are reserved for the loop.
 const MaxToken Token = wakerToken - 1
 
+// TimerName tells the timers of one token apart: a session may keep an
+// idle timer, a connect timer and a retry timer on the same token and
+// hears which one fired. Its meaning is the token owner's; a token with
+// one timer uses 0.
+type TimerName uint8
+
+// TimerKey is what the loop's timer wheel keys its timers by: the token
+// they belong to and which of its timers each is.
+type TimerKey struct {
+	Token Token
+	Name  TimerName
+}
+
 // Interest says which readiness a registration wants to hear about.
 type Interest uint8
 

@@ -35,11 +35,11 @@ type mover struct {
 	in    []byte
 }
 
-func (m *mover) Protocol() session.Protocol                       { return "mover" }
-func (m *mover) UpdateReadiness(eventloop.Token, eventloop.Ready) {}
-func (m *mover) Timeout(eventloop.Token) session.Result           { return session.Continue }
-func (m *mover) ShuttingDown() session.Result                     { return session.Close }
-func (m *mover) Close()                                           { m.lp.Release(m.Token, m.sock.Fd()); m.sock.Close() }
+func (m *mover) Protocol() session.Protocol                                  { return "mover" }
+func (m *mover) UpdateReadiness(eventloop.Token, eventloop.Ready)            {}
+func (m *mover) Timeout(eventloop.Token, eventloop.TimerName) session.Result { return session.Continue }
+func (m *mover) ShuttingDown() session.Result                                { return session.Close }
+func (m *mover) Close()                                                      { m.lp.Release(m.Token, m.sock.Fd()); m.sock.Close() }
 func (m *mover) Ready(session.ProxySession) session.Result {
 	var buf [16]byte
 	n, _ := m.sock.Read(buf[:len("move\n")-len(m.in)]) // not a byte past the line
@@ -69,6 +69,8 @@ func TestAdoptMovesAConnectionBetweenWorkers(t *testing.T) {
 	assert.Equal(t, 0, first.status().Sessions, "the first worker let it go")
 	assert.EqualValues(t, 1, first.status().Closed)
 	assert.EqualValues(t, 1, second.status().Accepted)
+	c.Close() // the second worker closes its end before the first's descriptor count
+	require.Eventually(t, func() bool { return second.status().Sessions == 0 }, 5*time.Second, time.Millisecond)
 }
 
 // An inherited listening socket serves on every worker of a proxy.

@@ -264,7 +264,7 @@ func (w *Worker) shutdownRound() {
 	// The next round is booked first, so that a session panicking in
 	// ShuttingDown cannot stall the stop.
 	w.loop.Timers().Cancel(w.stopTimer)
-	w.stopTimer = w.loop.Timers().Schedule(stopToken, 50*time.Millisecond)
+	w.stopTimer = w.loop.Timers().Schedule(eventloop.TimerKey{Token: stopToken}, 50*time.Millisecond)
 	for _, e := range w.tokens.All() {
 		if e.front && !e.closed && e.s.ShuttingDown() == Close {
 			w.closeSafely(e.s)

@@ -61,15 +61,16 @@ func (s DialState) String() string {
 // connection's accounting: [Dialer.Close] ends it.
 //
 // A Dialer lives inside its session (no allocation) and belongs to its
-// loop. The session routes the events and timers of [Dialer.Token] to it
-// while it connects:
+// loop. The session hands it the events and timers of its tokens; the
+// dialer takes those of a connect under way:
 //
-//	func (s *S) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
-//		if s.d.Owns(t) { s.d.Update(r) } // else: the client socket
-//	}
-//	// in Ready:   if s.d.Poll() == session.DialConnected { ... }
-//	// in Timeout: if s.d.Owns(t) { s.d.Timeout() }
-//	// in Close:   s.d.Close()
+//	// in UpdateReadiness: if !s.d.Event(t, r) { /* another socket's */ }
+//	// in Ready:           if s.d.Poll() == session.DialConnected { ... }
+//	// in Timeout:         if s.d.Timeout(t, name) == session.DialFailed { ... }
+//	// in Close:           s.d.Close()
+//
+// Its connect timer is named [DialTimer] on [Dialer.Token], so the
+// session may keep timers of its own on that token.
 type Dialer struct {
 	// Cluster is where backends are picked.
 	Cluster string
@@ -159,7 +160,7 @@ func (d *Dialer) next() DialState {
 		}
 		d.b, d.sock, d.token = b, protocol.NewTCPSocket(fd), t
 		d.ready.Reset()
-		d.timer = lp.Timers().Schedule(t, timeout)
+		d.timer = lp.Schedule(t, DialTimer, timeout)
 		d.state = DialConnecting
 		return d.state
 	}
@@ -194,8 +195,16 @@ func (d *Dialer) Owns(t eventloop.Token) bool {
 	return (d.state == DialConnecting || d.state == DialConnected) && t == d.token
 }
 
-// Update records an event of the dialer's socket; Poll acts on it.
-func (d *Dialer) Update(r eventloop.Ready) { d.ready.Update(r) }
+// Event records r when t is the token of a connect under way, for Poll
+// to act on, and reports whether it was. Once connected the socket's
+// events are the session's: Event reports false.
+func (d *Dialer) Event(t eventloop.Token, r eventloop.Ready) bool {
+	if d.state != DialConnecting || t != d.token {
+		return false
+	}
+	d.ready.Update(r)
+	return true
+}
 
 // Poll finishes a connect once its socket has said something: connected,
 // or failed and on to the next backend. It returns the state; it does
@@ -216,12 +225,11 @@ func (d *Dialer) Poll() DialState {
 	return d.state
 }
 
-// Timeout is the dialer's timer firing: a connect that took too long
-// fails, and the next backend is tried. Call it for a timer of
-// [Dialer.Token] while the state is DialConnecting; in other states it
-// does nothing (the token's timers are the session's then).
-func (d *Dialer) Timeout() DialState {
-	if d.state == DialConnecting {
+// Timeout takes the timer t, name when it is the dialer's connect timer:
+// the connect took too long, so it fails and the next backend is tried.
+// It returns the state (unchanged for any other timer).
+func (d *Dialer) Timeout(t eventloop.Token, name eventloop.TimerName) DialState {
+	if d.state == DialConnecting && t == d.token && name == DialTimer {
 		b := d.b
 		d.drop()
 		d.failed(b, ErrDialTimeout)
@@ -246,9 +254,15 @@ func (d *Dialer) Token() eventloop.Token { return d.token }
 // Backend is the backend being connected to, or connected.
 func (d *Dialer) Backend() *backend.Backend { return d.b }
 
-// Readiness is what the socket reported so far; a session handing the
-// socket to a relay passes it on.
-func (d *Dialer) Readiness() protocol.Readiness { return d.ready }
+// TakeReadiness hands over what the socket reported while it connected,
+// once: a session that takes the connected socket over (a pipe, a
+// protocol's client) merges it into its own readiness, since those edges
+// will not come again. Later calls return nothing.
+func (d *Dialer) TakeReadiness() protocol.Readiness {
+	r := d.ready
+	d.ready.Reset()
+	return r
+}
 
 // Attempted is how many backends the last Dial tried.
 func (d *Dialer) Attempted() int { return d.n }

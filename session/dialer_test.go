@@ -93,7 +93,7 @@ type keyListener struct{}
 
 func (keyListener) Protocol() session.Protocol { return "keyed" }
 func (keyListener) NewSession(lp *session.Loop, a session.Accepted) (session.ProxySession, error) {
-	rs := &relaySession{Base: session.Base{Token: a.Token, Peer: a.Peer}, lp: lp, front: protocol.NewTCPSocket(a.Fd)}
+	rs := &relaySession{Base: session.Base{Token: a.Token, Peer: a.Peer}, front: protocol.NewTCPSocket(a.Fd)}
 	rs.d = session.Dialer{Cluster: "c", Key: backend.Key("tenant-42"), UseKey: true}
 	rs.p.Init(lp.Pool(), &rs.front, rs.d.Socket())
 	rs.d.Dial(lp, rs)

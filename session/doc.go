@@ -26,8 +26,10 @@
 // buffers. The worker maps every token to its session through a slab.
 // For each event it calls UpdateReadiness with the token and the
 // readiness, then Ready until the session answers Continue or Close.
-// Timers the session schedules on [Loop.Timers], keyed by its own
-// tokens, come back through Timeout, whose Again hands over to Ready. A
+// Timers the session arms with [Loop.Schedule], keyed by one of its
+// tokens and a name of its choosing (an idle and a connect timer on the
+// same backend token), come back through Timeout with both, whose Again
+// hands over to Ready. A
 // panic inside a session closes that session only and is counted.
 // Embed [Base] for the methods that have defaults.
 //

@@ -21,61 +21,51 @@ type relayListener struct{ fails *atomic.Int32 } // counts failed connects; may 
 func (relayListener) Protocol() session.Protocol { return "relay" }
 
 func (l relayListener) NewSession(lp *session.Loop, a session.Accepted) (session.ProxySession, error) {
-	s := &relaySession{Base: session.Base{Token: a.Token, Peer: a.Peer}, lp: lp, front: protocol.NewTCPSocket(a.Fd)}
+	s := &relaySession{Base: session.Base{Token: a.Token, Peer: a.Peer}, front: protocol.NewTCPSocket(a.Fd)}
 	s.d = session.Dialer{Cluster: "c", OnFail: l.failed}
 	s.p.Init(lp.Pool(), &s.front, s.d.Socket()) // the dialer's socket, whichever backend answers
 	s.d.Dial(lp, s)
 	return s, nil
 }
 
+// relaySession connects with the dialer, then relays with the pipe.
 type relaySession struct {
 	session.Base
-	lp        *session.Loop
-	front     protocol.TCPSocket
-	d         session.Dialer
-	p         pipe.Pipe
-	connected bool
+	front protocol.TCPSocket
+	d     session.Dialer
+	p     pipe.Pipe
 }
 
-func (s *relaySession) Protocol() session.Protocol   { return "relay" }
-func (s *relaySession) ShuttingDown() session.Result { return session.Continue }
+func (s *relaySession) Protocol() session.Protocol { return "relay" }
 func (s *relaySession) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
-	switch {
-	case t == s.Token:
+	if t == s.Token {
 		s.p.UpdateReadiness(pipe.Front, r)
-	case s.connected:
+	} else if !s.d.Event(t, r) {
 		s.p.UpdateReadiness(pipe.Back, r)
-	default:
-		s.d.Update(r)
 	}
 }
 func (s *relaySession) Ready(session.ProxySession) session.Result {
-	switch s.d.Poll() {
-	case session.DialFailed:
-		return session.Close
-	case session.DialConnecting:
-		return session.Continue
+	if st := s.d.Poll(); st != session.DialConnected {
+		return closeIf(st == session.DialFailed)
 	}
-	if !s.connected {
-		s.p.MergeReadiness(pipe.Back, s.d.Readiness())
-		s.connected = true
-	}
-	if st := s.p.Ready(); st == pipe.Done || st == pipe.Failed {
-		return session.Close
-	}
-	return session.Continue
+	s.p.MergeReadiness(pipe.Back, s.d.TakeReadiness())
+	st := s.p.Ready()
+	return closeIf(st == pipe.Done || st == pipe.Failed)
 }
-func (s *relaySession) Timeout(eventloop.Token) session.Result {
-	if s.d.Timeout() == session.DialFailed {
-		return session.Close
-	}
-	return session.Continue
+func (s *relaySession) Timeout(t eventloop.Token, name eventloop.TimerName) session.Result {
+	return closeIf(s.d.Timeout(t, name) == session.DialFailed)
 }
 func (s *relaySession) Close() {
 	s.p.Release()
 	s.d.Close()
-	s.lp.Release(s.Token, s.front.Fd())
-	s.front.Close()
+	s.front.Close() // the worker frees the frontend token
+}
+
+func closeIf(end bool) session.Result {
+	if end {
+		return session.Close
+	}
+	return session.Continue
 }
 
 func (l relayListener) failed(*backend.Backend, error) {

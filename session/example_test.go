@@ -29,7 +29,7 @@ func (l lineListener) NewSession(lp *session.Loop, a session.Accepted) (session.
 	}
 	if l.idle > 0 {
 		s.idle = l.idle
-		s.timer = lp.Timers().Schedule(a.Token, l.idle)
+		s.timer = lp.Schedule(a.Token, 0, l.idle)
 	}
 	return s, nil
 }
@@ -112,7 +112,9 @@ func (s *lineSession) Ready(session.ProxySession) session.Result {
 	}
 }
 
-func (s *lineSession) Timeout(eventloop.Token) session.Result { return session.Close }
+func (s *lineSession) Timeout(eventloop.Token, eventloop.TimerName) session.Result {
+	return session.Close
+}
 
 // ShuttingDown lets the session end unless a line is half received or
 // an answer is still on its way.

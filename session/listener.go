@@ -64,9 +64,9 @@ type listenSession struct {
 
 // Event accepts until the queue is empty, unless the worker is paused at
 // its connection limit; resume retries then.
-func (ls *listenSession) Event(eventloop.Token, eventloop.Ready) { ls.w.accept(ls) }
-func (ls *listenSession) Timeout(eventloop.Token)                {}
-func (ls *listenSession) Close()                                 { ls.close(ls.w) }
+func (ls *listenSession) Event(eventloop.Token, eventloop.Ready)       { ls.w.accept(ls) }
+func (ls *listenSession) Timeout(eventloop.Token, eventloop.TimerName) {}
+func (ls *listenSession) Close()                                       { ls.close(ls.w) }
 
 // close deregisters and closes the listening socket; established
 // sessions are not touched.
@@ -92,7 +92,7 @@ func (w *Worker) accept(ls *listenSession) {
 			// backlog and raises no new edge: try again shortly.
 			w.log.Warn("accept failed; pausing accept for 100ms", "listener", ls.addr, "err", err)
 			w.pauseAccept()
-			w.loop.Timers().Schedule(retryToken, 100*time.Millisecond)
+			w.loop.Timers().Schedule(eventloop.TimerKey{Token: retryToken}, 100*time.Millisecond)
 			return
 		}
 		w.admit(ls.l, ls.addr, fd, peer)

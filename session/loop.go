@@ -31,8 +31,8 @@ type Loop struct {
 type TokenOwner interface {
 	// Event reports readiness for t.
 	Event(t eventloop.Token, r eventloop.Ready)
-	// Timeout reports that the timer keyed by t fired.
-	Timeout(t eventloop.Token)
+	// Timeout reports that the timer named name of token t fired.
+	Timeout(t eventloop.Token, name eventloop.TimerName)
 	// Close releases what the owner holds, its token among them. It is
 	// called when the worker stops, or when Event or Timeout panicked.
 	Close()
@@ -45,12 +45,32 @@ func (l *Loop) Now() time.Time {
 	return l.w.loop.Now()
 }
 
-// Timers is the worker's timer wheel. A session keys its timers by its
-// own tokens and hears of them through Timeout.
-func (l *Loop) Timers() *timer.Wheel[eventloop.Token] {
+// Timers is the worker's timer wheel, for pushing back ([timer.Wheel.Reset])
+// and cancelling the timers [Loop.Schedule] armed.
+func (l *Loop) Timers() *timer.Wheel[eventloop.TimerKey] {
 	l.check("Timers")
 	return l.w.loop.Timers()
 }
+
+// Schedule arms a timer that fires once, after d, as Timeout(t, name) on
+// the owner of token t. A session keys its timers by its own tokens and
+// tells the timers of one token apart by name (an idle timer and a
+// connect timer on the backend token); names at or above
+// [ReservedTimerNames] belong to this module's building blocks, such as
+// the [Dialer]'s connect timer. Keep the handle to push the timer back
+// or cancel it through [Loop.Timers]; the wheel forgets a timer once it
+// fired.
+func (l *Loop) Schedule(t eventloop.Token, name eventloop.TimerName, d time.Duration) timer.Handle {
+	l.check("Schedule")
+	return l.w.loop.Timers().Schedule(eventloop.TimerKey{Token: t, Name: name}, d)
+}
+
+// ReservedTimerNames is the first timer name reserved for this module's
+// building blocks; a session names its own timers below it.
+const ReservedTimerNames eventloop.TimerName = 240
+
+// DialTimer is the name of a [Dialer]'s connect timer on its token.
+const DialTimer eventloop.TimerName = 255
 
 // Pool is the worker's bounded buffer pool.
 func (l *Loop) Pool() *protocol.Pool {

@@ -78,10 +78,10 @@ type ProxySession interface {
 	// or ShuttingDown answered Close, at a hard stop, after a panic, or
 	// from the zombie check.
 	Close()
-	// Timeout reports that the timer keyed by t (one of the session's
-	// tokens) fired: Continue to carry on, Close to end the session,
-	// Again to have Ready called now.
-	Timeout(t eventloop.Token) Result
+	// Timeout reports that the timer named name of token t (one of the
+	// session's tokens; see [Loop.Schedule]) fired: Continue to carry
+	// on, Close to end the session, Again to have Ready called now.
+	Timeout(t eventloop.Token, name eventloop.TimerName) Result
 	// LastEvent is when the session last saw an event; the zombie check
 	// closes sessions silent for too long.
 	LastEvent() time.Time
@@ -102,7 +102,7 @@ type ProxySession interface {
 
 // Base provides the methods of [ProxySession] that have defaults: embed
 // it and keep its fields current. A session still writes Protocol, Ready,
-// UpdateReadiness, Close, Timeout and ShuttingDown.
+// UpdateReadiness, Timeout and Close.
 type Base struct {
 	// Token is the session's frontend token ([Accepted.Token]).
 	Token eventloop.Token
@@ -134,6 +134,11 @@ func (b *Base) SessionAddress() (netip.AddrPort, bool) {
 	}
 	return b.Peer, b.Peer.IsValid()
 }
+
+// ShuttingDown returns Continue: during a soft stop the session is left
+// to end on its own (a TCP relay when a side closes). A session with
+// message boundaries overrides it to end once idle.
+func (b *Base) ShuttingDown() Result { return Continue }
 
 // PrintSession writes the token, the client, the cluster and the last
 // event.

@@ -184,7 +184,7 @@ func (w *Worker) Run() error {
 	defer close(w.done)
 	if err := w.loop.Post(func() {
 		w.loopG.Store(goroutineID())
-		w.zombieTimer = w.loop.Timers().Schedule(zombieToken, w.cfg.ZombieCheckInterval)
+		w.zombieTimer = w.loop.Timers().Schedule(eventloop.TimerKey{Token: zombieToken}, w.cfg.ZombieCheckInterval)
 	}); err != nil {
 		return err
 	}
@@ -315,7 +315,7 @@ func (w *Worker) drive(s ProxySession) {
 }
 
 // timeout dispatches a fired timer.
-func (w *Worker) timeout(t eventloop.Token) {
+func (w *Worker) timeout(t eventloop.Token, name eventloop.TimerName) {
 	switch t {
 	case zombieToken:
 		w.zombieCheck()
@@ -334,11 +334,11 @@ func (w *Worker) timeout(t eventloop.Token) {
 		return
 	}
 	if e.o != nil {
-		e.o.Timeout(t)
+		e.o.Timeout(t, name)
 		return
 	}
 	s := e.s
-	switch s.Timeout(t) {
+	switch s.Timeout(t, name) {
 	case Close:
 		w.closeSession(s)
 	case Again:
@@ -452,7 +452,7 @@ func (w *Worker) zombieCheck() {
 			w.closeSafely(e.s)
 		}
 	}
-	w.zombieTimer = w.loop.Timers().Schedule(zombieToken, w.cfg.ZombieCheckInterval)
+	w.zombieTimer = w.loop.Timers().Schedule(eventloop.TimerKey{Token: zombieToken}, w.cfg.ZombieCheckInterval)
 }
 
 // closeAll closes every session, owner and listener: hard stop, or the
@@ -477,9 +477,9 @@ func (w *Worker) closeAll() {
 // plumbing stays out of the worker's exported methods.
 type loopHandler Worker
 
-func (h *loopHandler) Event(t eventloop.Token, r eventloop.Ready) { (*Worker)(h).event(t, r) }
-func (h *loopHandler) Timeout(t eventloop.Token)                  { (*Worker)(h).timeout(t) }
-func (h *loopHandler) EndBatch()                                  { (*Worker)(h).endBatch() }
+func (h *loopHandler) Event(t eventloop.Token, r eventloop.Ready)       { (*Worker)(h).event(t, r) }
+func (h *loopHandler) Timeout(t eventloop.Token, n eventloop.TimerName) { (*Worker)(h).timeout(t, n) }
+func (h *loopHandler) EndBatch()                                        { (*Worker)(h).endBatch() }
 func (h *loopHandler) Panic(t eventloop.Token, v any, stack []byte) {
 	(*Worker)(h).panicked(t, v, stack)
 }

@@ -319,8 +319,10 @@ type deferrer struct {
 func (d *deferrer) Protocol() session.Protocol                       { return "deferrer" }
 func (d *deferrer) UpdateReadiness(eventloop.Token, eventloop.Ready) {}
 func (d *deferrer) Close()                                           {}
-func (d *deferrer) Timeout(eventloop.Token) session.Result           { return session.Continue }
-func (d *deferrer) ShuttingDown() session.Result                     { return session.Close }
+func (d *deferrer) Timeout(eventloop.Token, eventloop.TimerName) session.Result {
+	return session.Continue
+}
+func (d *deferrer) ShuttingDown() session.Result { return session.Close }
 func (d *deferrer) Ready(self session.ProxySession) session.Result {
 	if d.runs.Add(1) < d.n {
 		d.lp.Defer(d.Token, self)
@@ -368,4 +370,46 @@ func TestLoopOnlyCallOffTheLoopPanics(t *testing.T) {
 	// What is safe anywhere stays safe.
 	assert.NotPanics(t, func() { lp.Logger() })
 	assert.NoError(t, lp.Post(func() {}))
+}
+
+// timerOwner records which of its token's timers fired.
+type timerOwner struct {
+	fired chan eventloop.TimerName
+}
+
+func (o *timerOwner) Event(eventloop.Token, eventloop.Ready) {}
+func (o *timerOwner) Timeout(_ eventloop.Token, name eventloop.TimerName) {
+	o.fired <- name
+}
+func (o *timerOwner) Close() {}
+
+// One token keeps several named timers; each fires under its own name,
+// and cancelling one leaves the others.
+func TestNamedTimersOnOneToken(t *testing.T) {
+	tt := newTester(t, session.Config{}, lineListener{})
+	o := &timerOwner{fired: make(chan eventloop.TimerName, 4)}
+	var tok eventloop.Token
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+		var err error
+		if tok, err = lp.RegisterOwner(-1, o); err != nil {
+			return err
+		}
+		lp.Schedule(tok, 2, 40*time.Millisecond) // idle
+		retry := lp.Schedule(tok, 1, 5*time.Millisecond)
+		lp.Schedule(tok, 3, 20*time.Millisecond) // connect
+		lp.Schedule(tok, 4, time.Millisecond)
+		assert.True(t, lp.Timers().Cancel(retry))
+		return nil
+	}))
+	var got []eventloop.TimerName
+	for len(got) < 3 {
+		select {
+		case n := <-o.fired:
+			got = append(got, n)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("timers fired: %v", got)
+		}
+	}
+	assert.Equal(t, []eventloop.TimerName{4, 3, 2}, got, "in deadline order, the cancelled one never")
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error { lp.Release(tok, -1); return nil }))
 }

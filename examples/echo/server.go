@@ -215,7 +215,7 @@ func (s *server) accept() {
 			// Out of descriptors, most likely: the backlog keeps what
 			// waits, and no new edge comes for it, so try again soon.
 			s.log.Warn("accept failed, retrying in 100ms", "err", err)
-			s.loop.Timers().Schedule(retryToken, 100*time.Millisecond)
+			s.loop.Timers().Schedule(eventloop.TimerKey{Token: retryToken}, 100*time.Millisecond)
 			return
 		}
 		protocol.SetNoDelay(fd, true)
@@ -234,7 +234,7 @@ func (s *server) accept() {
 		}
 		v.Insert(conn{
 			sock: protocol.NewTCPSocket(fd),
-			idle: s.loop.Timers().Schedule(t, s.cfg.idleTimeout),
+			idle: s.loop.Timers().Schedule(eventloop.TimerKey{Token: t}, s.cfg.idleTimeout),
 			seen: s.loop.Now(),
 		})
 		s.stats.accepted++
@@ -242,7 +242,7 @@ func (s *server) accept() {
 }
 
 // Timeout implements eventloop.Handler: an idle client is closed.
-func (s *server) Timeout(t eventloop.Token) {
+func (s *server) Timeout(t eventloop.Token, _ eventloop.TimerName) {
 	if t == retryToken {
 		s.accept()
 		return
@@ -252,7 +252,7 @@ func (s *server) Timeout(t eventloop.Token) {
 		// read per message); it fires at its first deadline and is
 		// pushed back by the time since the client last spoke.
 		if left := s.cfg.idleTimeout - s.loop.Now().Sub(c.seen); left > 0 {
-			c.idle = s.loop.Timers().Schedule(t, left)
+			c.idle = s.loop.Timers().Schedule(eventloop.TimerKey{Token: t}, left)
 			return
 		}
 		s.stats.timedOut++

@@ -45,11 +45,11 @@ func (h handler) Event(t eventloop.Token, rd eventloop.Ready) {
 	case pipe.Done, pipe.Failed:
 		h.r.finish(st)
 	case pipe.NeedBuffer:
-		h.r.loop.Timers().Schedule(9, 5*time.Millisecond)
+		h.r.loop.Timers().Schedule(eventloop.TimerKey{Token: 9}, 5*time.Millisecond)
 	}
 }
 
-func (h handler) Timeout(eventloop.Token) { h.Event(pipe.Front.Token(), 0) }
+func (h handler) Timeout(eventloop.Token, eventloop.TimerName) { h.Event(pipe.Front.Token(), 0) }
 
 func (h handler) Panic(t eventloop.Token, v any, stack []byte) { panic(v) }
 

@@ -200,7 +200,7 @@ func (f *h2Front) schedule() {
 		next = d
 	}
 	s.lp.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.lp.Timers().Schedule(s.frontToken, max(next.Sub(s.lp.Now()), time.Millisecond))
+	s.frontTimer = s.lp.Schedule(s.frontToken, 0, max(next.Sub(s.lp.Now()), time.Millisecond))
 	f.timerAt = next
 }
 

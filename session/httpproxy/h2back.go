@@ -152,7 +152,7 @@ func (s *Session) dialH2(b *backend.Backend) (*h2Back, error) {
 		s.st.h2conns = map[*backend.Backend][]*h2Back{}
 	}
 	s.st.h2conns[b] = append(s.st.h2conns[b], c)
-	c.timer = s.lp.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
+	c.timer = s.lp.Schedule(t, 0, s.l.cfg.ConnectTimeout)
 	s.l.stats.newBackend.Add(1)
 	return c, nil
 }
@@ -298,12 +298,12 @@ func (c *h2Back) schedule() {
 	if d := c.conn.Deadline(); !d.IsZero() && d.Before(next) {
 		next = d
 	}
-	c.timer = c.lp.Timers().Schedule(c.token, max(next.Sub(c.lp.Now()), time.Millisecond))
+	c.timer = c.lp.Schedule(c.token, 0, max(next.Sub(c.lp.Now()), time.Millisecond))
 }
 
 // Timeout implements session.ProxySession: the connect timeout, the
 // ClientConn's timers, and the idle timeout.
-func (c *h2Back) Timeout(t eventloop.Token) session.Result {
+func (c *h2Back) Timeout(t eventloop.Token, _ eventloop.TimerName) session.Result {
 	now := c.lp.Now()
 	if c.connecting {
 		c.b.ConnectFailed(now)

@@ -87,7 +87,7 @@ func StartHealthChecks(c session.Commands, cluster string, hc HealthCheck) error
 			st.health = map[string]*healthSupervisor{}
 		}
 		st.health[cluster] = sup
-		sup.Timeout(t) // start now
+		sup.Timeout(t, 0) // start now
 		return nil
 	})
 }
@@ -107,7 +107,7 @@ type healthSupervisor struct {
 
 func (h *healthSupervisor) Event(eventloop.Token, eventloop.Ready) {}
 
-func (h *healthSupervisor) Timeout(eventloop.Token) {
+func (h *healthSupervisor) Timeout(eventloop.Token, eventloop.TimerName) {
 	c := h.lp.Clusters().Cluster(h.cluster)
 	if c == nil {
 		h.Close() // the cluster is gone
@@ -123,10 +123,10 @@ func (h *healthSupervisor) Timeout(eventloop.Token) {
 			continue
 		}
 		ck.token = t
-		ck.timer = h.lp.Timers().Schedule(t, 0)
+		ck.timer = h.lp.Schedule(t, 0, 0)
 		h.checkers[b] = ck
 	}
-	h.timer = h.lp.Timers().Schedule(h.token, h.hc.Interval)
+	h.timer = h.lp.Schedule(h.token, 0, h.hc.Interval)
 }
 
 func (h *healthSupervisor) Close() {
@@ -169,7 +169,7 @@ type checker struct {
 	stopped bool
 }
 
-func (c *checker) Timeout(eventloop.Token) {
+func (c *checker) Timeout(eventloop.Token, eventloop.TimerName) {
 	if c.stopped {
 		return
 	}
@@ -193,7 +193,7 @@ func (c *checker) Timeout(eventloop.Token) {
 		return
 	}
 	c.sock, c.state, c.ready, c.n = protocol.NewTCPSocket(fd), checkConnecting, 0, 0
-	c.timer = c.lp.Timers().Schedule(c.token, c.hc.Timeout)
+	c.timer = c.lp.Schedule(c.token, 0, c.hc.Timeout)
 }
 
 func (c *checker) Event(_ eventloop.Token, r eventloop.Ready) {
@@ -269,7 +269,7 @@ func (c *checker) result(pass bool, why string) {
 			c.lp.Logger().Warn("health check: backend down", "cluster", c.sup.cluster, "backend", c.b.ID, "address", c.b.Address.String(), "reason", why)
 		}
 	}
-	c.timer = c.lp.Timers().Schedule(c.token, c.hc.Interval)
+	c.timer = c.lp.Schedule(c.token, 0, c.hc.Interval)
 }
 
 func (c *checker) closeSocket() {

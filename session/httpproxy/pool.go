@@ -84,7 +84,7 @@ func (st *workerState) put(lp *session.Loop, b *backend.Backend, sock protocol.T
 	if lp.RebindOwner(t, c) != nil {
 		return false
 	}
-	c.timer = lp.Timers().Schedule(t, idleTimeout)
+	c.timer = lp.Schedule(t, 0, idleTimeout)
 	st.idle[b] = append(list, c)
 	return true
 }
@@ -143,7 +143,7 @@ func (c *idleConn) Event(_ eventloop.Token, r eventloop.Ready) {
 }
 
 // Timeout: the connection was idle too long.
-func (c *idleConn) Timeout(eventloop.Token) { c.Close() }
+func (c *idleConn) Timeout(eventloop.Token, eventloop.TimerName) { c.Close() }
 
 func (c *idleConn) Close() {
 	if c.closed {

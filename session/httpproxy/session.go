@@ -110,10 +110,10 @@ func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.Pro
 		// The handshake is part of the first request: it has the request
 		// timeout.
 		s.startTLS(lp)
-		s.frontTimer = lp.Timers().Schedule(a.Token, l.cfg.RequestTimeout)
+		s.frontTimer = lp.Schedule(a.Token, 0, l.cfg.RequestTimeout)
 		return s, nil
 	}
-	s.frontTimer = lp.Timers().Schedule(a.Token, l.cfg.FrontTimeout)
+	s.frontTimer = lp.Schedule(a.Token, 0, l.cfg.FrontTimeout)
 	return s, nil
 }
 
@@ -379,7 +379,7 @@ func (s *Session) readHead() (bool, session.Result) {
 		s.x.start = s.lp.Now()
 		s.frontSeen = s.x.start
 		s.lp.Timers().Cancel(s.frontTimer)
-		s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.RequestTimeout)
+		s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.RequestTimeout)
 	}
 	if s.l.cfg.ExpectProxy && !s.proxyDone {
 		var hdr proxyproto.Header
@@ -567,7 +567,7 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 		s.useBack(b, protocol.NewTCPSocket(fd), t, false)
 		s.connecting = true
 		s.lp.Timers().Cancel(s.backTimer)
-		s.backTimer = s.lp.Timers().Schedule(t, s.l.cfg.ConnectTimeout)
+		s.backTimer = s.lp.Schedule(t, 0, s.l.cfg.ConnectTimeout)
 		s.l.stats.newBackend.Add(1)
 		return true, session.Continue
 	}
@@ -583,7 +583,7 @@ func (s *Session) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventlo
 		b.ConnectStarted()
 		b.ConnectSucceeded(s.lp.Now())
 		s.lp.Timers().Cancel(s.backTimer)
-		s.backTimer = s.lp.Timers().Schedule(t, s.l.cfg.BackTimeout)
+		s.backTimer = s.lp.Schedule(t, 0, s.l.cfg.BackTimeout)
 	}
 	s.backSeen = s.lp.Now()
 	s.startExchange()
@@ -600,7 +600,7 @@ func (s *Session) useBackStream(b *backend.Backend, bs *h2BackStream, t eventloo
 	b.ConnectStarted()
 	s.x.connected = s.lp.Now()
 	s.lp.Timers().Cancel(s.backTimer)
-	s.backTimer = s.lp.Timers().Schedule(t, s.l.cfg.BackTimeout)
+	s.backTimer = s.lp.Schedule(t, 0, s.l.cfg.BackTimeout)
 	s.backSeen = s.lp.Now()
 	s.l.stats.h2BackStreams.Add(1)
 	s.startExchange()
@@ -768,7 +768,7 @@ func (s *Session) exchange() (bool, session.Result) {
 		s.x.connected = s.lp.Now()
 		s.backend.ConnectSucceeded(s.lp.Now())
 		s.lp.Timers().Cancel(s.backTimer)
-		s.backTimer = s.lp.Timers().Schedule(s.backToken, s.l.cfg.BackTimeout)
+		s.backTimer = s.lp.Schedule(s.backToken, 0, s.l.cfg.BackTimeout)
 		s.backSeen = s.lp.Now()
 	}
 	p1, res := s.sendRequest()
@@ -1117,7 +1117,7 @@ func (s *Session) responseDone() session.Result {
 		s.releaseFront()
 	}
 	s.lp.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.FrontTimeout)
 	s.frontSeen = s.lp.Now()
 	return session.Continue
 }
@@ -1240,7 +1240,7 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 	s.x.answerCode = status
 	s.phase = phaseAnswer
 	s.lp.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.FrontTimeout)
 	return true, session.Continue
 }
 
@@ -1338,7 +1338,7 @@ func hostOnly(h []byte) []byte {
 // Timeout implements session.ProxySession. Timers fire at their first
 // deadline and are pushed back by the activity seen since, so that no
 // event pays for a timer update.
-func (s *Session) Timeout(t eventloop.Token) session.Result {
+func (s *Session) Timeout(t eventloop.Token, _ eventloop.TimerName) session.Result {
 	res := s.timeout(t)
 	if res == session.Close && s.closeGently() {
 		return s.Ready(s)
@@ -1385,7 +1385,7 @@ func (s *Session) timeout(t eventloop.Token) session.Result {
 			limit, since = s.l.cfg.FrontTimeout, s.frontSeen
 		}
 		if left := limit - now.Sub(since); left > 0 {
-			s.frontTimer = s.lp.Timers().Schedule(t, left)
+			s.frontTimer = s.lp.Schedule(t, 0, left)
 			return session.Continue
 		}
 		switch s.phase {
@@ -1408,7 +1408,7 @@ func (s *Session) timeout(t eventloop.Token) session.Result {
 		return s.Ready(s)
 	}
 	if left := s.l.cfg.BackTimeout - now.Sub(s.backSeen); left > 0 && !(s.reqDone && !s.respHead && now.Sub(s.backSeen) >= s.l.cfg.BackTimeout) {
-		s.backTimer = s.lp.Timers().Schedule(t, left)
+		s.backTimer = s.lp.Schedule(t, 0, left)
 		return session.Continue
 	}
 	if s.respSent {
@@ -1560,8 +1560,8 @@ func (s *Session) startTunnel() session.Result {
 	s.frontSeen, s.backSeen = s.lp.Now(), s.lp.Now()
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.lp.Timers().Cancel(s.backTimer)
-	s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.TunnelTimeout)
-	s.backTimer = s.lp.Timers().Schedule(s.backToken, s.l.cfg.TunnelTimeout)
+	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.TunnelTimeout)
+	s.backTimer = s.lp.Schedule(s.backToken, 0, s.l.cfg.TunnelTimeout)
 	return s.relayTunnel()
 }
 
@@ -1581,7 +1581,7 @@ func (s *Session) relayTunnel() session.Result {
 		if !s.needBuffer {
 			s.needBuffer = true
 			s.lp.Timers().Cancel(s.frontTimer)
-			s.frontTimer = s.lp.Timers().Schedule(s.frontToken, 10*time.Millisecond)
+			s.frontTimer = s.lp.Schedule(s.frontToken, 0, 10*time.Millisecond)
 		}
 	}
 	return session.Continue
@@ -1591,7 +1591,7 @@ func (s *Session) relayTunnel() session.Result {
 func (s *Session) tunnelTimeout(t eventloop.Token, now time.Time) session.Result {
 	if t == s.frontToken && s.needBuffer {
 		s.needBuffer = false
-		s.frontTimer = s.lp.Timers().Schedule(t, max(s.l.cfg.TunnelTimeout-now.Sub(s.frontSeen), time.Millisecond))
+		s.frontTimer = s.lp.Schedule(t, 0, max(s.l.cfg.TunnelTimeout-now.Sub(s.frontSeen), time.Millisecond))
 		return s.relayTunnel()
 	}
 	seen, h := s.frontSeen, &s.frontTimer
@@ -1599,7 +1599,7 @@ func (s *Session) tunnelTimeout(t eventloop.Token, now time.Time) session.Result
 		seen, h = s.backSeen, &s.backTimer
 	}
 	if left := s.l.cfg.TunnelTimeout - now.Sub(seen); left > 0 {
-		*h = s.lp.Timers().Schedule(t, left)
+		*h = s.lp.Schedule(t, 0, left)
 		return session.Continue
 	}
 	return session.Close

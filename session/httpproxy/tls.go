@@ -152,7 +152,7 @@ func (s *Session) handshake() (bool, session.Result) {
 		s.phase = phaseIdle
 		s.frontSeen = s.lp.Now()
 		s.lp.Timers().Cancel(s.frontTimer)
-		s.frontTimer = s.lp.Timers().Schedule(s.frontToken, s.l.cfg.FrontTimeout)
+		s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.FrontTimeout)
 		return true, session.Continue
 	case tlsconn.Failed:
 		err := s.tls.Conn().Err()
@@ -250,7 +250,7 @@ func (s *Session) closeGently() bool {
 		wait = s.l.cfg.FrontTimeout // a slow client takes the last ciphertext
 	}
 	s.lp.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.lp.Timers().Schedule(s.frontToken, wait)
+	s.frontTimer = s.lp.Schedule(s.frontToken, 0, wait)
 	return true
 }
 
@@ -267,7 +267,7 @@ func (s *Session) linger() (bool, session.Result) {
 			return false, session.Continue
 		case protocol.Continue:
 			s.lp.Timers().Cancel(s.frontTimer)
-			s.frontTimer = s.lp.Timers().Schedule(s.frontToken, lingerTime)
+			s.frontTimer = s.lp.Schedule(s.frontToken, 0, lingerTime)
 		default:
 			return false, session.Close
 		}

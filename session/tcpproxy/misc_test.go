@@ -250,7 +250,7 @@ func TestSessionMethods(t *testing.T) {
 		sessAddr, _ = s.SessionAddress()
 		last = s.LastEvent()
 		s.PrintSession(&dump)
-		otherTick = s.Timeout(tok + 1) // not one of its tokens
+		otherTick = s.Timeout(tok+1, 0) // not one of its tokens
 		shutdown = s.ShuttingDown()
 		s.Close()
 		s.Close() // twice is harmless

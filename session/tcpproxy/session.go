@@ -69,7 +69,7 @@ func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.Pro
 	s.dial = session.Dialer{Cluster: l.cfg.Cluster, Attempts: l.cfg.ConnectAttempts, ConnectTimeout: l.cfg.ConnectTimeout, OnFail: l.dialFailed}
 	if l.cfg.ExpectProxy {
 		s.state = stateExpect
-		s.frontTimer = lp.Timers().Schedule(a.Token, l.cfg.HeaderTimeout)
+		s.frontTimer = lp.Schedule(a.Token, 0, l.cfg.HeaderTimeout)
 		return s, nil
 	}
 	s.afterHeader()
@@ -137,10 +137,9 @@ func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 		s.pipe.UpdateReadiness(pipe.Front, r)
 	case t == s.frontToken:
 		s.frontReady.Update(r)
+	case s.dial.Event(t, r): // connecting
 	case s.dial.Owns(t) && s.state == statePipe:
 		s.pipe.UpdateReadiness(pipe.Back, r)
-	case s.dial.Owns(t):
-		s.dial.Update(r)
 	}
 }
 
@@ -240,7 +239,7 @@ func (s *Session) afterHeader() {
 // first).
 func (s *Session) rearmFront(d time.Duration) {
 	if !s.lp.Timers().Reset(s.frontTimer, d) {
-		s.frontTimer = s.lp.Timers().Schedule(s.frontToken, d)
+		s.frontTimer = s.lp.Schedule(s.frontToken, 0, d)
 	}
 }
 
@@ -329,7 +328,7 @@ func (s *Session) noBackend() (session.Result, bool) {
 func (s *Session) connecting() (session.Result, bool) {
 	switch s.dial.Poll() {
 	case session.DialConnected:
-		s.backTimer = s.lp.Timers().Schedule(s.dial.Token(), s.l.cfg.BackTimeout)
+		s.backTimer = s.lp.Schedule(s.dial.Token(), 0, s.l.cfg.BackTimeout)
 		if err := s.startPipe(); err != nil {
 			return session.Close, false
 		}
@@ -350,7 +349,7 @@ func (s *Session) startPipe() error {
 		s.frontReady.SetReadable()
 	}
 	s.pipe.MergeReadiness(pipe.Front, s.frontReady)
-	s.pipe.MergeReadiness(pipe.Back, s.dial.Readiness())
+	s.pipe.MergeReadiness(pipe.Back, s.dial.TakeReadiness())
 	s.frontReady.Reset()
 	s.frontSeen, s.backSeen = s.lp.Now(), s.lp.Now()
 	s.state = statePipe
@@ -432,16 +431,16 @@ func (s *Session) idleFor(t eventloop.Token, h *timer.Handle, seen time.Time, ti
 	if left <= 0 {
 		return true
 	}
-	*h = s.lp.Timers().Schedule(t, left)
+	*h = s.lp.Schedule(t, 0, left)
 	return false
 }
 
 // Timeout implements session.ProxySession.
-func (s *Session) Timeout(t eventloop.Token) session.Result {
+func (s *Session) Timeout(t eventloop.Token, name eventloop.TimerName) session.Result {
 	switch {
 	case t == s.frontToken && s.needBuffer:
 		s.needBuffer = false
-		s.frontTimer = s.lp.Timers().Schedule(t, max(s.l.cfg.FrontTimeout-s.lp.Now().Sub(s.frontSeen), time.Millisecond))
+		s.frontTimer = s.lp.Schedule(t, 0, max(s.l.cfg.FrontTimeout-s.lp.Now().Sub(s.frontSeen), time.Millisecond))
 		return s.relay()
 	case t == s.frontToken && s.state == stateExpect:
 		s.l.stats.proxyTimedOut.Add(1)
@@ -457,8 +456,8 @@ func (s *Session) Timeout(t eventloop.Token) session.Result {
 	case t == s.frontToken:
 		s.l.stats.frontTimeouts.Add(1)
 		return session.Close
-	case s.dial.Owns(t) && s.state == stateConnecting:
-		if s.dial.Timeout() == session.DialFailed {
+	case name == session.DialTimer:
+		if s.dial.Timeout(t, name) == session.DialFailed {
 			res, _ := s.noBackend()
 			return res
 		}
