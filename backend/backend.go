@@ -54,7 +54,8 @@ func (s Status) String() string {
 // counters only by what the sessions report with CountRequest and
 // CountBytes.
 type Counters struct {
-	// Connections counts connect attempts (ConnectStarted calls).
+	// Connections counts connect attempts (ConnectStarted calls); a
+	// reused connection (Acquired) is not one.
 	Connections uint64
 	// Failures counts failed connects (ConnectFailed calls).
 	Failures uint64
@@ -66,9 +67,10 @@ type Counters struct {
 	// for HTTP one per request, so a keep-alive connection counts many;
 	// a TCP session counts none unless it reports its connection as one.
 	Requests uint64
-	// BytesIn counts bytes received from the backend and BytesOut bytes
-	// sent to it, as reported by CountBytes. The directions are the
-	// proxy's on the backend connection: a response is BytesIn.
+	// BytesIn counts the bytes of the client-to-server direction sent to
+	// the backend (requests, uploads) and BytesOut those it sent back
+	// (responses), as reported by CountBytes: the directions of the
+	// listeners' counters and of HAProxy's bin and bout at every level.
 	BytesIn, BytesOut uint64
 }
 
@@ -262,6 +264,12 @@ func (b *Backend) ConnectSucceeded(now time.Time) {
 	b.notify(true)
 }
 
+// Acquired records that a session took an established connection to the
+// backend (an idle pooled one, a stream on a multiplexed connection): it
+// is active until Released, but it is no connect, so Connections does not
+// grow and the backend's health is not touched.
+func (b *Backend) Acquired() { b.active++ }
+
 // Released records that a connection to the backend ended, or that a
 // connect was abandoned before its outcome was known: Active decreases. It
 // is safe on a removed backend, and an extra call never drives Active
@@ -280,9 +288,9 @@ func (b *Backend) Released() {
 // backend's own Counters only (see Cluster.Counters).
 func (b *Backend) CountRequest() { b.counters.Requests++ }
 
-// CountBytes records in bytes received from the backend and out bytes sent
-// to it. Sessions call it as data moves, or once when a connection ends;
-// it is two additions either way.
+// CountBytes records in bytes sent to the backend (the client-to-server
+// direction) and out bytes received from it. Sessions call it as data
+// moves, or once when a connection ends; it is two additions either way.
 func (b *Backend) CountBytes(in, out uint64) {
 	b.counters.BytesIn += in
 	b.counters.BytesOut += out

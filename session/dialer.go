@@ -39,9 +39,27 @@ const (
 	// DialFailed: no backend could be reached ([Dialer.Err] says why);
 	// the session answers (HTTP's 503) or closes.
 	DialFailed
+	// DialTaken: the session holds the connection itself, one that
+	// [Dialer.Take] found established or one [Dialer.Handoff] gave it;
+	// the dialer keeps only the backend's accounting until Close.
+	DialTaken
 )
 
-var dialStateNames = [...]string{"idle", "connecting", "connected", "failed"}
+var dialStateNames = [...]string{"idle", "connecting", "connected", "failed", "taken"}
+
+// TakeResult is what a [Dialer.Take] hook did with a backend.
+type TakeResult uint8
+
+const (
+	// TakeNone: nothing established to take; the dialer connects.
+	TakeNone TakeResult = iota
+	// Taken: the session took an established connection to the backend;
+	// the dial ends in DialTaken.
+	Taken
+	// TakeSkip: the backend cannot serve now (the hook found out and
+	// reported it); the dialer picks the next one.
+	TakeSkip
+)
 
 // String names the state.
 func (s DialState) String() string {
@@ -83,6 +101,15 @@ type Dialer struct {
 	// consistent-hashing policy sends equal keys to the same backend.
 	Key    uint64
 	UseKey bool
+	// Sticky, when set, is the backend the first pick prefers
+	// ([backend.Cluster.PickSticky]): a client's sticky-session cookie.
+	Sticky string
+	// Take, when set, is asked about each backend the dial picks before
+	// a connect starts: a session that keeps established connections (an
+	// idle keep-alive pool, multiplexed HTTP/2 connections) takes one to
+	// b and returns Taken, or says TakeNone to have the dialer connect,
+	// or TakeSkip to move on to the next backend.
+	Take func(b *backend.Backend) TakeResult
 	// OnFail, when set, hears of each failed attempt (err is
 	// ErrDialTimeout after the timer, else the connect's error): for the
 	// session's counters and logs. The dialer has already told the
@@ -130,9 +157,12 @@ func (d *Dialer) next() DialState {
 	for c != nil && d.n < attempts {
 		var b *backend.Backend
 		var err error
-		if d.UseKey {
+		switch {
+		case d.UseKey:
 			b, err = c.PickKey(lp.Now(), d.Key, d.tried[:d.n])
-		} else {
+		case d.Sticky != "" && d.n == 0:
+			b, err = c.PickSticky(lp.Now(), d.Sticky, nil)
+		default:
 			b, err = c.Pick(lp.Now(), d.tried[:d.n])
 		}
 		if err != nil {
@@ -140,6 +170,16 @@ func (d *Dialer) next() DialState {
 		}
 		d.tried[d.n] = b
 		d.n++
+		if d.Take != nil {
+			switch d.Take(b) {
+			case Taken:
+				b.Acquired()
+				d.b, d.state = b, DialTaken
+				return d.state
+			case TakeSkip:
+				continue
+			}
+		}
 		b.ConnectStarted()
 		fd, err := protocol.Connect(b.Address)
 		if err != nil {
@@ -238,6 +278,36 @@ func (d *Dialer) Timeout(t eventloop.Token, name eventloop.TimerName) DialState 
 	return d.state
 }
 
+// Handoff gives the connected socket and its token to the session, which
+// closes or pools them from then on ([Loop.Release] the token); the
+// dialer keeps the backend's accounting (state DialTaken) until Close.
+// It returns what the socket reported so far too, for the session's
+// readiness. Only valid in DialConnected.
+func (d *Dialer) Handoff() (protocol.TCPSocket, eventloop.Token, protocol.Readiness) {
+	if d.state != DialConnected {
+		panic("session: Dialer.Handoff while " + d.state.String())
+	}
+	d.state = DialTaken
+	sock, t, r := d.sock, d.token, d.ready
+	d.sock, d.token = protocol.NewTCPSocket(-1), 0
+	d.ready.Reset()
+	return sock, t, r
+}
+
+// Next gives up the taken connection, which failed before it carried
+// anything (its owner reported the failure to the backend), and goes on
+// with the backends this dial has not tried. It returns the new state.
+func (d *Dialer) Next() DialState {
+	if d.state == DialTaken {
+		d.b.Released()
+		d.b, d.state = nil, DialIdle
+	}
+	if d.state != DialIdle || d.lp == nil {
+		return d.state
+	}
+	return d.next()
+}
+
 // State is where the dialer stands.
 func (d *Dialer) State() DialState { return d.state }
 
@@ -276,6 +346,9 @@ func (d *Dialer) Close() {
 		b := d.b
 		d.drop()
 		b.Released()
+	case DialTaken:
+		d.b.Released()
+		d.b = nil
 	}
 	d.state = DialIdle
 }

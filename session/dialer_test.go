@@ -127,3 +127,36 @@ func TestDialerPicksByKey(t *testing.T) {
 		return nil
 	}))
 }
+
+// Take sees each pick before a connect: Taken ends the dial holding only
+// the backend's accounting (no connect counted), TakeSkip moves on, and
+// Next goes on after a taken connection failed.
+func TestDialerTake(t *testing.T) {
+	addr := echoServer(t)
+	tt := newTester(t, session.Config{}, lineListener{})
+	require.NoError(t, tt.w.AddCluster("c", backend.RoundRobin))
+	require.NoError(t, tt.w.AddBackend("c", backend.Backend{ID: "a", Address: addr}))
+	require.NoError(t, tt.w.AddBackend("c", backend.Backend{ID: "b", Address: addr}))
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+		var picks []string
+		d := session.Dialer{Cluster: "c", Take: func(b *backend.Backend) session.TakeResult {
+			picks = append(picks, b.ID)
+			if len(picks) == 1 {
+				return session.TakeSkip
+			}
+			return session.Taken
+		}}
+		require.Equal(t, session.DialTaken, d.Dial(lp, nil))
+		require.Len(t, picks, 2)
+		assert.NotEqual(t, picks[0], picks[1], "a skipped backend is not picked again")
+		taken := d.Backend()
+		assert.Equal(t, picks[1], taken.ID)
+		assert.Equal(t, 1, taken.Active(), "a taken connection is active")
+		assert.Zero(t, taken.Counters().Connections, "but it is no connect")
+		assert.Equal(t, session.DialFailed, d.Next(), "both backends tried")
+		assert.ErrorIs(t, d.Err(), session.ErrNoBackend)
+		assert.Zero(t, taken.Active(), "Next released it")
+		d.Close()
+		return nil
+	}))
+}

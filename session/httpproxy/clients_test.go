@@ -476,3 +476,64 @@ func TestForwardingFieldsExtendTheClients(t *testing.T) {
 	id := out[i+len("X-Request-Id: ") : i+len("X-Request-Id: ")+16]
 	assert.Contains(t, out, "id="+id, "an empty request id is replaced by the proxy's, on both sides")
 }
+
+// backendCounters reads a backend's counters and its cluster's on the loop.
+func backendCounters(t *testing.T, w *session.Worker, cluster string) (per map[string]backend.Counters, all backend.Counters) {
+	per = map[string]backend.Counters{}
+	require.NoError(t, w.Exec(func(lp *session.Loop) error {
+		c := lp.Clusters().Cluster(cluster)
+		for _, be := range c.Backends() {
+			per[be.ID] = be.Counters()
+		}
+		all = c.Counters()
+		return nil
+	}))
+	return per, all
+}
+
+// Counters mean what they say: Connections counts connects (a pooled
+// connection or an HTTP/2 stream taken again is none), Requests counts
+// each request, and the bytes are all that crossed the backend
+// connection, in the listener's directions.
+func TestBackendCountersCountConnectsRequestsAndBytes(t *testing.T) {
+	o := newOrigin(t, "o")
+	tt := newTester(t, httpproxy.Config{}, o)
+	c := tt.client()
+	for i := 0; i < 10; i++ {
+		resp, body := get(t, c, tt.url+"/size/1000")
+		require.Equal(t, 200, resp.StatusCode)
+		require.Len(t, body, 1000)
+	}
+	payload := bytes.Repeat([]byte("u"), 5000)
+	resp, err := c.Post(tt.url+"/echo", "application/octet-stream", bytes.NewReader(payload))
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	per, all := backendCounters(t, tt.w, "c")
+	got := per["o"]
+	assert.EqualValues(t, o.conns.Load(), got.Connections, "one connect per connection the origin accepted")
+	assert.EqualValues(t, 1, got.Connections)
+	assert.EqualValues(t, 11, got.Requests)
+	assert.GreaterOrEqual(t, got.BytesIn, uint64(5000+11*40), "request heads and the upload")
+	assert.GreaterOrEqual(t, got.BytesOut, uint64(15000+11*60), "response heads and bodies")
+	assert.Equal(t, got, all, "the cluster adds up its one backend")
+	st := tt.l.Stats()
+	assert.Equal(t, got.BytesIn, st.BytesIn, "the listener counts the same bytes")
+	assert.Equal(t, got.BytesOut, st.BytesOut)
+}
+
+// Streams of an HTTP/2 backend connection are requests, not connects.
+func TestH2BackendCountersCountOneConnect(t *testing.T) {
+	o := h2cOrigin(t, "g")
+	tt := newH2BackTester(t, httpproxy.Config{}, o)
+	c := tt.client()
+	for i := 0; i < 5; i++ {
+		resp, _ := get(t, c, tt.url+"/size/100")
+		require.Equal(t, 200, resp.StatusCode)
+	}
+	per, _ := backendCounters(t, tt.w, "c")
+	assert.EqualValues(t, 1, per["g"].Connections)
+	assert.EqualValues(t, 5, per["g"].Requests)
+	assert.GreaterOrEqual(t, per["g"].BytesOut, uint64(500))
+}

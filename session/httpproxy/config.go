@@ -141,12 +141,12 @@ type StatsSnapshot struct {
 	BackendBadResponse uint64         // malformed backend responses
 	ClientReset        uint64         // client connections that broke mid-exchange
 	ProxyRejected      uint64         // expected a PROXY header, got something else
-	BytesIn, BytesOut  uint64
-	H2Conns            uint64 // HTTP/2 connections
-	H2Streams          uint64 // HTTP/2 request streams, counted when their connection ends
-	H2Floods           uint64 // HTTP/2 connections ended with ENHANCE_YOUR_CALM
-	NotHTTP            uint64 // H2C listeners: connections closed that spoke neither HTTP/2 nor HTTP/1.x
-	H2BackendStreams   uint64 // requests sent to HTTP/2 backends (SetClusterHTTP2)
+	BytesIn, BytesOut  uint64         // sent to and received from backends (requests and responses, tunnels), counted as each exchange or tunnel ends
+	H2Conns            uint64         // HTTP/2 connections
+	H2Streams          uint64         // HTTP/2 request streams, counted when their connection ends
+	H2Floods           uint64         // HTTP/2 connections ended with ENHANCE_YOUR_CALM
+	NotHTTP            uint64         // H2C listeners: connections closed that spoke neither HTTP/2 nor HTTP/1.x
+	H2BackendStreams   uint64         // requests sent to HTTP/2 backends (SetClusterHTTP2)
 }
 
 // Snapshot copies the counters.

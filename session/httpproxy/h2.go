@@ -106,10 +106,7 @@ func (s *Session) startH2(initial []byte) (bool, session.Result) {
 	}
 	s.releaseFront()
 	s.partial = nil
-	if s.x != nil {
-		s.st.putExchange(s.x)
-		s.x = nil
-	}
+	s.freeExchange()
 	if len(f.partial) > 0 {
 		n, err := f.conn.Feed(f.partial, s.lp.Now())
 		f.partial = f.partial[:copy(f.partial, f.partial[n:])]

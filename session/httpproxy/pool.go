@@ -19,6 +19,8 @@ import (
 type workerState struct {
 	idle map[*backend.Backend][]*idleConn
 	free []*exchange
+	// dials keeps Dialers between a session's backend connections.
+	dials []*session.Dialer
 	// spareIdle keeps idleConn values between a take and the next put.
 	spareIdle []*idleConn
 	tmp       []byte // scratch for field values the editor copies
@@ -190,9 +192,10 @@ type exchange struct {
 	respAt      time.Time // the response head arrived
 	logLine     []byte    // method, host and target for the access log (only with one)
 	logSpans    [3]int
-	tried       [maxAttempts]*backend.Backend
 	pendingResp int // bytes of bbuf in respOut, consumed once written
 	respBytes   int64
+	sentBack    uint64 // bytes written to backend connections, for the listener's BytesIn
+	gotBack     uint64 // bytes read from them, for BytesOut
 	answer      []byte // an answer of the proxy's own, being written
 	answerCode  int    // its status, for the log
 	scratch     [64]byte
@@ -218,9 +221,31 @@ func (st *workerState) getExchange(limits http1.Limits) *exchange {
 	x.idLen, x.answerCode, x.sticky, x.tooBig = 0, 0, "", false
 	x.answer, x.logLine = x.answer[:0], x.logLine[:0]
 	x.pendingBody, x.pendingResp, x.respBytes, x.reqBodyIn = 0, 0, 0, 0
+	x.sentBack, x.gotBack = 0, 0
 	x.start, x.connectAt, x.connected, x.respAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	clear(x.tried[:])
 	return x
+}
+
+// getDialer lends a Dialer for one backend connection: a session holds
+// one only from its connect until its backend connection ends, so an
+// idle keep-alive session pays nothing for it.
+func (st *workerState) getDialer() *session.Dialer {
+	if n := len(st.dials); n > 0 {
+		d := st.dials[n-1]
+		st.dials[n-1] = nil
+		st.dials = st.dials[:n-1]
+		return d
+	}
+	return new(session.Dialer)
+}
+
+// putDialer takes back a closed Dialer.
+func (st *workerState) putDialer(d *session.Dialer) {
+	if len(st.dials) >= maxFreeExchanges {
+		return
+	}
+	*d = session.Dialer{} // let removed backends go
+	st.dials = append(st.dials, d)
 }
 
 func (st *workerState) putExchange(x *exchange) {
@@ -228,7 +253,6 @@ func (st *workerState) putExchange(x *exchange) {
 		return
 	}
 	x.reqOut, x.respOut = nil, nil
-	clear(x.tried[:]) // let removed backends go
 	clear(x.segs[:])
 	clear(x.rsegs[:])
 	st.free = append(st.free, x)

@@ -181,13 +181,16 @@ type Session struct {
 	backAlt    *h2BackStream // an HTTP/2 backend: the stream stands for back
 	backToken  eventloop.Token
 	hasBack    bool
-	connecting bool
+	connecting bool // dial is connecting; hasBack follows
 	reused     bool
 	bready     protocol.Readiness
 	backend    *backend.Backend
 	cluster    *backend.Cluster
-	attempts   int
 	retried    bool
+	// dial picks, connects and accounts the backend connection, from
+	// the connect until the connection ends (nil otherwise).
+	dial   *session.Dialer
+	takeFn func(*backend.Backend) session.TakeResult // s.take, made once
 
 	// The response.
 	bbuf        *protocol.Buffer
@@ -244,6 +247,8 @@ func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 	}
 	if s.hasBack && t == s.backToken {
 		s.bready.Update(r)
+	} else if s.dial != nil {
+		s.dial.Event(t, r)
 	}
 }
 
@@ -511,80 +516,81 @@ func (s *Session) headDone() session.Result {
 			s.x.sticky = string(v)
 		}
 	}
-	s.attempts, s.retried = 0, false
+	s.retried = false
 	s.x.connectAt, s.x.connected, s.x.respAt = s.lp.Now(), time.Time{}, time.Time{}
 	s.phase = phaseConnect
 	return session.Continue
 }
 
-// connect gets a backend connection: a pooled one when the picked
-// backend has one, else a new non-blocking connect.
+// connect gets a backend connection through the dialer: a stream of an
+// HTTP/2 backend, a pooled keep-alive connection, or a new connect
+// (with the dialer's retries on other backends and its timeout).
 func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
-	for s.attempts < min(s.l.cfg.ConnectAttempts, maxAttempts) {
+	d := s.dial
+	if d == nil {
 		if s.cluster == nil {
-			break
-		}
-		var b *backend.Backend
-		var err error
-		if s.x.sticky != "" && s.attempts == 0 {
-			b, err = s.cluster.PickSticky(s.lp.Now(), s.x.sticky, nil)
-		} else {
-			b, err = s.cluster.Pick(s.lp.Now(), s.x.tried[:s.attempts])
-		}
-		if err != nil {
-			break
-		}
-		s.x.tried[s.attempts] = b
-		s.attempts++
-		if s.st.h2Clusters[s.route.Action.Cluster] {
-			bs, t, err := s.openH2Stream(b)
-			if err != nil {
-				continue
-			}
-			s.useBackStream(b, bs, t)
-			return true, session.Continue
-		}
-		if !s.retried {
-			if sock, t, ok := s.st.take(s.lp, b, self); ok {
-				s.useBack(b, sock, t, true)
-				s.l.stats.reusedBackend.Add(1)
-				return true, session.Continue
-			}
-		}
-		fd, err := protocol.Connect(b.Address)
-		b.ConnectStarted()
-		if err != nil {
-			b.ConnectFailed(s.lp.Now())
-			continue
-		}
-		t, err := s.lp.Register(fd, self)
-		if err != nil {
-			closeFD(fd)
-			b.Released()
 			return s.answerWith(ans503, true)
 		}
-		protocol.SetNoDelay(fd, true)
-		s.useBack(b, protocol.NewTCPSocket(fd), t, false)
+		if s.takeFn == nil {
+			s.takeFn = s.take
+		}
+		d = s.st.getDialer()
+		s.dial = d
+		d.Cluster, d.Take = s.route.Action.Cluster, s.takeFn
+		d.Attempts, d.ConnectTimeout = min(s.l.cfg.ConnectAttempts, maxAttempts), s.l.cfg.ConnectTimeout
+		d.Sticky = s.x.sticky
+		d.Dial(s.lp, self)
+	}
+	switch d.Poll() {
+	case session.DialConnecting:
 		s.connecting = true
-		s.lp.Timers().Cancel(s.backTimer)
-		s.backTimer = s.lp.Schedule(t, 0, s.l.cfg.ConnectTimeout)
+		return false, session.Continue
+	case session.DialConnected:
+		s.connecting = false
+		sock, t, r := d.Handoff()
+		s.useBack(d.Backend(), sock, t, false)
+		s.bready.Merge(r)
 		s.l.stats.newBackend.Add(1)
 		return true, session.Continue
+	case session.DialTaken: // take set the connection up
+		s.connecting = false
+		return true, session.Continue
 	}
+	s.lp.Logger().Debug("http: no backend left", "cluster", d.Cluster, "attempts", d.Attempted(), "err", d.Err())
 	return s.answerWith(ans503, true)
+}
+
+// take is the dialer's Take: a stream when the cluster's backends speak
+// HTTP/2, else an idle pooled connection unless this is the fresh retry
+// of a request a pooled connection failed.
+func (s *Session) take(b *backend.Backend) session.TakeResult {
+	if s.st.h2Clusters[s.route.Action.Cluster] {
+		bs, t, err := s.openH2Stream(b)
+		if err != nil {
+			return session.TakeSkip
+		}
+		s.useBackStream(b, bs, t)
+		return session.Taken
+	}
+	if !s.retried {
+		if sock, t, ok := s.st.take(s.lp, b, s); ok {
+			s.useBack(b, sock, t, true)
+			s.l.stats.reusedBackend.Add(1)
+			return session.Taken
+		}
+	}
+	return session.TakeNone
 }
 
 func (s *Session) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventloop.Token, reused bool) {
 	s.backend, s.back, s.backToken, s.hasBack, s.reused = b, sock, t, true, reused
 	s.bready.Reset()
 	if reused {
-		s.x.connected = s.lp.Now()
 		s.bready.SetWritable() // its writable edge was used up in the pool
-		b.ConnectStarted()
-		b.ConnectSucceeded(s.lp.Now())
-		s.lp.Timers().Cancel(s.backTimer)
-		s.backTimer = s.lp.Schedule(t, 0, s.l.cfg.BackTimeout)
 	}
+	s.x.connected = s.lp.Now()
+	s.lp.Timers().Cancel(s.backTimer)
+	s.backTimer = s.lp.Schedule(t, 0, s.l.cfg.BackTimeout)
 	s.backSeen = s.lp.Now()
 	s.startExchange()
 }
@@ -597,7 +603,6 @@ func (s *Session) useBackStream(b *backend.Backend, bs *h2BackStream, t eventloo
 	s.back = protocol.NewTCPSocket(-1)
 	s.bready.Reset()
 	s.bready.SetWritable()
-	b.ConnectStarted()
 	s.x.connected = s.lp.Now()
 	s.lp.Timers().Cancel(s.backTimer)
 	s.backTimer = s.lp.Schedule(t, 0, s.l.cfg.BackTimeout)
@@ -609,6 +614,7 @@ func (s *Session) useBackStream(b *backend.Backend, bs *h2BackStream, t eventloo
 // startExchange prepares the edited request head.
 func (s *Session) startExchange() {
 	s.phase = phaseExchange
+	s.backend.CountRequest()
 	head := s.fbuf.Bytes()[:s.x.req.Len]
 	e := &s.x.reqEdit
 	e.Reset(head, &s.x.req)
@@ -755,22 +761,6 @@ func (s *Session) setRequestID(head []byte) {
 // exchange moves the request to the backend and the response to the
 // client.
 func (s *Session) exchange() (bool, session.Result) {
-	if s.connecting {
-		if !s.bready.Writable() {
-			return false, session.Continue
-		}
-		if err := protocol.ConnectResult(s.back.Fd()); err != nil {
-			s.connectFailed()
-			s.phase = phaseConnect
-			return true, session.Continue
-		}
-		s.connecting = false
-		s.x.connected = s.lp.Now()
-		s.backend.ConnectSucceeded(s.lp.Now())
-		s.lp.Timers().Cancel(s.backTimer)
-		s.backTimer = s.lp.Schedule(s.backToken, 0, s.l.cfg.BackTimeout)
-		s.backSeen = s.lp.Now()
-	}
 	p1, res := s.sendRequest()
 	if res == session.Close {
 		return false, res
@@ -800,6 +790,8 @@ func (s *Session) sendRequest() (bool, session.Result) {
 			}
 			s.x.reqOut = advance(s.x.reqOut, n)
 			if n > 0 {
+				s.backend.CountBytes(uint64(n), 0)
+				s.x.sentBack += uint64(n)
 				progress = true
 				s.backSeen = s.lp.Now()
 			}
@@ -906,6 +898,8 @@ func (s *Session) readBack() (int, protocol.SocketResult) {
 		n, r = readInto(&s.back, s.bbuf, &s.bready)
 	}
 	if n > 0 {
+		s.backend.CountBytes(0, uint64(n))
+		s.x.gotBack += uint64(n)
 		s.backSeen = s.lp.Now()
 	}
 	return n, r
@@ -1123,12 +1117,24 @@ func (s *Session) responseDone() session.Result {
 }
 
 func (s *Session) resetExchange() {
-	s.st.putExchange(s.x)
-	s.x = nil
+	s.freeExchange()
 	s.route, s.cluster = nil, nil
 	s.respHead, s.respSent, s.respBodyEOF, s.backNoReuse = false, false, false, false
 	s.retried = false
 	s.headParsed = false
+}
+
+// freeExchange gives the exchange back to the worker, adding its
+// backend bytes to the listener's.
+func (s *Session) freeExchange() {
+	if x := s.x; x != nil {
+		if x.sentBack|x.gotBack != 0 {
+			s.l.stats.bytesIn.Add(x.sentBack)
+			s.l.stats.bytesOut.Add(x.gotBack)
+		}
+		s.st.putExchange(x)
+		s.x = nil
+	}
 }
 
 func (s *Session) releaseFront() {
@@ -1141,7 +1147,8 @@ func (s *Session) backendBroke() (bool, session.Result) {
 	if s.backAlt != nil && s.backAlt.connFail && !s.respSent && !s.headGone {
 		// The HTTP/2 connection never came up: a failed connect, which
 		// the connection reported to the backend; try the next one.
-		s.dropBack(false)
+		s.closeBack(false)
+		s.dial.Next()
 		s.phase = phaseConnect
 		return true, session.Continue
 	}
@@ -1151,7 +1158,6 @@ func (s *Session) backendBroke() (bool, session.Result) {
 		s.l.stats.retried.Add(1)
 		s.dropBack(false)
 		s.retried = true
-		s.attempts = 0
 		s.phase = phaseConnect
 		return true, session.Continue
 	}
@@ -1168,24 +1174,25 @@ func (s *Session) backendFailed(idx int) (bool, session.Result) {
 	return s.answerWith(idx, true)
 }
 
-// dropBack releases the backend connection: into the idle pool when
-// reuse is true and allowed, else closed.
+// dropBack releases the backend connection (into the idle pool when
+// reuse is true and allowed, else closed) and ends its accounting.
 func (s *Session) dropBack(reuse bool) {
+	s.closeBack(reuse)
+	if s.dial != nil {
+		s.dial.Close() // a connect under way, or the backend's accounting
+		s.st.putDialer(s.dial)
+		s.dial = nil
+	}
+	s.connecting = false
+}
+
+// closeBack closes or pools the backend connection the session holds;
+// the dialer keeps the backend's accounting.
+func (s *Session) closeBack(reuse bool) {
 	if !s.hasBack {
 		return
 	}
 	s.lp.Timers().Cancel(s.backTimer)
-	if s.connecting {
-		reuse = false
-	}
-	// Either way the backend has one active connection less: an idle
-	// pooled connection carries no request, and least-connections must
-	// not count it (taking it from the pool counts it again).
-	if s.backend == nil {
-		reuse = false // connectFailed reported it already
-	} else {
-		s.backend.Released()
-	}
 	if s.backAlt != nil {
 		s.lp.Release(s.backToken, -1)
 		s.backAlt.Close()
@@ -1195,16 +1202,8 @@ func (s *Session) dropBack(reuse bool) {
 		s.lp.Release(s.backToken, s.back.Fd())
 		s.back.Close()
 	}
-	s.hasBack, s.connecting, s.reused = false, false, false
+	s.hasBack, s.reused = false, false
 	s.backend = nil
-}
-
-// connectFailed reports a failed connect to the backend (which stands
-// for its Released) and drops the socket.
-func (s *Session) connectFailed() {
-	s.backend.ConnectFailed(s.lp.Now())
-	s.backend = nil
-	s.dropBack(false)
 }
 
 // answerWith writes an answer of the proxy's own; the connection closes
@@ -1338,15 +1337,15 @@ func hostOnly(h []byte) []byte {
 // Timeout implements session.ProxySession. Timers fire at their first
 // deadline and are pushed back by the activity seen since, so that no
 // event pays for a timer update.
-func (s *Session) Timeout(t eventloop.Token, _ eventloop.TimerName) session.Result {
-	res := s.timeout(t)
+func (s *Session) Timeout(t eventloop.Token, name eventloop.TimerName) session.Result {
+	res := s.timeout(t, name)
 	if res == session.Close && s.closeGently() {
 		return s.Ready(s)
 	}
 	return res
 }
 
-func (s *Session) timeout(t eventloop.Token) session.Result {
+func (s *Session) timeout(t eventloop.Token, name eventloop.TimerName) session.Result {
 	now := s.lp.Now()
 	switch s.phase {
 	case phaseTunnel:
@@ -1399,13 +1398,12 @@ func (s *Session) timeout(t eventloop.Token) session.Result {
 			return session.Close
 		}
 	}
+	if name == session.DialTimer && s.dial != nil {
+		s.dial.Timeout(t, name) // the next backend, or none: connect says
+		return s.Ready(s)
+	}
 	if !s.hasBack || t != s.backToken {
 		return session.Continue
-	}
-	if s.connecting {
-		s.connectFailed()
-		s.phase = phaseConnect
-		return s.Ready(s)
 	}
 	if left := s.l.cfg.BackTimeout - now.Sub(s.backSeen); left > 0 && !(s.reqDone && !s.respHead && now.Sub(s.backSeen) >= s.l.cfg.BackTimeout) {
 		s.backTimer = s.lp.Schedule(t, 0, left)
@@ -1447,8 +1445,11 @@ func (s *Session) Close() {
 		return
 	}
 	if s.phase == phaseTunnel {
-		s.l.stats.bytesIn.Add(s.pipe.BytesIn())
-		s.l.stats.bytesOut.Add(s.pipe.BytesOut())
+		s.l.stats.bytesIn.Add(s.pipe.Written(pipe.Back))
+		s.l.stats.bytesOut.Add(s.pipe.Read(pipe.Back))
+		if s.backend != nil {
+			s.backend.CountBytes(s.pipe.Written(pipe.Back), s.pipe.Read(pipe.Back))
+		}
 		s.pipe.Release()
 	}
 	s.phase = phaseClosed
@@ -1457,8 +1458,7 @@ func (s *Session) Close() {
 	s.lp.Pool().Put(s.fbuf)
 	s.lp.Pool().Put(s.bbuf)
 	s.fbuf, s.bbuf, s.partial = nil, nil, nil
-	s.st.putExchange(s.x)
-	s.x = nil
+	s.freeExchange()
 	s.lp.Release(s.frontToken, s.front.Fd())
 	if s.h2 != nil {
 		s.h2.close()
@@ -1554,8 +1554,7 @@ func (s *Session) startTunnel() session.Result {
 		s.pipe.Adopt(pipe.Back, s.bbuf)
 	}
 	s.fbuf, s.bbuf = nil, nil
-	s.st.putExchange(s.x)
-	s.x = nil
+	s.freeExchange()
 	s.phase = phaseTunnel
 	s.frontSeen, s.backSeen = s.lp.Now(), s.lp.Now()
 	s.lp.Timers().Cancel(s.frontTimer)

@@ -268,3 +268,31 @@ func TestSessionMethods(t *testing.T) {
 	assert.Equal(t, session.Close, shutdown, "a session not connected yet ends at a soft stop")
 	assert.EqualValues(t, 1, l.Stats().Sessions, "closed once")
 }
+
+// A relayed connection is one request to its backend, and every byte
+// that crossed the backend connection is counted, while it is open and
+// after.
+func TestBackendCountersCountTheRelay(t *testing.T) {
+	e := newEnv(t, session.Config{})
+	be := e.server(echo)
+	e.addBackend("c", "a", be.addr)
+	_, addr := e.listen(tcpproxy.Config{})
+	c := e.dial(addr)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	msg := bytes.Repeat([]byte("z"), 10000)
+	_, err := c.Write(msg)
+	require.NoError(t, err)
+	got := make([]byte, len(msg))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	open := e.backends("c")["a"].Counters
+	assert.EqualValues(t, 1, open.Requests)
+	assert.EqualValues(t, 10000, open.BytesIn, "counted while the connection lasts")
+	assert.EqualValues(t, 10000, open.BytesOut)
+	c.Close()
+	require.Eventually(t, func() bool { return e.status().Sessions == 0 }, 5*time.Second, time.Millisecond)
+	done := e.backends("c")["a"].Counters
+	assert.EqualValues(t, 1, done.Connections)
+	assert.EqualValues(t, 10000, done.BytesIn)
+	assert.EqualValues(t, 10000, done.BytesOut)
+}

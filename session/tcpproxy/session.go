@@ -118,6 +118,7 @@ type Session struct {
 	backSeen   time.Time // last byte moved on the backend side (pipe)
 	last       time.Time
 	needBuffer bool
+	counted    [2]uint64 // bytes to and from the backend reported to it so far
 }
 
 // Protocol implements session.ProxySession.
@@ -328,6 +329,7 @@ func (s *Session) noBackend() (session.Result, bool) {
 func (s *Session) connecting() (session.Result, bool) {
 	switch s.dial.Poll() {
 	case session.DialConnected:
+		s.dial.Backend().CountRequest() // a TCP session is one request to its backend
 		s.backTimer = s.lp.Schedule(s.dial.Token(), 0, s.l.cfg.BackTimeout)
 		if err := s.startPipe(); err != nil {
 			return session.Close, false
@@ -406,6 +408,7 @@ func (s *Session) relay() session.Result {
 	}
 	if s.pipe.Moved(pipe.Back) {
 		s.backSeen = s.lp.Now()
+		s.countBytes()
 	}
 	switch st {
 	case pipe.Done:
@@ -422,6 +425,15 @@ func (s *Session) relay() session.Result {
 		}
 	}
 	return session.Continue
+}
+
+// countBytes reports to the backend the bytes that crossed its
+// connection since the last report, so that its counters move while a
+// long connection lasts.
+func (s *Session) countBytes() {
+	in, out := s.pipe.Written(pipe.Back), s.pipe.Read(pipe.Back)
+	s.dial.Backend().CountBytes(in-s.counted[0], out-s.counted[1])
+	s.counted = [2]uint64{in, out}
 }
 
 // idleFor reports whether a side has been idle for its whole timeout;
@@ -489,6 +501,7 @@ func (s *Session) Close() {
 	if s.state == statePipe {
 		s.l.stats.bytesIn.Add(s.pipe.BytesIn())
 		s.l.stats.bytesOut.Add(s.pipe.BytesOut())
+		s.countBytes()
 		s.pipe.Release()
 	}
 	s.state = stateClosed
