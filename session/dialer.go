@@ -104,6 +104,9 @@ type Dialer struct {
 	// Sticky, when set, is the backend the first pick prefers
 	// ([backend.Cluster.PickSticky]): a client's sticky-session cookie.
 	Sticky string
+	// BackendID, when set, names the one backend of the cluster to dial:
+	// no other is tried.
+	BackendID string
 	// Take, when set, is asked about each backend the dial picks before
 	// a connect starts: a session that keeps established connections (an
 	// idle keep-alive pool, multiplexed HTTP/2 connections) takes one to
@@ -158,6 +161,11 @@ func (d *Dialer) next() DialState {
 		var b *backend.Backend
 		var err error
 		switch {
+		case d.BackendID != "":
+			b, err = c.Backend(d.BackendID), nil
+			if b == nil || d.n > 0 || !b.Available(lp.Now()) {
+				err = ErrNoBackend
+			}
 		case d.UseKey:
 			b, err = c.PickKey(lp.Now(), d.Key, d.tried[:d.n])
 		case d.Sticky != "" && d.n == 0:

@@ -15,8 +15,9 @@ type Editor struct {
 	ops     []edit
 	scratch []byte // replaced values and target
 	adds    []byte // added field lines, contiguous
-	target  [2]int // scratch range of the new request-target
+	target  [2]int // scratch range of the new request-target or status line
 	retgt   bool
+	restat  bool // target holds a new status line (responses)
 }
 
 type edit struct {
@@ -29,7 +30,7 @@ type edit struct {
 // not change until the segments are written.
 func (e *Editor) Reset(head []byte, h *Head) {
 	e.head, e.h = head, h
-	e.scratch, e.adds, e.retgt = e.scratch[:0], e.adds[:0], false
+	e.scratch, e.adds, e.retgt, e.restat = e.scratch[:0], e.adds[:0], false, false
 	n := len(h.Fields)
 	if cap(e.ops) < n {
 		e.ops = make([]edit, n, n+n/2+8)
@@ -120,13 +121,8 @@ func (e *Editor) Replace(i int, value []byte) error {
 // copied. ErrInvalidEdit if name is not a token or value has bytes not
 // allowed in a field value.
 func (e *Editor) Add(name string, value []byte) error {
-	if len(name) == 0 || !validValue(value) {
+	if !validName(name) || !validValue(value) {
 		return ErrInvalidEdit
-	}
-	for i := 0; i < len(name); i++ {
-		if class[name[i]]&cToken == 0 {
-			return ErrInvalidEdit
-		}
 	}
 	e.adds = append(e.adds, name...)
 	e.adds = append(e.adds, ':', ' ')
@@ -153,6 +149,135 @@ func (e *Editor) SetTarget(target []byte) error {
 	return nil
 }
 
+// Target is the request-target as edited.
+func (e *Editor) Target() []byte {
+	if e.retgt {
+		return e.scratch[e.target[0]:e.target[1]]
+	}
+	return e.h.Target.Of(e.head)
+}
+
+// SetStatus replaces the status line of a response with
+// "HTTP/1.1 code reason". code must be 100 to 999 and reason hold only
+// the bytes a reason phrase may (RFC 9112 §4), else ErrInvalidEdit.
+func (e *Editor) SetStatus(code int, reason string) error {
+	if e.h.Kind != Response || code < 100 || code > 999 || !validValue([]byte(reason)) {
+		return ErrInvalidEdit
+	}
+	s := len(e.scratch)
+	e.scratch = append(e.scratch, "HTTP/1.1 "...)
+	e.scratch = append(e.scratch, byte('0'+code/100), byte('0'+code/10%10), byte('0'+code%10), ' ')
+	e.scratch = append(e.scratch, reason...)
+	e.target, e.restat = [2]int{s, len(e.scratch)}, true
+	return nil
+}
+
+// startLineEnd is the offset of the CRLF that ends the start line.
+func (e *Editor) startLineEnd() int {
+	if len(e.h.Fields) > 0 {
+		return int(e.h.Fields[0].Name.Start) - 2
+	}
+	return e.h.Len - 4
+}
+
+// Get returns the value the edited head gives field name
+// (case-insensitive): the first field of that name the edits kept, else
+// the first one added. ok is false when there is none.
+func (e *Editor) Get(name string) (value []byte, ok bool) {
+	for i, f := range e.h.Fields {
+		if !EqualFold(f.Name.Of(e.head), name) {
+			continue
+		}
+		switch op := e.ops[i]; {
+		case op.removed:
+			continue
+		case op.replaced:
+			return e.scratch[op.vs:op.ve], true
+		}
+		return f.Value.Of(e.head), true
+	}
+	for rest := e.adds; len(rest) > 0; {
+		line, n := nextAdded(rest)
+		rest = rest[n:]
+		if c := indexColon(line); c >= 0 && EqualFold(line[:c], name) {
+			return line[c+2:], true
+		}
+	}
+	return nil, false
+}
+
+// Del drops every field named name (case-insensitive), the original ones
+// and those added.
+func (e *Editor) Del(name string) {
+	e.RemoveNamed(name)
+	kept := e.adds[:0]
+	for rest := e.adds; len(rest) > 0; {
+		line, n := nextAdded(rest)
+		if c := indexColon(line); c < 0 || !EqualFold(line[:c], name) {
+			kept = append(kept, rest[:n]...) // in place: kept never passes rest
+		}
+		rest = rest[n:]
+	}
+	e.adds = kept
+}
+
+// Set makes value the only value of field name: the fields of that name
+// are dropped and one is added. ErrInvalidEdit as for Add (nothing is
+// changed then).
+func (e *Editor) Set(name string, value []byte) error {
+	if !validName(name) || !validValue(value) {
+		return ErrInvalidEdit
+	}
+	e.Del(name)
+	return e.Add(name, value)
+}
+
+// ValidFieldName reports whether name can be a field name (a token).
+func ValidFieldName(name string) bool { return validName(name) }
+
+// ValidFieldValue reports whether v can be a field value: no CR, LF or
+// NUL that would inject a line (RFC 9110 §5.5).
+func ValidFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if class[v[i]]&cValue == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// nextAdded splits the first "name: value\r\n" line off adds: the line
+// without its CRLF and the bytes it takes.
+func nextAdded(adds []byte) (line []byte, n int) {
+	for i := 0; i+1 < len(adds); i++ {
+		if adds[i] == '\r' && adds[i+1] == '\n' {
+			return adds[:i], i + 2
+		}
+	}
+	return adds, len(adds)
+}
+
+func indexColon(line []byte) int {
+	for i, c := range line {
+		if c == ':' {
+			return i
+		}
+	}
+	return -1
+}
+
+func validName(name string) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if class[name[i]]&cToken == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // lineEnd is the offset just past the CRLF of field line i.
 func (e *Editor) lineEnd(i int) int {
 	if i+1 < len(e.h.Fields) {
@@ -166,10 +291,14 @@ func (e *Editor) lineEnd(i int) int {
 func (e *Editor) walk(emit func(p []byte)) {
 	head, h := e.head, e.h
 	cur := h.Start // first original byte not yet emitted
-	if e.retgt {
+	switch {
+	case e.retgt:
 		emit(head[cur:h.Target.Start])
 		emit(e.scratch[e.target[0]:e.target[1]])
 		cur = int(h.Target.End)
+	case e.restat:
+		emit(e.scratch[e.target[0]:e.target[1]])
+		cur = e.startLineEnd()
 	}
 	for i, op := range e.ops {
 		f := h.Fields[i]
@@ -209,8 +338,11 @@ func (e *Editor) Segments(dst [][]byte) [][]byte {
 func (e *Editor) Len() int {
 	h := e.h
 	n := h.Len - h.Start + len(e.adds)
-	if e.retgt {
+	switch {
+	case e.retgt:
 		n += e.target[1] - e.target[0] - h.Target.Len()
+	case e.restat:
+		n += e.target[1] - e.target[0] - (e.startLineEnd() - h.Start)
 	}
 	for i, op := range e.ops {
 		f := h.Fields[i]

@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -178,4 +179,61 @@ func TestEditorReuse(t *testing.T) {
 	head2, h2 := parsed(t, "GET / HTTP/1.1\nHost: z\n\n", Request)
 	e.Reset(head2, h2)
 	assert.Equal(t, crlf("GET / HTTP/1.1\nHost: z\n\n"), joined(e.Segments(nil)))
+}
+
+// Get, Set and Del see and change the edited head, added fields included,
+// so that hooks running one after another compose.
+func TestEditorGetSetDel(t *testing.T) {
+	head, h := parsed(t, editReq, Request)
+	var e Editor
+	e.Reset(head, h)
+	v, ok := e.Get("HOST")
+	assert.True(t, ok)
+	assert.Equal(t, "example.com", string(v))
+	_, ok = e.Get("x-tenant")
+	assert.False(t, ok)
+
+	require.NoError(t, e.Set("X-Tenant", []byte("acme")))
+	require.NoError(t, e.Add("X-Other", []byte("1")))
+	require.NoError(t, e.Set("x-tenant", []byte("globex"))) // replaces the added one
+	v, _ = e.Get("X-TENANT")
+	assert.Equal(t, "globex", string(v))
+	require.NoError(t, e.Set("Host", []byte("internal")))
+	v, _ = e.Get("host")
+	assert.Equal(t, "internal", string(v))
+	e.Del("user-agent")
+	e.Del("x-other")
+	require.NoError(t, e.Replace(4, []byte("timeout=9")))
+	v, _ = e.Get("keep-alive")
+	assert.Equal(t, "timeout=9", string(v))
+	require.NoError(t, e.SetTarget([]byte("/b?c")))
+	assert.Equal(t, "/b?c", string(e.Target()))
+
+	want := crlf("GET /b?c HTTP/1.1\nConnection: keep-alive, X-Hop\nX-Hop: 1\nAccept: */*\nKeep-Alive: timeout=9\nx-tenant: globex\nHost: internal\n\n")
+	assert.Equal(t, want, joined(e.Segments(nil)))
+	assert.Equal(t, len(want), e.Len())
+
+	assert.ErrorIs(t, e.Set("bad name", []byte("x")), ErrInvalidEdit)
+	assert.ErrorIs(t, e.Set("X-A", []byte("a\r\nInjected: 1")), ErrInvalidEdit)
+	v, _ = e.Get("host")
+	assert.Equal(t, "internal", string(v), "a refused Set changes nothing")
+}
+
+func TestEditorSetStatus(t *testing.T) {
+	for _, in := range []string{"HTTP/1.1 200 OK\nServer: x\nContent-Length: 0\n\n", "HTTP/1.0 200\n\n"} {
+		head, h := parsed(t, in, Response)
+		var e Editor
+		e.Reset(head, h)
+		require.NoError(t, e.SetStatus(403, "Forbidden"))
+		out := joined(e.Segments(nil))
+		assert.True(t, strings.HasPrefix(out, "HTTP/1.1 403 Forbidden\r\n"), out)
+		assert.Equal(t, len(out), e.Len())
+		assert.Equal(t, strings.TrimPrefix(crlf(in), crlf(in)[:strings.Index(crlf(in), "\r\n")]), strings.TrimPrefix(out, "HTTP/1.1 403 Forbidden"))
+		assert.ErrorIs(t, e.SetStatus(42, "x"), ErrInvalidEdit)
+		assert.ErrorIs(t, e.SetStatus(200, "a\nb"), ErrInvalidEdit)
+	}
+	head, h := parsed(t, editReq, Request)
+	var e Editor
+	e.Reset(head, h)
+	assert.ErrorIs(t, e.SetStatus(200, "OK"), ErrInvalidEdit, "not on a request")
 }

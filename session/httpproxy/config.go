@@ -16,6 +16,9 @@ import (
 
 // Config is an HTTP listener's settings. Zero values take the defaults.
 type Config struct {
+	// Hooks run for every request of the listener, in order, before the
+	// hooks of its route ([Listener.SetRouteHooks]). See [Hooks].
+	Hooks []Hooks
 	// RequestTimeout bounds the time from a request's first byte to the
 	// end of its head: a slower client gets 408. Default 10 s.
 	RequestTimeout time.Duration
@@ -126,6 +129,8 @@ type Stats struct {
 	h2Conns, h2Streams, h2Floods       atomic.Uint64
 	notHTTP                            atomic.Uint64
 	h2BackStreams                      atomic.Uint64
+	hookAnswers, hookPanics            atomic.Uint64
+	hookTimeouts                       atomic.Uint64
 }
 
 // StatsSnapshot is a copy of a listener's counters.
@@ -147,6 +152,9 @@ type StatsSnapshot struct {
 	H2Floods           uint64         // HTTP/2 connections ended with ENHANCE_YOUR_CALM
 	NotHTTP            uint64         // H2C listeners: connections closed that spoke neither HTTP/2 nor HTTP/1.x
 	H2BackendStreams   uint64         // requests sent to HTTP/2 backends (SetClusterHTTP2)
+	HookAnswers        uint64         // requests a hook answered (Request.Respond)
+	HookPanics         uint64         // hooks that panicked (their request got 500)
+	HookTimeouts       uint64         // suspended requests whose deadline passed (504)
 }
 
 // Snapshot copies the counters.
@@ -157,6 +165,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		BackendReset: s.backendReset.Load(), BackendBadResponse: s.backendBadResponse.Load(),
 		ClientReset: s.clientReset.Load(), ProxyRejected: s.proxyRejected.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 		NotHTTP: s.notHTTP.Load(), H2BackendStreams: s.h2BackStreams.Load(), H2Conns: s.h2Conns.Load(), H2Streams: s.h2Streams.Load(), H2Floods: s.h2Floods.Load(),
+		HookAnswers: s.hookAnswers.Load(), HookPanics: s.hookPanics.Load(), HookTimeouts: s.hookTimeouts.Load(),
 	}
 	for i := range s.answers {
 		if n := s.answers[i].Load(); n > 0 {

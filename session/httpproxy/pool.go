@@ -34,6 +34,7 @@ type workerState struct {
 	health     map[string]*healthSupervisor   // health checks by cluster
 	routers    map[*Listener]*router.Router   // each listener's routes
 	h2conns    map[*backend.Backend][]*h2Back // their connections
+	routeHooks map[*Listener]map[string][]Hooks
 }
 
 type stateKey struct{}
@@ -196,9 +197,19 @@ type exchange struct {
 	respBytes   int64
 	sentBack    uint64 // bytes written to backend connections, for the listener's BytesIn
 	gotBack     uint64 // bytes read from them, for BytesOut
-	answer      []byte // an answer of the proxy's own, being written
-	answerCode  int    // its status, for the log
-	scratch     [64]byte
+
+	// Hooks and where the request goes.
+	hreq          Request // what the hooks see
+	hresp         Response
+	outcome       Outcome
+	hookAt        int    // the next hook of the current phase
+	upstreamRoute bool   // the listener's Upstream hooks ran; the route's are next
+	doneRun       bool   // the Done hooks ran
+	clusterID     string // the cluster chosen (a hook's or the route's)
+	backendID     string // the backend that took the request
+	answer        []byte // an answer of the proxy's own, being written
+	answerCode    int    // its status, for the log
+	scratch       [64]byte
 }
 
 // maxFreeExchanges bounds the exchanges a worker keeps for reuse: enough
@@ -222,6 +233,7 @@ func (st *workerState) getExchange(limits http1.Limits) *exchange {
 	x.answer, x.logLine = x.answer[:0], x.logLine[:0]
 	x.pendingBody, x.pendingResp, x.respBytes, x.reqBodyIn = 0, 0, 0, 0
 	x.sentBack, x.gotBack = 0, 0
+	x.hreq, x.hookAt, x.upstreamRoute, x.doneRun, x.clusterID, x.backendID = Request{}, 0, false, false, "", ""
 	x.start, x.connectAt, x.connected, x.respAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	return x
 }

@@ -130,10 +130,11 @@ const (
 	phaseHandshake              // HTTPS: the TLS handshake, before the first request
 	phaseLinger                 // HTTPS: closing, the last ciphertext is being flushed
 	phaseH2                     // an HTTP/2 connection: its streams are sessions of their own
+	phaseSuspended              // a hook suspended the request: waiting for its resume or deadline
 	phaseClosed
 )
 
-var phaseNames = [...]string{"idle", "head", "connect", "exchange", "answer", "tunnel", "handshake", "linger", "h2", "closed"}
+var phaseNames = [...]string{"idle", "head", "connect", "exchange", "answer", "tunnel", "handshake", "linger", "h2", "suspended", "closed"}
 
 const maxAttempts = 8
 
@@ -224,6 +225,9 @@ func (s *Session) LastEvent() time.Time { return s.last }
 
 // ClusterID implements session.ProxySession.
 func (s *Session) ClusterID() (string, bool) {
+	if s.x != nil && s.x.clusterID != "" {
+		return s.x.clusterID, true
+	}
 	if s.route != nil && s.route.Action.Cluster != "" {
 		return s.route.Action.Cluster, true
 	}
@@ -287,6 +291,15 @@ func (s *Session) run(self session.ProxySession) session.Result {
 			p, res = s.writeAnswer()
 		case phaseTunnel:
 			return s.relayTunnel()
+		case phaseSuspended:
+			// A hook's resume drives it; a client that leaves meanwhile
+			// ends it (as nginx does unless told to ignore client aborts).
+			if s.stream == nil && s.fready.Readable() && s.fbuf != nil && !s.fbuf.Full() {
+				if _, r := s.readFront(); r == protocol.Closed || r == protocol.Error {
+					return session.Close
+				}
+			}
+			return session.Continue
 		default:
 			return session.Close
 		}
@@ -468,6 +481,7 @@ func (s *Session) useProxyHeader(h *proxyproto.Header) {
 // headDone routes a complete request head.
 func (s *Session) headDone() session.Result {
 	s.h1seen = true
+	s.headGone = false
 	head := s.fbuf.Bytes()[:s.x.req.Len]
 	kind, n := s.x.req.Body(false, false)
 	if s.l.cfg.MaxBody > 0 && kind == http1.BodyLength && n > s.l.cfg.MaxBody {
@@ -491,35 +505,65 @@ func (s *Session) headDone() session.Result {
 		_, res := s.answerStatus(ans429, 429, answerText[ans429], true, "\r\nRetry-After: 1")
 		return res
 	}
-	host := s.x.req.Host.Of(head)
-	if s.x.req.Form == http1.FormAbsolute || s.x.req.Form == http1.FormAuthority {
-		host = s.x.req.Authority.Of(head)
+	s.x.reqEdit.Reset(head, &s.x.req)
+	s.x.hreq = Request{s: s}
+	return s.advance()
+}
+
+// chooseRoute looks the request up in the listener's routes (by the host
+// and target hooks may have changed) and answers what a route answers
+// (404, deny, redirect). It reports whether the request goes on.
+func (s *Session) chooseRoute() bool {
+	x := s.x
+	head := s.fbuf.Bytes()[:x.req.Len]
+	host, target := x.req.Host.Of(head), x.req.Target.Of(head)
+	if x.req.Form == http1.FormAbsolute || x.req.Form == http1.FormAuthority {
+		host = x.req.Authority.Of(head)
 	}
-	f, ok := s.routes.Lookup(host, s.x.req.Target.Of(head), s.x.req.Method.Of(head))
+	if x.hreq.edited {
+		host, _ = x.reqEdit.Get("host")
+		target = x.reqEdit.Target()
+	}
+	f, ok := s.routes.Lookup(host, target, x.req.Method.Of(head))
 	if !ok {
-		_, res := s.answerWith(ans404, false)
-		return res
+		if x.hreq.cluster != "" {
+			return true // a hook chose the cluster: no route needed
+		}
+		s.answerWith(ans404, false)
+		return false
 	}
 	s.route = f
 	switch f.Action.Kind {
 	case router.Deny:
-		_, res := s.answerWith(ans401, false)
-		return res
+		s.answerWith(ans401, false)
+		return false
 	case router.Redirect:
-		_, res := s.redirect(f, head)
-		return res
+		s.redirect(f, head)
+		return false
 	}
-	s.cluster = s.lp.Clusters().Cluster(f.Action.Cluster)
-	s.x.sticky = ""
+	return true
+}
+
+// chooseCluster settles where the request goes: the cluster a hook chose,
+// else the route's. It answers 503 when there is none.
+func (s *Session) chooseCluster() bool {
+	x := s.x
+	x.clusterID = x.hreq.cluster
+	if x.clusterID == "" && s.route != nil {
+		x.clusterID = s.route.Action.Cluster
+	}
+	s.cluster = s.lp.Clusters().Cluster(x.clusterID)
+	if s.cluster == nil {
+		s.answerWith(ans503, true)
+		return false
+	}
+	x.sticky = ""
 	if name := s.l.cfg.StickyCookie; name != "" {
-		if v := cookieValue(head, &s.x.req, name); v != nil {
-			s.x.sticky = string(v)
+		if v := cookieValue(s.fbuf.Bytes()[:x.req.Len], &x.req, name); v != nil {
+			x.sticky = string(v)
 		}
 	}
-	s.retried = false
-	s.x.connectAt, s.x.connected, s.x.respAt = s.lp.Now(), time.Time{}, time.Time{}
-	s.phase = phaseConnect
-	return session.Continue
+	return true
 }
 
 // connect gets a backend connection through the dialer: a stream of an
@@ -531,14 +575,15 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 		if s.cluster == nil {
 			return s.answerWith(ans503, true)
 		}
+		r := &s.x.hreq
 		if s.takeFn == nil {
 			s.takeFn = s.take
 		}
 		d = s.st.getDialer()
 		s.dial = d
-		d.Cluster, d.Take = s.route.Action.Cluster, s.takeFn
+		d.Cluster, d.Take = s.x.clusterID, s.takeFn
 		d.Attempts, d.ConnectTimeout = min(s.l.cfg.ConnectAttempts, maxAttempts), s.l.cfg.ConnectTimeout
-		d.Sticky = s.x.sticky
+		d.Sticky, d.Key, d.UseKey, d.BackendID = s.x.sticky, r.key, r.useKey, r.backendID
 		d.Dial(s.lp, self)
 	}
 	switch d.Poll() {
@@ -564,7 +609,7 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 // HTTP/2, else an idle pooled connection unless this is the fresh retry
 // of a request a pooled connection failed.
 func (s *Session) take(b *backend.Backend) session.TakeResult {
-	if s.st.h2Clusters[s.route.Action.Cluster] {
+	if s.st.h2Clusters[s.x.clusterID] {
 		bs, t, err := s.openH2Stream(b)
 		if err != nil {
 			return session.TakeSkip
@@ -611,13 +656,11 @@ func (s *Session) useBackStream(b *backend.Backend, bs *h2BackStream, t eventloo
 	s.startExchange()
 }
 
-// startExchange prepares the edited request head.
-func (s *Session) startExchange() {
-	s.phase = phaseExchange
-	s.backend.CountRequest()
+// editRequest makes the proxy's own edits to the request head, once per
+// request: hop-by-hop fields out, the forwarding fields, the route's.
+func (s *Session) editRequest() {
 	head := s.fbuf.Bytes()[:s.x.req.Len]
 	e := &s.x.reqEdit
-	e.Reset(head, &s.x.req)
 	e.RemoveConnectionOptions()
 	e.RemoveNamed("keep-alive")
 	e.RemoveNamed("proxy-connection")
@@ -636,6 +679,15 @@ func (s *Session) startExchange() {
 			e.Add(h.Name, []byte(h.Value))
 		}
 	}
+}
+
+// startExchange queues the edited request head (and the body bytes that
+// came with it) for the backend connection just taken.
+func (s *Session) startExchange() {
+	s.phase = phaseExchange
+	s.backend.CountRequest()
+	s.x.backendID = s.backend.ID
+	e := &s.x.reqEdit
 	s.x.reqOut = e.Segments(s.x.segs[:0])
 	s.headSent, s.headGone, s.reqDone, s.x.pendingBody = false, false, false, 0
 	// Body bytes that came with the head go in the same writev.
@@ -962,7 +1014,9 @@ func (s *Session) relayResponse() (bool, session.Result) {
 						return s.backendFailed(ans502)
 					}
 				} else {
-					s.startResponse(b)
+					if !s.startResponse(b) {
+						return true, session.Continue // a hook answered instead
+					}
 					continue
 				}
 			} else {
@@ -1007,8 +1061,9 @@ func (s *Session) relayResponse() (bool, session.Result) {
 	}
 }
 
-// startResponse edits a parsed response head and queues it.
-func (s *Session) startResponse(b []byte) {
+// startResponse edits a parsed response head and queues it. It reports
+// false when a Response hook answered instead.
+func (s *Session) startResponse(b []byte) bool {
 	h := &s.x.resp
 	if h.Status >= 100 && h.Status < 200 && h.Status != 101 {
 		// An interim response (100 Continue, 103 Early Hints) goes to the
@@ -1017,7 +1072,7 @@ func (s *Session) startResponse(b []byte) {
 		s.x.rsegs[0] = b[:h.Len]
 		s.x.respOut = s.x.rsegs[:1]
 		s.x.rparser.Reset()
-		return
+		return true
 	}
 	s.respHead = true
 	s.x.respAt = s.lp.Now()
@@ -1068,6 +1123,9 @@ func (s *Session) startResponse(b []byte) {
 		v = append(append(append(append(v, name...), '='), s.backend.StickyID...), "; Path=/; HttpOnly"...)
 		e.Add("Set-Cookie", v)
 	}
+	if !s.runResponseHooks() {
+		return false
+	}
 	if (s.closeAfter || s.lp.ShuttingDown()) && !s.tunnel {
 		s.closeAfter = true
 		e.Add("Connection", []byte("close"))
@@ -1085,6 +1143,7 @@ func (s *Session) startResponse(b []byte) {
 			s.x.pendingResp += n
 		}
 	}
+	return true
 }
 
 // responseDone ends one exchange: the backend connection goes back to
@@ -1098,7 +1157,7 @@ func (s *Session) responseDone() session.Result {
 		// request.
 		s.backNoReuse, s.closeAfter = true, true
 	}
-	s.logAccess()
+	s.exchangeEnded(nil)
 	s.dropBack(!s.backNoReuse)
 	s.lp.Pool().Put(s.bbuf)
 	s.bbuf = nil
@@ -1259,7 +1318,7 @@ func (s *Session) writeAnswer() (bool, session.Result) {
 		return false, session.Close
 	}
 	s.x.answer = s.x.answer[:0]
-	s.logAccess()
+	s.exchangeEnded(nil)
 	if s.closeAfter {
 		// Let the client read the answer before the FIN: a close with
 		// unread input would turn into a reset that can destroy it. (Over
@@ -1270,7 +1329,7 @@ func (s *Session) writeAnswer() (bool, session.Result) {
 		return false, session.Close
 	}
 	// The request had no body left unread (else closeAfter): go on.
-	if s.fbuf != nil && s.x != nil {
+	if s.fbuf != nil && s.x != nil && !s.headGone {
 		s.fbuf.Consume(s.x.req.Len)
 	}
 	s.resetExchange()
@@ -1348,6 +1407,11 @@ func (s *Session) Timeout(t eventloop.Token, name eventloop.TimerName) session.R
 func (s *Session) timeout(t eventloop.Token, name eventloop.TimerName) session.Result {
 	now := s.lp.Now()
 	switch s.phase {
+	case phaseSuspended:
+		if t == s.frontToken && name == timerHook {
+			return s.hookTimedOut()
+		}
+		return session.Continue
 	case phaseTunnel:
 		return s.tunnelTimeout(t, now)
 	case phaseHandshake:
@@ -1453,6 +1517,13 @@ func (s *Session) Close() {
 		s.pipe.Release()
 	}
 	s.phase = phaseClosed
+	if s.x != nil && s.headParsed && !s.x.doneRun {
+		status := 0
+		if s.respHead {
+			status = s.x.resp.Status
+		}
+		s.exchangeDone(status, false, ErrExchangeAborted)
+	}
 	s.dropBack(false)
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.lp.Pool().Put(s.fbuf)
@@ -1471,19 +1542,29 @@ func (s *Session) Close() {
 }
 
 // logAccess writes the access log line, if there is a log.
-func (s *Session) logAccess() {
+// exchangeEnded tells the Done hooks and the access log how the exchange
+// ended.
+func (s *Session) exchangeEnded(err error) {
+	if s.x == nil {
+		return
+	}
+	status, answered := 0, false
+	switch {
+	case s.respHead:
+		status = s.x.resp.Status
+	case s.x.answerCode != 0:
+		status, answered = s.x.answerCode, true
+	}
+	s.exchangeDone(status, answered, err)
+	s.logAccess(status)
+}
+
+func (s *Session) logAccess(status int) {
 	log := s.l.cfg.AccessLog
 	if log == nil || s.x == nil {
 		return
 	}
 	client, _ := s.SessionAddress()
-	status := 0
-	if s.x != nil && s.respHead {
-		status = s.x.resp.Status
-	}
-	if !s.respHead && s.x.answerCode != 0 {
-		status = s.x.answerCode
-	}
 	var be string
 	if s.backend != nil {
 		be = s.backend.Address.String()
@@ -1535,7 +1616,7 @@ var (
 // its request, the backend's after its head) go through first.
 func (s *Session) startTunnel() session.Result {
 	s.l.stats.tunnels.Add(1)
-	s.logAccess()
+	s.exchangeEnded(nil)
 	s.pipe = new(pipe.Pipe)
 	if s.alt != nil {
 		s.pipe.Init(s.lp.Pool(), s.alt, &s.back)
