@@ -1,6 +1,9 @@
 package router
 
-import "strconv"
+import (
+	"regexp"
+	"strconv"
+)
 
 // ActionKind says what a matched frontend does with the request.
 type ActionKind uint8
@@ -113,6 +116,41 @@ func (k PathKind) String() string {
 // Header is one header field to add to a request or response.
 type Header struct{ Name, Value string }
 
+// MatchKind is how a [Match] tests its field or query parameter.
+type MatchKind uint8
+
+const (
+	// Exists: the field or parameter is present (any value).
+	Exists MatchKind = iota
+	// Equals: its value is Value (case-sensitive; a query parameter's
+	// value is compared unescaped).
+	Equals
+	// Regex: its value matches the regular expression Value (RE2,
+	// unanchored: use ^ and $ to anchor).
+	Regex
+)
+
+var matchKindNames = [...]string{"exists", "equals", "regex"}
+
+func (k MatchKind) String() string {
+	if int(k) < len(matchKindNames) {
+		return matchKindNames[k]
+	}
+	return "MatchKind(?)"
+}
+
+// Match is one condition of a [Frontend] on a request field (Field, its
+// name, case-insensitive) or a query parameter (Query, its name): set
+// exactly one. A field or parameter that appears several times is tested
+// by its first value.
+type Match struct {
+	Field string
+	Query string
+	Kind  MatchKind
+	Value string
+	re    *regexp.Regexp
+}
+
 // Frontend is one routing rule and what to do with the requests it
 // matches. Add stores a normalised copy; Lookup returns a pointer to that
 // copy, which callers must treat as read-only.
@@ -136,6 +174,10 @@ type Frontend struct {
 	// case-sensitive (RFC 9110), so "get" does not match GET. Empty
 	// matches any method.
 	Method string
+	// Match lists conditions on the request's fields and query
+	// parameters that must all hold. Among frontends of one host, path
+	// and method, those with more conditions are tried first.
+	Match  []Match
 	Action Action
 
 	// Header edits the HTTP session applies to requests forwarded for

@@ -1,6 +1,9 @@
 package router
 
-import "bytes"
+import (
+	"bytes"
+	"net/url"
+)
 
 // hostView returns the host part of a Host header as a sub-slice of it:
 // blanks trimmed, port removed, IPv6 brackets removed, one trailing dot
@@ -104,4 +107,94 @@ func hostWithoutPort(b []byte) []byte {
 		return b[:i]
 	}
 	return b
+}
+
+// request is what a Lookup's conditions look at.
+type request struct {
+	target []byte
+	fields Fields
+}
+
+// holds reports whether every condition holds for the request.
+func (q *request) holds(ms []Match) bool {
+	for i := range ms {
+		m := &ms[i]
+		var v []byte
+		var ok bool
+		if m.Field != "" {
+			if q.fields != nil {
+				v, ok = q.fields.Get(m.Field)
+			}
+		} else {
+			v, ok = queryParam(q.target, m.Query)
+		}
+		if !ok {
+			return false
+		}
+		switch m.Kind {
+		case Equals:
+			if string(v) != m.Value {
+				return false
+			}
+		case Regex:
+			if !m.re.Match(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// queryParam is the first value of query parameter name in target,
+// unescaped (RFC 3986 percent-encoding, '+' for a space as HTML forms
+// send it). It allocates only for escaped names or values.
+func queryParam(target []byte, name string) ([]byte, bool) {
+	i := bytes.IndexByte(target, '?')
+	if i < 0 {
+		return nil, false
+	}
+	q := target[i+1:]
+	if j := bytes.IndexByte(q, '#'); j >= 0 {
+		q = q[:j]
+	}
+	for len(q) > 0 {
+		var kv []byte
+		if j := bytes.IndexByte(q, '&'); j >= 0 {
+			kv, q = q[:j], q[j+1:]
+		} else {
+			kv, q = q, nil
+		}
+		k, v := kv, []byte(nil)
+		if j := bytes.IndexByte(kv, '='); j >= 0 {
+			k, v = kv[:j], kv[j+1:]
+		}
+		if !equalUnescaped(k, name) {
+			continue
+		}
+		return unescape(v), true
+	}
+	return nil, false
+}
+
+func needsUnescape(b []byte) bool {
+	return bytes.IndexByte(b, '%') >= 0 || bytes.IndexByte(b, '+') >= 0
+}
+
+func equalUnescaped(k []byte, name string) bool {
+	if !needsUnescape(k) {
+		return string(k) == name
+	}
+	u, err := url.QueryUnescape(string(k))
+	return err == nil && u == name
+}
+
+func unescape(v []byte) []byte {
+	if !needsUnescape(v) {
+		return v
+	}
+	u, err := url.QueryUnescape(string(v))
+	if err != nil {
+		return v
+	}
+	return []byte(u)
 }

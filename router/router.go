@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Router holds a worker's frontends and answers which one a request
@@ -35,6 +36,7 @@ type ruleKey struct {
 	pathKind PathKind
 	path     string
 	method   string
+	match    string // the conditions, spelled out
 }
 
 // regexHost groups the rules of every frontend with one host pattern, so
@@ -179,6 +181,21 @@ func (r *Router) Remove(id string) error {
 // sub-slices of host and target directly, so those escape to the heap in
 // the compiler's eyes: pass slices of a buffer that already lives there.
 func (r *Router) Lookup(host, target, method []byte) (*Frontend, bool) {
+	return r.LookupRequest(host, target, method, nil)
+}
+
+// Fields gives a request's fields to [Router.LookupRequest]: the first
+// value of the field named name (case-insensitive). An *http1.Editor is
+// one.
+type Fields interface {
+	Get(name string) ([]byte, bool)
+}
+
+// LookupRequest is Lookup for frontends with conditions ([Match]) on the
+// request's fields (from fields; nil fails every field condition) and
+// its query parameters (from target).
+func (r *Router) LookupRequest(host, target, method []byte, fields Fields) (*Frontend, bool) {
+	q := request{target: target, fields: fields}
 	hv := hostView(host)
 	path := pathOf(target)
 
@@ -187,7 +204,7 @@ func (r *Router) Lookup(host, target, method []byte) (*Frontend, bool) {
 		lh := buf[:n]
 		lower(lh, hv)
 		if h := r.exact[string(lh)]; h != nil {
-			if f := h.match(path, method); f != nil {
+			if f := h.match(path, method, &q); f != nil {
 				return f, true
 			}
 		}
@@ -196,7 +213,7 @@ func (r *Router) Lookup(host, target, method []byte) (*Frontend, bool) {
 			// remainder: ".example.com" has no label to stand for "*".
 			if i := bytes.IndexByte(lh, '.'); i > 0 && i < n-1 {
 				if h := r.wildcard[string(lh[i+1:])]; h != nil {
-					if f := h.match(path, method); f != nil {
+					if f := h.match(path, method, &q); f != nil {
 						return f, true
 					}
 				}
@@ -207,13 +224,13 @@ func (r *Router) Lookup(host, target, method []byte) (*Frontend, bool) {
 		// The pattern was compiled case-insensitive, so the raw bytes
 		// can be matched without the lower-cased copy.
 		if rh.re.Match(hv) {
-			if f := rh.rules.match(path, method); f != nil {
+			if f := rh.rules.match(path, method, &q); f != nil {
 				return f, true
 			}
 		}
 	}
 	if r.any != nil {
-		if f := r.any.match(path, method); f != nil {
+		if f := r.any.match(path, method, &q); f != nil {
 			return f, true
 		}
 	}
@@ -225,7 +242,20 @@ func (r *Router) regexIndex(pattern string) int {
 }
 
 func keyOf(f *Frontend) ruleKey {
-	return ruleKey{f.HostKind, f.Host, f.PathKind, f.Path, f.Method}
+	var m strings.Builder
+	for _, c := range f.Match {
+		fmt.Fprintf(&m, "%q %q %d %q;", strings.ToLower(c.Field), c.Query, c.Kind, c.Value)
+	}
+	return ruleKey{f.HostKind, f.Host, f.PathKind, f.Path, f.Method, m.String()}
+}
+
+// before reports whether a must be tried before b among the frontends of
+// one path: a specific method first, then more conditions.
+func before(a, b *Frontend) bool {
+	if (a.Method != "") != (b.Method != "") {
+		return a.Method != ""
+	}
+	return len(a.Match) > len(b.Match)
 }
 
 // add files f under its path group, creating the group where Lookup's
@@ -265,15 +295,11 @@ func (h *hostRules) add(f *Frontend, re *regexp.Regexp) {
 			h.regex = append(h.regex, g)
 		}
 	}
-	if f.Method == "" {
-		g.fronts = append(g.fronts, f)
-	} else {
-		at := slices.IndexFunc(g.fronts, func(o *Frontend) bool { return o.Method == "" })
-		if at < 0 {
-			at = len(g.fronts)
-		}
-		g.fronts = slices.Insert(g.fronts, at, f)
+	at := slices.IndexFunc(g.fronts, func(o *Frontend) bool { return before(f, o) })
+	if at < 0 {
+		at = len(g.fronts)
 	}
+	g.fronts = slices.Insert(g.fronts, at, f)
 	h.n++
 }
 
@@ -300,10 +326,10 @@ func (h *hostRules) remove(f *Frontend) (empty bool) {
 
 // match returns the host's best rule for path and method, or nil so that
 // Lookup falls through to the next host class.
-func (h *hostRules) match(path, method []byte) *Frontend {
+func (h *hostRules) match(path, method []byte, q *request) *Frontend {
 	if len(h.exact) > 0 {
 		if g := h.exact[string(path)]; g != nil {
-			if f := g.match(method); f != nil {
+			if f := g.match(method, q); f != nil {
 				return f
 			}
 		}
@@ -312,14 +338,14 @@ func (h *hostRules) match(path, method []byte) *Frontend {
 		// Not bytes.HasPrefix: converting g.path to []byte could allocate
 		// for long prefixes, the string comparison never does.
 		if len(path) >= len(g.path) && string(path[:len(g.path)]) == g.path {
-			if f := g.match(method); f != nil {
+			if f := g.match(method, q); f != nil {
 				return f
 			}
 		}
 	}
 	for _, g := range h.regex {
 		if g.re.Match(path) {
-			if f := g.match(method); f != nil {
+			if f := g.match(method, q); f != nil {
 				return f
 			}
 		}
@@ -329,9 +355,9 @@ func (h *hostRules) match(path, method []byte) *Frontend {
 
 // match returns the group's first frontend that accepts method; the
 // order of fronts puts method-specific rules ahead of the catch-all.
-func (g *pathGroup) match(method []byte) *Frontend {
+func (g *pathGroup) match(method []byte, q *request) *Frontend {
 	for _, f := range g.fronts {
-		if f.Method == "" || f.Method == string(method) {
+		if (f.Method == "" || f.Method == string(method)) && q.holds(f.Match) {
 			return f
 		}
 	}

@@ -167,6 +167,31 @@ func normalize(f Frontend) (compiled, error) {
 	if !isFieldValue(f.HSTS) {
 		return c, bad("HSTS value contains CR, LF or NUL")
 	}
+	c.f.Match = slices.Clone(f.Match)
+	for i := range c.f.Match {
+		m := &c.f.Match[i]
+		switch {
+		case (m.Field == "") == (m.Query == ""):
+			return c, bad("match %d: set exactly one of Field and Query", i)
+		case m.Field != "" && !isToken(m.Field):
+			return c, bad("match %d: field name %q is not a token", i, m.Field)
+		}
+		switch m.Kind {
+		case Exists:
+		case Equals:
+			if !isFieldValue(m.Value) {
+				return c, bad("match %d: value contains CR, LF or NUL", i)
+			}
+		case Regex:
+			re, err := regexp.Compile(m.Value)
+			if err != nil {
+				return c, bad("match %d: %v", i, err)
+			}
+			m.re = re
+		default:
+			return c, bad("match %d: unknown kind %d", i, m.Kind)
+		}
+	}
 	c.f.AddRequestHeaders = slices.Clone(f.AddRequestHeaders)
 	c.f.RemoveRequestHeaders = slices.Clone(f.RemoveRequestHeaders)
 	c.f.AddResponseHeaders = slices.Clone(f.AddResponseHeaders)

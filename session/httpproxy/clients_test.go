@@ -537,3 +537,36 @@ func TestH2BackendCountersCountOneConnect(t *testing.T) {
 	assert.EqualValues(t, 5, per["g"].Requests)
 	assert.GreaterOrEqual(t, per["g"].BytesOut, uint64(500))
 }
+
+// Routes match on fields and query parameters, and a hook's edit counts:
+// the listener's hooks run before routing.
+func TestRoutesMatchFieldsAndQuery(t *testing.T) {
+	a, b := newOrigin(t, "a"), newOrigin(t, "b")
+	tt := newTester(t, httpproxy.Config{Hooks: []httpproxy.Hooks{{Request: func(r *httpproxy.Request) {
+		if r.Path() == "/promote" {
+			r.SetField("X-Canary", "1")
+		}
+	}}}}, a)
+	require.NoError(t, tt.w.AddCluster("cb", backend.RoundRobin))
+	require.NoError(t, tt.w.AddBackend("cb", backend.Backend{ID: "b", Address: b.addr}))
+	require.NoError(t, tt.l.AddFrontend(tt.w, router.Frontend{ID: "canary", HostKind: router.HostAny,
+		Match: []router.Match{{Field: "X-Canary", Kind: router.Equals, Value: "1"}}, Action: router.Action{Cluster: "cb"}}))
+	require.NoError(t, tt.l.AddFrontend(tt.w, router.Frontend{ID: "v2", HostKind: router.HostAny,
+		Match: []router.Match{{Query: "v", Kind: router.Regex, Value: `^2(\.\d+)?$`}}, Action: router.Action{Cluster: "cb"}}))
+	c := tt.client()
+	for _, tc := range []struct {
+		path, canary, want string
+	}{
+		{"/x", "", "a"}, {"/x", "1", "b"}, {"/x?v=2.1", "", "b"}, {"/x?v=3", "", "a"}, {"/promote", "", "b"},
+	} {
+		req, _ := http.NewRequest("GET", tt.url+tc.path, nil)
+		if tc.canary != "" {
+			req.Header.Set("X-Canary", tc.canary)
+		}
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.True(t, strings.HasPrefix(string(body), tc.want+" "), "%+v: %s", tc, body)
+	}
+}

@@ -524,7 +524,7 @@ func (s *Session) chooseRoute() bool {
 		host, _ = x.reqEdit.Get("host")
 		target = x.reqEdit.Target()
 	}
-	f, ok := s.routes.Lookup(host, target, x.req.Method.Of(head))
+	f, ok := s.routes.LookupRequest(host, target, x.req.Method.Of(head), &x.reqEdit)
 	if !ok {
 		if x.hreq.cluster != "" {
 			return true // a hook chose the cluster: no route needed
