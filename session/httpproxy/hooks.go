@@ -211,6 +211,34 @@ func (r *Request) Client() netip.AddrPort {
 // ID is the request id (the client's X-Request-Id, or the proxy's).
 func (r *Request) ID() string { return string(r.s.x.id[:r.s.x.idLen]) }
 
+// Loop is the worker's loop the request runs on: its clusters, clock and
+// per-worker state, for hooks that pick a backend themselves. The same
+// loop-only rules as for sessions apply.
+func (r *Request) Loop() *session.Loop { return r.s.lp }
+
+// AppendHead appends the request head as it stands (as it would go to
+// the backend in the Upstream phase, with the proxy's own edits) to dst.
+func (r *Request) AppendHead(dst []byte) []byte { return r.s.x.reqEdit.AppendTo(dst) }
+
+// BufferedBody returns the request body when all of it is already in the
+// proxy's buffer and is at most max bytes: nil and true for a request
+// without one. It reports false for a body still arriving, a larger one,
+// or a chunked one (the proxy streams those and never holds them whole).
+func (r *Request) BufferedBody(max int) ([]byte, bool) {
+	x := r.s.x
+	kind, n := x.req.Body(false, false)
+	switch kind {
+	case http1.BodyNone:
+		return nil, true
+	case http1.BodyLength:
+		b := r.s.fbuf.Bytes()
+		if n <= int64(max) && int64(len(b)-x.req.Len) >= n {
+			return b[x.req.Len : x.req.Len+int(n)], true
+		}
+	}
+	return nil, false
+}
+
 // Value is what an earlier hook kept with SetValue.
 func (r *Request) Value() any { return r.value }
 

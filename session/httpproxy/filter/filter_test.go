@@ -26,6 +26,12 @@ import (
 // front of a backend that echoes the host and target it received.
 func proxy(t *testing.T, hooks ...httpproxy.Hooks) string {
 	t.Helper()
+	url, _ := proxyOn(t, hooks...)
+	return url
+}
+
+func proxyOn(t *testing.T, hooks ...httpproxy.Hooks) (string, *session.Worker) {
+	t.Helper()
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "host=%s target=%s", r.Host, r.URL.RequestURI())
 	}))
@@ -41,7 +47,7 @@ func proxy(t *testing.T, hooks ...httpproxy.Hooks) string {
 	require.NoError(t, l.AddFrontend(w, router.Frontend{ID: "all", HostKind: router.HostAny, Action: router.Action{Cluster: "c"}}))
 	addr, err := w.AddListener(netip.MustParseAddrPort("127.0.0.1:0"), l, session.ListenConfig{})
 	require.NoError(t, err)
-	return "http://" + addr.String()
+	return "http://" + addr.String(), w
 }
 
 func do(t *testing.T, url string, fields ...string) (*http.Response, string) {
