@@ -232,6 +232,39 @@ func (e *Editor) Set(name string, value []byte) error {
 	return e.Add(name, value)
 }
 
+// EachField calls f with the name and value of each field of the edited
+// head, in order (the original fields the edits kept, with their new
+// values, then the added ones): for a caller that re-encodes the head
+// (an HTTP/2 HEADERS frame) rather than writing its bytes. The slices
+// are valid until the next edit or Reset.
+func (e *Editor) EachField(f func(name, value []byte)) {
+	for i, fl := range e.h.Fields {
+		switch op := e.ops[i]; {
+		case op.removed:
+		case op.replaced:
+			f(fl.Name.Of(e.head), e.scratch[op.vs:op.ve])
+		default:
+			f(fl.Name.Of(e.head), fl.Value.Of(e.head))
+		}
+	}
+	for rest := e.adds; len(rest) > 0; {
+		line, n := nextAdded(rest)
+		rest = rest[n:]
+		if c := indexColon(line); c >= 0 {
+			f(line[:c], line[c+2:])
+		}
+	}
+}
+
+// Status is the status code of the edited response head.
+func (e *Editor) Status() int {
+	if e.restat {
+		b := e.scratch[e.target[0]+9 : e.target[0]+12] // "HTTP/1.1 NNN"
+		return int(b[0]-'0')*100 + int(b[1]-'0')*10 + int(b[2]-'0')
+	}
+	return e.h.Status
+}
+
 // ValidFieldName reports whether name can be a field name (a token).
 func ValidFieldName(name string) bool { return validName(name) }
 

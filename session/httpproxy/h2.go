@@ -601,6 +601,43 @@ func (st *h2Stream) fail() {
 	}
 }
 
+// takeHead sends the child's final response head as the child parsed
+// and edited it, straight from its editor to a HEADERS frame: the head is
+// parsed once, by the child, instead of being written as HTTP/1.1 bytes
+// and parsed again here. kind and left are the body's framing as the
+// child found it; the body's bytes follow through Write.
+func (st *h2Stream) takeHead(e *http1.Editor, kind http1.BodyKind, left int64) bool {
+	if st.reset || st.f.closing || st.rstate != rsHead {
+		return false
+	}
+	a := arena{b: make([]byte, 0, e.Len())}
+	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(e.Status())})
+	e.EachField(func(name, value []byte) {
+		n := fieldName(name)
+		if allowedInH2(n) {
+			fields = append(fields, h2.HeaderField{Name: n, Value: a.str(value), Sensitive: n == "x-request-id"})
+		}
+	})
+	st.f.fields = fields[:0]
+	st.kind, st.left = kind, left
+	if kind == http1.BodyChunked {
+		st.dechunk = dechunker{}
+	}
+	end := kind == http1.BodyNone || kind == http1.BodyLength && left == 0
+	defer st.f.kick()
+	if err := st.f.conn.WriteHeaders(st.id, fields, end); err != nil {
+		st.fail()
+		return false
+	}
+	st.hbuf = nil
+	if end {
+		st.finish(false)
+	} else {
+		st.rstate = rsBody
+	}
+	return true
+}
+
 // responseFields converts a response head to HTTP/2 fields (RFC 9113
 // §8.2.2: no connection-specific fields, lower-case names).
 func (st *h2Stream) responseFields(head []byte) []h2.HeaderField {

@@ -1126,6 +1126,20 @@ func (s *Session) startResponse(b []byte) bool {
 	if !s.runResponseHooks() {
 		return false
 	}
+	if st := s.stream; st != nil && !s.tunnel {
+		// An HTTP/2 stream takes the head as fields: no HTTP/1.1 bytes to
+		// build and parse again. The body follows from bbuf.
+		if !st.takeHead(e, kind, n) {
+			st.reset = true // the stream is gone or failed: Ready closes
+			return true
+		}
+		s.bbuf.Consume(h.Len)
+		s.x.pendingResp = 0
+		s.x.respOut = s.x.rsegs[:0]
+		s.respSent = true
+		s.l.stats.responses.Add(1)
+		return true
+	}
 	if (s.closeAfter || s.lp.ShuttingDown()) && !s.tunnel {
 		s.closeAfter = true
 		e.Add("Connection", []byte("close"))
