@@ -12,7 +12,7 @@ import (
 
 // HTTP/2 to HTTP/1.1 (see LIFECYCLE.md, "HTTP/2 connections").
 //
-// A client connection speaking HTTP/2 is a Session in phaseH2 holding an
+// A client connection speaking HTTP/2 is a Session in connH2 holding an
 // h2Front: an h2.ServerConn fed with what the socket reads. Each request
 // stream becomes a Session of its own, a child, whose front is the
 // stream (h2Stream implements protocol.Socket): the child reads the
@@ -99,7 +99,7 @@ func (s *Session) startH2(initial []byte) (bool, session.Result) {
 	f := &h2Front{s: s, streams: map[uint32]*h2Stream{}, idleAt: s.lp.Now()}
 	f.conn = h2.NewServerConn(s.l.cfg.HTTP2, f)
 	s.h2 = f
-	s.phase = phaseH2
+	s.state = connH2
 	s.l.stats.h2Conns.Add(1)
 	if len(initial) > 0 {
 		f.partial = append(f.partial, initial...)

@@ -117,25 +117,38 @@ func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.Pro
 	return s, nil
 }
 
-// phase is where a session is in its request/response cycle.
+// connState is what a client connection carries: HTTP/1.1 requests
+// (whose cycle is phase), or a handshake, an HTTP/2 connection, a tunnel
+// after a 101, or its last ciphertext.
+type connState uint8
+
+const (
+	connH1        connState = iota // HTTP/1.1 requests, one after the other
+	connHandshake                  // HTTPS: the TLS handshake, before the first request
+	connH2                         // an HTTP/2 connection: its streams are sessions of their own
+	connTunnel                     // after 101 Switching Protocols: a byte pipe
+	connLinger                     // HTTPS: closing, the last ciphertext is being flushed
+	connClosed
+)
+
+var connStateNames = [...]string{"h1", "handshake", "h2", "tunnel", "linger", "closed"}
+
+// phase is where an HTTP/1.1 connection (connH1) is in its current
+// request's cycle.
 type phase uint8
 
 const (
 	phaseIdle      phase = iota // between requests: no buffer, keep-alive timeout
 	phaseHead                   // reading a request head: request timeout
+	phaseSuspended              // a hook suspended the request: waiting for its resume or deadline
 	phaseConnect                // the head is in; a backend must be found
 	phaseExchange               // the request goes to the backend, the response comes back
 	phaseAnswer                 // writing an answer of the proxy's own, then closing
-	phaseTunnel                 // after 101 Switching Protocols: a byte pipe
-	phaseHandshake              // HTTPS: the TLS handshake, before the first request
-	phaseLinger                 // HTTPS: closing, the last ciphertext is being flushed
-	phaseH2                     // an HTTP/2 connection: its streams are sessions of their own
-	phaseSuspended              // a hook suspended the request: waiting for its resume or deadline
-	phaseClosed
 )
 
-var phaseNames = [...]string{"idle", "head", "connect", "exchange", "answer", "tunnel", "handshake", "linger", "h2", "suspended", "closed"}
+var phaseNames = [...]string{"idle", "head", "suspended", "connect", "exchange", "answer"}
 
+// maxAttempts bounds Config.ConnectAttempts.
 const maxAttempts = 8
 
 // Session is one client connection carrying HTTP/1.1 requests one after
@@ -147,14 +160,15 @@ type Session struct {
 	st     *workerState
 	routes *router.Router // the listener's, on this worker
 
-	phase      phase
+	state      connState
+	phase      phase // connH1: the current request's
 	front      protocol.TCPSocket
 	tls        *tlsconn.Socket // HTTPS: front's descriptor under TLS
 	alt        protocol.Socket // when set (TLS, an HTTP/2 stream), all front I/O goes through it instead of front
 	secure     bool            // the client came over TLS (HSTS applies)
 	notified   bool            // HTTPS: close_notify was queued
 	stream     *h2Stream       // this session carries one HTTP/2 stream of a parent connection
-	h2         *h2Front        // phaseH2: this session is an HTTP/2 connection
+	h2         *h2Front        // connH2: this session is an HTTP/2 connection
 	frontToken eventloop.Token
 	fready     protocol.Readiness
 	fbuf       *protocol.Buffer // request bytes: the head, then body bytes
@@ -201,7 +215,7 @@ type Session struct {
 	respSent    bool // a byte of the response reached the client
 
 	tunnel     bool       // the response switches protocols: a pipe follows its head
-	pipe       *pipe.Pipe // phaseTunnel
+	pipe       *pipe.Pipe // connTunnel
 	needBuffer bool
 
 	frontTimer, backTimer timer.Handle
@@ -237,7 +251,7 @@ func (s *Session) ClusterID() (string, bool) {
 // UpdateReadiness implements session.ProxySession.
 func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 	s.last = s.lp.Now()
-	if s.phase == phaseTunnel {
+	if s.state == connTunnel {
 		if t == s.frontToken {
 			s.pipe.UpdateReadiness(pipe.Front, r)
 		} else if s.hasBack && t == s.backToken {
@@ -274,32 +288,17 @@ func (s *Session) run(self session.ProxySession) session.Result {
 		progress := s.flushTLS()
 		var p bool
 		var res session.Result
-		switch s.phase {
-		case phaseHandshake:
+		switch s.state {
+		case connHandshake:
 			p, res = s.handshake()
-		case phaseLinger:
+		case connLinger:
 			p, res = s.linger()
-		case phaseH2:
+		case connH2:
 			p, res = s.h2.run()
-		case phaseIdle, phaseHead:
-			p, res = s.readHead()
-		case phaseConnect:
-			p, res = s.connect(self)
-		case phaseExchange:
-			p, res = s.exchange()
-		case phaseAnswer:
-			p, res = s.writeAnswer()
-		case phaseTunnel:
+		case connTunnel:
 			return s.relayTunnel()
-		case phaseSuspended:
-			// A hook's resume drives it; a client that leaves meanwhile
-			// ends it (as nginx does unless told to ignore client aborts).
-			if s.stream == nil && s.fready.Readable() && s.fbuf != nil && !s.fbuf.Full() {
-				if _, r := s.readFront(); r == protocol.Closed || r == protocol.Error {
-					return session.Close
-				}
-			}
-			return session.Continue
+		case connH1:
+			p, res = s.step(self)
 		default:
 			return session.Close
 		}
@@ -312,6 +311,29 @@ func (s *Session) run(self session.ProxySession) session.Result {
 		}
 	}
 	return session.Continue
+}
+
+// step runs the current request's phase once.
+func (s *Session) step(self session.ProxySession) (bool, session.Result) {
+	switch s.phase {
+	case phaseIdle, phaseHead:
+		return s.readHead()
+	case phaseConnect:
+		return s.connect(self)
+	case phaseExchange:
+		return s.exchange()
+	case phaseAnswer:
+		return s.writeAnswer()
+	case phaseSuspended:
+		// A hook's resume drives it; a client that leaves meanwhile ends
+		// it (as nginx does unless told to ignore client aborts).
+		if s.stream == nil && s.fready.Readable() && s.fbuf != nil && !s.fbuf.Full() {
+			if _, r := s.readFront(); r == protocol.Closed || r == protocol.Error {
+				return false, session.Close
+			}
+		}
+	}
+	return false, session.Continue
 }
 
 // frontReadable reports whether the client may have bytes for us.
@@ -1420,26 +1442,28 @@ func (s *Session) Timeout(t eventloop.Token, name eventloop.TimerName) session.R
 
 func (s *Session) timeout(t eventloop.Token, name eventloop.TimerName) session.Result {
 	now := s.lp.Now()
-	switch s.phase {
-	case phaseSuspended:
-		if t == s.frontToken && name == timerHook {
-			return s.hookTimedOut()
-		}
-		return session.Continue
-	case phaseTunnel:
+	switch s.state {
+	case connTunnel:
 		return s.tunnelTimeout(t, now)
-	case phaseHandshake:
+	case connHandshake:
 		if t == s.frontToken {
 			s.l.tlsStats.timeout.Add(1)
 			return session.Close
 		}
-	case phaseLinger:
+	case connLinger:
 		return session.Close
-	case phaseH2:
+	case connH2:
 		if t == s.frontToken {
 			return s.h2.timeout()
 		}
 		return session.Continue
+	case connH1:
+		if s.phase == phaseSuspended {
+			if t == s.frontToken && name == timerHook {
+				return s.hookTimedOut()
+			}
+			return session.Continue
+		}
 	}
 	if t == s.frontToken {
 		var limit time.Duration
@@ -1501,13 +1525,13 @@ func (s *Session) timeout(t eventloop.Token, name eventloop.TimerName) session.R
 // now; one in the middle of an exchange finishes it, and its response
 // carries Connection: close.
 func (s *Session) ShuttingDown() session.Result {
-	if s.phase == phaseIdle && (s.fbuf == nil || s.fbuf.Empty()) || s.phase == phaseHandshake {
+	if s.state == connH1 && s.phase == phaseIdle && (s.fbuf == nil || s.fbuf.Empty()) || s.state == connHandshake {
 		return session.Close
 	}
-	if s.phase == phaseLinger {
+	if s.state == connLinger {
 		return session.Continue
 	}
-	if s.phase == phaseH2 {
+	if s.state == connH2 {
 		// GOAWAY, the streams in flight finish; run closes once drained.
 		s.h2.shutdown()
 		s.h2.kick()
@@ -1519,10 +1543,10 @@ func (s *Session) ShuttingDown() session.Result {
 
 // Close implements session.ProxySession.
 func (s *Session) Close() {
-	if s.phase == phaseClosed {
+	if s.state == connClosed {
 		return
 	}
-	if s.phase == phaseTunnel {
+	if s.state == connTunnel {
 		s.l.stats.bytesIn.Add(s.pipe.Written(pipe.Back))
 		s.l.stats.bytesOut.Add(s.pipe.Read(pipe.Back))
 		if s.backend != nil {
@@ -1530,7 +1554,7 @@ func (s *Session) Close() {
 		}
 		s.pipe.Release()
 	}
-	s.phase = phaseClosed
+	s.state = connClosed
 	if s.x != nil && s.headParsed && !s.x.doneRun {
 		status := 0
 		if s.respHead {
@@ -1611,8 +1635,8 @@ func (s *Session) PrintSession(w io.Writer) {
 	if s.tls != nil {
 		fmt.Fprintf(w, "https (tls %v, pending %v) ", s.tls.Conn().State(), s.tls.Pending())
 	}
-	fmt.Fprintf(w, "http session %v: phase %s, front %v, back %v (connecting %v, reused %v), buffers %v/%v",
-		s.Peer, phaseNames[s.phase], s.fready.Ready(), s.bready.Ready(), s.connecting, s.reused, s.fbuf != nil, s.bbuf != nil)
+	fmt.Fprintf(w, "http session %v: %s, phase %s, front %v, back %v (connecting %v, reused %v), buffers %v/%v",
+		s.Peer, connStateNames[s.state], phaseNames[s.phase], s.fready.Ready(), s.bready.Ready(), s.connecting, s.reused, s.fbuf != nil, s.bbuf != nil)
 }
 
 func closeFD(fd int) {
@@ -1650,7 +1674,7 @@ func (s *Session) startTunnel() session.Result {
 	}
 	s.fbuf, s.bbuf = nil, nil
 	s.freeExchange()
-	s.phase = phaseTunnel
+	s.state = connTunnel
 	s.frontSeen, s.backSeen = s.lp.Now(), s.lp.Now()
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.lp.Timers().Cancel(s.backTimer)

@@ -126,7 +126,7 @@ func (s *Session) startTLS(lp *session.Loop) {
 	}
 	s.tls = tlsconn.NewSocket(s.front.Fd(), s.l.tlsConfig, st.scratch, func() { lp.Wake(s.frontToken, s) })
 	s.alt, s.secure = s.tls, true
-	s.phase = phaseHandshake
+	s.state = connHandshake
 }
 
 // handshake drives the TLS handshake; when it completes, the session
@@ -149,7 +149,7 @@ func (s *Session) handshake() (bool, session.Result) {
 		if cs.NegotiatedProtocol == "h2" {
 			return s.startH2(nil)
 		}
-		s.phase = phaseIdle
+		s.state, s.phase = connH1, phaseIdle
 		s.frontSeen = s.lp.Now()
 		s.lp.Timers().Cancel(s.frontTimer)
 		s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.FrontTimeout)
@@ -210,7 +210,7 @@ func (s *Session) readProxyBeforeTLS() (progress bool, res session.Result, ok bo
 // flushTLS sends ciphertext a previous write left behind, on a writable
 // edge: no new write would.
 func (s *Session) flushTLS() bool {
-	if s.tls == nil || s.phase == phaseHandshake || !s.fready.Writable() || !s.tls.Pending() {
+	if s.tls == nil || s.state == connHandshake || !s.fready.Writable() || !s.tls.Pending() {
 		return false
 	}
 	r := s.tls.Flush()
@@ -227,12 +227,12 @@ const lingerTime = time.Second
 // then the FIN once flushed, over TLS; the FIN over TCP) and drains what
 // the client still sends until it closes, so that unread bytes do not
 // turn our close into a reset that destroys the last response or frames.
-// It reports true when the session must stay for that (phaseLinger).
+// It reports true when the session must stay for that (connLinger).
 func (s *Session) closeGently() bool {
 	switch {
 	case s.tls == nil && s.h2 == nil, // plain HTTP/1.1 shuts its side in writeAnswer
-		s.phase == phaseHandshake, s.phase == phaseLinger, s.phase == phaseClosed,
-		s.phase == phaseTunnel, // the pipe flushes and relays FINs itself
+		s.state == connHandshake, s.state == connLinger, s.state == connClosed,
+		s.state == connTunnel, // the pipe flushes and relays FINs itself
 		s.h2 != nil && s.h2.broken:
 		return false
 	}
@@ -244,7 +244,7 @@ func (s *Session) closeGently() bool {
 	} else {
 		s.front.CloseWrite()
 	}
-	s.phase = phaseLinger
+	s.state = connLinger
 	wait := lingerTime
 	if s.tls != nil && s.tls.Pending() {
 		wait = s.l.cfg.FrontTimeout // a slow client takes the last ciphertext
