@@ -3,6 +3,7 @@ package httpproxy_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -569,4 +570,78 @@ func TestRoutesMatchFieldsAndQuery(t *testing.T) {
 		resp.Body.Close()
 		assert.True(t, strings.HasPrefix(string(body), tc.want+" "), "%+v: %s", tc, body)
 	}
+}
+
+// closingAfterOne answers the first request of each connection, then
+// reads the next one and closes without answering, counting every
+// request it read by method.
+type closingAfterOne struct {
+	addr netip.AddrPort
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func newClosingAfterOne(t *testing.T) *closingAfterOne {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	b := &closingAfterOne{addr: netip.MustParseAddrPort(ln.Addr().String()), seen: map[string]int{}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(r)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					b.mu.Lock()
+					b.seen[req.Method]++
+					b.mu.Unlock()
+					if i > 0 {
+						return // read it, then close without a word
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	return b
+}
+
+// A request a pooled connection's server read and then dropped is sent
+// again on a fresh connection only when it is idempotent (RFC 9110
+// §9.2.2): a POST is not replayed.
+func TestNonIdempotentRequestNotReplayed(t *testing.T) {
+	b := newClosingAfterOne(t)
+	tt := newTester(t, httpproxy.Config{}, &origin{name: "b", addr: b.addr})
+	send := func(method string) int {
+		c, err := net.Dial("tcp", tt.addr.String())
+		require.NoError(t, err)
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "%s /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", method)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, 200, send("GET")) // leaves a pooled connection
+	assert.Equal(t, 502, send("POST"), "read, dropped, and not sent again")
+	b.mu.Lock()
+	assert.Equal(t, 1, b.seen["POST"], "the backend saw the POST once")
+	b.mu.Unlock()
+
+	assert.Equal(t, 200, send("GET")) // a fresh pooled connection
+	assert.Equal(t, 200, send("PUT"), "an idempotent request is sent again on a fresh connection")
+	b.mu.Lock()
+	assert.Equal(t, 2, b.seen["PUT"])
+	b.mu.Unlock()
+	assert.EqualValues(t, 1, tt.l.Stats().Retried)
 }

@@ -98,6 +98,7 @@ type h2BackStream struct {
 	chunked  bool
 	ended    bool // the response is complete
 	reset    bool
+	refused  bool // the server refused the stream unprocessed (RFC 9113 §8.7): safe to send again
 	connFail bool // the connection never came up: a connect failure, not a broken exchange
 }
 
@@ -428,7 +429,8 @@ func (c *h2Back) StreamReset(id uint32, code h2.ErrCode) {
 		return
 	}
 	delete(c.streams, id)
-	bs.reset = true // REFUSED_STREAM is retried as any reused connection's failure
+	bs.reset = true
+	bs.refused = code == h2.ErrCodeRefusedStream // by RST_STREAM, or above a GOAWAY's last stream
 	c.queue(bs, eventloop.Readable|eventloop.Writable)
 }
 

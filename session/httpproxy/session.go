@@ -1248,7 +1248,7 @@ func (s *Session) backendBroke() (bool, session.Result) {
 		return true, session.Continue
 	}
 	s.l.stats.backendReset.Add(1)
-	if s.reused && !s.retried && !s.respSent && !s.headGone && (s.bbuf == nil || s.bbuf.Empty()) {
+	if s.reused && !s.retried && !s.respSent && !s.headGone && (s.bbuf == nil || s.bbuf.Empty()) && s.replayable() {
 		// A pooled connection the server had closed: once more, fresh.
 		s.l.stats.retried.Add(1)
 		s.dropBack(false)
@@ -1257,6 +1257,23 @@ func (s *Session) backendBroke() (bool, session.Result) {
 		return true, session.Continue
 	}
 	return s.backendFailed(ans502)
+}
+
+// replayable reports whether a request whose reused backend connection
+// failed may be sent again: the server provably did not process it (an
+// HTTP/2 stream it refused, RFC 9113 §8.7, or nothing of the request
+// was written), or a second copy does no harm because the method is
+// idempotent (RFC 9110 §9.2.2). A POST the server read and then dropped
+// gets 502: only the client can know whether to send it again.
+func (s *Session) replayable() bool {
+	if s.backAlt != nil && s.backAlt.refused || s.x.sentBack == 0 {
+		return true
+	}
+	switch s.x.req.MethodID {
+	case http1.MethodGET, http1.MethodHEAD, http1.MethodOPTIONS, http1.MethodTRACE, http1.MethodPUT, http1.MethodDELETE:
+		return true
+	}
+	return false
 }
 
 // backendFailed answers the client with status idx when nothing of the
