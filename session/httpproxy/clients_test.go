@@ -645,3 +645,33 @@ func TestNonIdempotentRequestNotReplayed(t *testing.T) {
 	b.mu.Unlock()
 	assert.EqualValues(t, 1, tt.l.Stats().Retried)
 }
+
+// A 101 to a request that asked for no upgrade is refused with 502 at
+// once, not relayed to leave the client hanging.
+func TestUnsolicitedSwitchingProtocolsIs502(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				http.ReadRequest(bufio.NewReader(c))
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+				time.Sleep(3 * time.Second)
+			}()
+		}
+	}()
+	tt := newTester(t, httpproxy.Config{}, &origin{name: "b", addr: netip.MustParseAddrPort(ln.Addr().String())})
+	start := time.Now()
+	resp, err := tt.client().Get(tt.url + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 502, resp.StatusCode)
+	assert.Less(t, time.Since(start), time.Second, "at once, not after a timeout")
+	assert.EqualValues(t, 1, tt.l.Stats().BackendBadResponse)
+}

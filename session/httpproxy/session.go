@@ -1099,6 +1099,14 @@ func (s *Session) startResponse(b []byte) bool {
 	s.respHead = true
 	s.x.respAt = s.lp.Now()
 	kind, n := h.Body(s.x.req.MethodID == http1.MethodHEAD, s.x.req.MethodID == http1.MethodCONNECT)
+	if h.Status == 101 && !(s.x.req.ConnUpgrade && s.x.req.HasUpgrade) {
+		// Switching protocols the client never asked for (RFC 9110
+		// §15.2.2, §7.8): relayed, it would leave the client waiting on
+		// a connection nobody speaks on.
+		s.l.stats.backendBadResponse.Add(1)
+		s.backendFailed(ans502)
+		return false
+	}
 	if kind == http1.BodyTunnel {
 		if h.Status == 101 && s.x.req.ConnUpgrade {
 			// Switching protocols: once this head is written the
