@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -674,4 +675,37 @@ func TestUnsolicitedSwitchingProtocolsIs502(t *testing.T) {
 	assert.Equal(t, 502, resp.StatusCode)
 	assert.Less(t, time.Since(start), time.Second, "at once, not after a timeout")
 	assert.EqualValues(t, 1, tt.l.Stats().BackendBadResponse)
+}
+
+// Request-target forms (RFC 9112 §3.2): an absolute-form target's
+// authority wins over Host and reaches the backend as origin-form with
+// that Host; OPTIONS * is routed by Host; authority-form is CONNECT's
+// alone, and CONNECT is not a reverse proxy's.
+func TestRequestTargetForms(t *testing.T) {
+	echo := func(name string) *origin {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s host=%s target=%s", name, r.Host, r.RequestURI)
+		}))
+		t.Cleanup(srv.Close)
+		return &origin{name: name, addr: netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "http://"))}
+	}
+	a, b := echo("a"), echo("b")
+	tt := newTester(t, httpproxy.Config{}, b)
+	require.NoError(t, tt.w.AddCluster("ca", backend.RoundRobin))
+	require.NoError(t, tt.w.AddBackend("ca", backend.Backend{ID: "a", Address: a.addr}))
+	require.NoError(t, tt.l.AddFrontend(tt.w, router.Frontend{ID: "a", Host: "a.example", Action: router.Action{Cluster: "ca"}}))
+
+	out := tt.raw("GET http://a.example/x?y=1 HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n")
+	assert.Equal(t, 200, statusOf(out), out)
+	assert.True(t, strings.HasSuffix(out, "a host=a.example target=/x?y=1"), out)
+	out = tt.raw("GET http://a.example HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+	assert.True(t, strings.HasSuffix(out, "a host=a.example target=/"), out)
+
+	out = tt.raw("OPTIONS * HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+	assert.Equal(t, 200, statusOf(out), "routed by Host, answered by the backend: %s", out)
+
+	out = tt.raw("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")
+	assert.Equal(t, 501, statusOf(out), out)
+	out = tt.raw("GET a.example:80 HTTP/1.1\r\nHost: a.example\r\n\r\n")
+	assert.Equal(t, 400, statusOf(out), out)
 }

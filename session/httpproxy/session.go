@@ -529,7 +529,46 @@ func (s *Session) headDone() session.Result {
 	}
 	s.x.reqEdit.Reset(head, &s.x.req)
 	s.x.hreq = Request{s: s}
+	switch s.x.req.Form {
+	case http1.FormAbsolute:
+		// RFC 9112 §3.2.2: the target's authority is the host, whatever
+		// Host says; the backend gets it in origin-form with that Host.
+		if !s.toOriginForm(head) {
+			_, res := s.answerWith(ans400, true)
+			return res
+		}
+	case http1.FormAuthority:
+		// CONNECT (RFC 9110 §9.3.6): a reverse proxy does not open
+		// tunnels to arbitrary hosts; any other method cannot use this
+		// form (RFC 9112 §3.2.3).
+		idx := ans400
+		if s.x.req.MethodID == http1.MethodCONNECT {
+			idx = ans501
+		}
+		_, res := s.answerWith(idx, true)
+		return res
+	}
 	return s.advance()
+}
+
+// toOriginForm rewrites an absolute-form request to origin-form, with
+// its authority as Host. It reports false when there is no authority.
+func (s *Session) toOriginForm(head []byte) bool {
+	x := s.x
+	auth := x.req.Authority.Of(head)
+	if len(auth) == 0 || x.reqEdit.Set("Host", auth) != nil {
+		return false
+	}
+	target := x.req.Target.Of(head)
+	rest := target[int(x.req.Authority.End)-int(x.req.Target.Start):]
+	if len(rest) == 0 || rest[0] != '/' {
+		rest = append([]byte{'/'}, rest...) // "http://a" and "http://a?q" have the root path
+	}
+	if x.reqEdit.SetTarget(rest) != nil {
+		return false
+	}
+	x.hreq.edited = true
+	return true
 }
 
 // chooseRoute looks the request up in the listener's routes (by the host
@@ -539,8 +578,8 @@ func (s *Session) chooseRoute() bool {
 	x := s.x
 	head := s.fbuf.Bytes()[:x.req.Len]
 	host, target := x.req.Host.Of(head), x.req.Target.Of(head)
-	if x.req.Form == http1.FormAbsolute || x.req.Form == http1.FormAuthority {
-		host = x.req.Authority.Of(head)
+	if x.req.Form == http1.FormAsterisk {
+		target = []byte("/") // OPTIONS * (RFC 9112 §3.2.4) asks about the host: its root route answers
 	}
 	if x.hreq.edited {
 		host, _ = x.reqEdit.Get("host")
