@@ -83,6 +83,10 @@ func (ls *listenSession) close(w *Worker) {
 // accept takes connections until the queue is empty or a limit is hit.
 func (w *Worker) accept(ls *listenSession) {
 	for ls.active && ls.fd >= 0 && !w.paused && !w.stopping {
+		if free := w.tokensFree(); free < w.cfg.MaxTokensPerSession {
+			w.shortOfTokens(w.cfg.MaxTokensPerSession - free)
+			return
+		}
 		fd, peer, err := protocol.Accept(ls.fd)
 		if errors.Is(err, protocol.ErrWouldBlock) {
 			return

@@ -223,6 +223,16 @@ func (l *Loop) OnClusterRemoved(f func(cluster string)) {
 	l.w.clusterRemoved = append(l.w.clusterRemoved, f)
 }
 
+// OnTokenShortage calls f on the loop when the worker has paused accept
+// because the tokens a new session needs are all held: f should give back
+// up to need tokens its owner holds without need (an idle pooled
+// connection closes early). Clients wait in the listen backlog meanwhile,
+// and accept resumes once tokens are free.
+func (l *Loop) OnTokenShortage(f func(need int)) {
+	l.check("OnTokenShortage")
+	l.w.tokenShortage = append(l.w.tokenShortage, f)
+}
+
 // Replace puts next in old's place on old's frontend token: a session
 // that hands its connection to another protocol's session (a router
 // that decided, an upgrade). The connection's accounting stays; old is

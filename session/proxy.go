@@ -233,6 +233,7 @@ func (s *Status) add(o Status) {
 	s.Accepted += o.Accepted
 	s.Closed += o.Closed
 	s.RefusedFull += o.RefusedFull
+	s.TokenPauses += o.TokenPauses
 	s.RefusedPerIP += o.RefusedPerIP
 	s.RefusedNoSession += o.RefusedNoSession
 	s.Zombies += o.Zombies

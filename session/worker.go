@@ -84,7 +84,8 @@ type Status struct {
 	AcceptPaused     bool
 	Accepted         uint64 // sessions created since start
 	Closed           uint64 // sessions closed since start
-	RefusedFull      uint64 // accepted then closed: MaxConnections reached
+	RefusedFull      uint64 // accepted then closed: no token left (should stay 0: accept pauses first)
+	TokenPauses      uint64 // times accept paused because other holders (idle pooled connections) had every token
 	RefusedPerIP     uint64 // accepted then closed: per-IP limit reached
 	RefusedNoSession uint64 // the listener could not build a session
 	Zombies          uint64 // closed by the zombie check
@@ -121,6 +122,8 @@ type Worker struct {
 	loopG     loopGoroutine
 
 	clusterRemoved []func(cluster string)
+	tokenShortage  []func(need int)
+	tokenPaused    bool // accept is paused until tokens are free
 
 	listeners               map[netip.AddrPort]*listenSession
 	perIP                   map[netip.Addr]int32
@@ -215,6 +218,30 @@ func (w *Worker) register(fd int, e entry) (eventloop.Token, error) {
 	}
 	v.Insert(e)
 	return t, nil
+}
+
+// tokensFree is how many more tokens the slab can hand out now.
+func (w *Worker) tokensFree() int {
+	return w.tokens.Limit() - w.tokens.Len() - w.tokens.Reserved()
+}
+
+// shortOfTokens pauses accept while the tokens a new session needs are
+// held by others (idle pooled connections, mostly), leaving clients in
+// the backlog as the descriptor shortage and MaxConnections do, rather
+// than accepting a connection only to reset it. The holders that said
+// they could give some back are asked to; endBatch resumes once enough
+// are free.
+func (w *Worker) shortOfTokens(need int) {
+	if !w.tokenPaused {
+		w.tokenPaused = true
+		w.status.TokenPauses++
+		w.log.Warn("accept paused: every token is taken (idle pooled connections hold some); raise MaxTokensPerSession if this repeats",
+			"sessions", w.sessions, "tokens", w.tokens.Len(), "limit", w.tokens.Limit())
+	}
+	w.paused = true
+	for _, f := range w.tokenShortage {
+		f(need)
+	}
 }
 
 // release deregisters fd (when fd >= 0) and frees t at the end of the
@@ -432,6 +459,12 @@ func (w *Worker) endBatch() {
 		w.tokens.Remove(int(t))
 	}
 	w.doomed = w.doomed[:0]
+	if w.tokenPaused && !w.stopping && w.tokensFree() >= w.cfg.MaxTokensPerSession {
+		w.tokenPaused = false
+		if w.sessions < w.cfg.MaxConnections {
+			w.resumeAccept()
+		}
+	}
 	if w.stopping && w.sessions == 0 {
 		w.loop.Stop()
 	}

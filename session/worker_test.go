@@ -3,6 +3,7 @@ package session_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -412,4 +413,74 @@ func TestNamedTimersOnOneToken(t *testing.T) {
 	}
 	assert.Equal(t, []eventloop.TimerName{4, 3, 2}, got, "in deadline order, the cancelled one never")
 	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error { lp.Release(tok, -1); return nil }))
+}
+
+// holder keeps idle tokens, as a pool of backend connections does.
+type holder struct{ tokens []eventloop.Token }
+
+func (h *holder) Event(eventloop.Token, eventloop.Ready)       {}
+func (h *holder) Timeout(eventloop.Token, eventloop.TimerName) {}
+func (h *holder) Close()                                       {}
+
+// fill takes every free token of the worker's slab.
+func (h *holder) fill(t *testing.T, w *session.Worker) {
+	require.NoError(t, w.Exec(func(lp *session.Loop) error {
+		for {
+			tok, err := lp.RegisterOwner(-1, h)
+			if err != nil {
+				return nil
+			}
+			h.tokens = append(h.tokens, tok)
+		}
+	}))
+}
+
+// give releases n of its tokens (on the loop).
+func (h *holder) give(lp *session.Loop, n int) {
+	for ; n > 0 && len(h.tokens) > 0; n-- {
+		lp.Release(h.tokens[len(h.tokens)-1], -1)
+		h.tokens = h.tokens[:len(h.tokens)-1]
+	}
+}
+
+// When other holders have every token, a new client waits in the
+// backlog (it is not accepted and reset), and is served once tokens are
+// free again.
+func TestNoTokenLeavesClientsInTheBacklog(t *testing.T) {
+	tt := newTester(t, session.Config{MaxConnections: 4}, lineListener{})
+	h := &holder{}
+	h.fill(t, tt.w)
+	c := tt.dial()
+	_, err := io.WriteString(c, "waiting\n")
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_, err = c.r.ReadByte()
+	var ne net.Error
+	require.True(t, errors.As(err, &ne) && ne.Timeout(), "no answer and no reset while no token is free: %v", err)
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error { h.give(lp, 8); return nil }))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := c.r.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "WAITING\n", got)
+	st := tt.status()
+	assert.Zero(t, st.RefusedFull)
+	assert.EqualValues(t, 1, st.TokenPauses)
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error { h.give(lp, len(h.tokens)); return nil }))
+}
+
+// A holder that registered for shortages gives tokens back at once: the
+// client is served without waiting for anything else to close.
+func TestTokenShortageAsksHoldersToGiveBack(t *testing.T) {
+	tt := newTester(t, session.Config{MaxConnections: 4}, lineListener{})
+	h := &holder{}
+	asked := make(chan int, 8)
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+		lp.OnTokenShortage(func(need int) { asked <- need; h.give(lp, need) })
+		return nil
+	}))
+	h.fill(t, tt.w)
+	c := tt.dial()
+	assert.Equal(t, "SERVED", c.ask(t, "served"))
+	assert.Equal(t, 2, <-asked, "a session needs MaxTokensPerSession (2) tokens")
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error { h.give(lp, len(h.tokens)); return nil }))
 }

@@ -43,6 +43,7 @@ func stateOf(lp *session.Loop) *workerState {
 	return lp.Local(stateKey{}, func() any {
 		st := &workerState{idle: map[*backend.Backend][]*idleConn{}, salt: uint64(time.Now().UnixNano())}
 		lp.OnClusterRemoved(st.clusterRemoved)
+		lp.OnTokenShortage(st.evictIdle)
 		return st
 	}).(*workerState)
 }
@@ -54,6 +55,30 @@ func (st *workerState) clusterRemoved(cluster string) {
 	delete(st.h2Clusters, cluster)
 	if h := st.health[cluster]; h != nil {
 		h.Close()
+	}
+}
+
+// evictIdle gives tokens back when the worker runs short of them (a
+// client waits in the backlog meanwhile): it closes up to need idle
+// pooled connections, the longest pooled of each backend first, going
+// round the backends so that none loses its whole pool while others keep
+// theirs.
+func (st *workerState) evictIdle(need int) {
+	for need > 0 {
+		closed := false
+		for _, list := range st.idle {
+			if need == 0 {
+				break
+			}
+			if len(list) > 0 {
+				list[0].Close() // removes itself from the list
+				need--
+				closed = true
+			}
+		}
+		if !closed {
+			return
+		}
 	}
 }
 
