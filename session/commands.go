@@ -314,7 +314,21 @@ func (w *Worker) AddBackend(cluster string, b backend.Backend) error {
 }
 
 // RemoveBackend removes a backend from its cluster. Sessions already
-// connected to it go on until they end; no new connection picks it.
+// connected to it go on until they end; no new connection picks it, and
+// the holders of idle connections to it ([Loop.OnBackendRemoved]) close
+// them.
 func (w *Worker) RemoveBackend(cluster, id string) error {
-	return w.do(func() error { return w.clusters.RemoveBackend(cluster, id) })
+	return w.do(func() error {
+		var b *backend.Backend
+		if c := w.clusters.Cluster(cluster); c != nil {
+			b = c.Backend(id)
+		}
+		if err := w.clusters.RemoveBackend(cluster, id); err != nil {
+			return err
+		}
+		for _, f := range w.backendRemoved {
+			f(b)
+		}
+		return nil
+	})
 }

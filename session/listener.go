@@ -93,11 +93,19 @@ func (w *Worker) accept(ls *listenSession) {
 		}
 		if err != nil {
 			// Out of descriptors, most likely. What waits stays in the
-			// backlog and raises no new edge: try again shortly.
-			w.log.Warn("accept failed; pausing accept for 100ms", "listener", ls.addr, "err", err)
+			// backlog and raises no new edge: try again shortly. One log
+			// line per episode, not one per retry.
+			if w.acceptFailing == 0 {
+				w.log.Warn("accept failed; retrying every 100ms", "listener", ls.addr, "err", err)
+			}
+			w.acceptFailing++
 			w.pauseAccept()
 			w.loop.Timers().Schedule(eventloop.TimerKey{Token: retryToken}, 100*time.Millisecond)
 			return
+		}
+		if w.acceptFailing > 0 {
+			w.log.Info("accept works again", "listener", ls.addr, "failed_retries", w.acceptFailing)
+			w.acceptFailing = 0
 		}
 		w.admit(ls.l, ls.addr, fd, peer)
 		if w.sessions >= w.cfg.MaxConnections {
@@ -153,7 +161,9 @@ func (w *Worker) admit(l Listener, local netip.AddrPort, fd int, peer netip.Addr
 func (w *Worker) pauseAccept() {
 	if !w.paused {
 		w.paused = true
-		w.log.Info("accept paused", "sessions", w.sessions)
+		if w.acceptFailing == 0 {
+			w.log.Info("accept paused", "sessions", w.sessions)
+		}
 	}
 }
 
@@ -161,7 +171,9 @@ func (w *Worker) pauseAccept() {
 // there during the pause raised their edge long ago.
 func (w *Worker) resumeAccept() {
 	w.paused = false
-	w.log.Info("accept resumed", "sessions", w.sessions)
+	if w.acceptFailing == 0 {
+		w.log.Info("accept resumed", "sessions", w.sessions)
+	}
 	for _, ls := range w.listeners {
 		w.accept(ls)
 	}

@@ -223,6 +223,14 @@ func (l *Loop) OnClusterRemoved(f func(cluster string)) {
 	l.w.clusterRemoved = append(l.w.clusterRemoved, f)
 }
 
+// OnBackendRemoved calls f on the loop each time [Worker.RemoveBackend]
+// removes a backend, after the removal: idle connections to it are
+// closed rather than left to their idle timeout.
+func (l *Loop) OnBackendRemoved(f func(b *backend.Backend)) {
+	l.check("OnBackendRemoved")
+	l.w.backendRemoved = append(l.w.backendRemoved, f)
+}
+
 // OnTokenShortage calls f on the loop when the worker has paused accept
 // because the tokens a new session needs are all held: f should give back
 // up to need tokens its owner holds without need (an idle pooled

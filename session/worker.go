@@ -123,6 +123,8 @@ type Worker struct {
 
 	clusterRemoved []func(cluster string)
 	tokenShortage  []func(need int)
+	backendRemoved []func(b *backend.Backend)
+	acceptFailing  int  // accept errors in a row (out of descriptors), for one log line per episode
 	tokenPaused    bool // accept is paused until tokens are free
 
 	listeners               map[netip.AddrPort]*listenSession

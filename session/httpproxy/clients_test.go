@@ -709,3 +709,36 @@ func TestRequestTargetForms(t *testing.T) {
 	out = tt.raw("GET a.example:80 HTTP/1.1\r\nHost: a.example\r\n\r\n")
 	assert.Equal(t, 400, statusOf(out), out)
 }
+
+// Removing a backend closes the idle pooled connections to it at once,
+// rather than at their idle timeout.
+func TestRemovedBackendsIdleConnectionsClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	closed := make(chan struct{}, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		if _, err := http.ReadRequest(r); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		if _, err := r.ReadByte(); err == io.EOF {
+			closed <- struct{}{} // the proxy closed its pooled connection
+		}
+	}()
+	tt := newTester(t, httpproxy.Config{IdleBackendTimeout: time.Hour}, &origin{name: "b", addr: netip.MustParseAddrPort(ln.Addr().String())})
+	resp, _ := get(t, tt.client(), tt.url+"/")
+	require.Equal(t, 200, resp.StatusCode)
+	require.NoError(t, tt.w.RemoveBackend("c", "b"))
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle connection to the removed backend stayed open")
+	}
+}

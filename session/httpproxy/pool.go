@@ -44,6 +44,7 @@ func stateOf(lp *session.Loop) *workerState {
 		st := &workerState{idle: map[*backend.Backend][]*idleConn{}, salt: uint64(time.Now().UnixNano())}
 		lp.OnClusterRemoved(st.clusterRemoved)
 		lp.OnTokenShortage(st.evictIdle)
+		lp.OnBackendRemoved(st.backendRemoved)
 		return st
 	}).(*workerState)
 }
@@ -55,6 +56,14 @@ func (st *workerState) clusterRemoved(cluster string) {
 	delete(st.h2Clusters, cluster)
 	if h := st.health[cluster]; h != nil {
 		h.Close()
+	}
+}
+
+// backendRemoved closes the idle pooled connections to a removed
+// backend: nothing will take them again.
+func (st *workerState) backendRemoved(b *backend.Backend) {
+	for len(st.idle[b]) > 0 {
+		st.idle[b][0].Close() // removes itself from the list
 	}
 }
 
