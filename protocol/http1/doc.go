@@ -51,10 +51,10 @@
 //     CTL, no byte >= 0x80), whose form must fit the method (authority-form
 //     with a port for CONNECT only, "*" for OPTIONS only; origin-form or
 //     absolute-form otherwise, absolute-form without userinfo and, for
-//     http(s), with a host). HTTP-version must be "HTTP/1.0" or
-//     "HTTP/1.1": another well-formed version is 505 (RFC 9110 §2.5 would
-//     treat HTTP/1.2 as 1.1; no such version exists, so it is refused),
-//     anything else 400. A request line longer than Limits.MaxLine is 414.
+//     http(s), with a host). HTTP-version must be "HTTP/1.x": a higher
+//     minor than 1 is handled as 1.1 (RFC 9110 §2.5; Minor is 1 and an
+//     [Editor] forwards the head as HTTP/1.1), another well-formed major
+//     version is 505, anything else 400. A request line longer than Limits.MaxLine is 414.
 //   - Status line: "HTTP/1.x", SP, three digits in 100..599 (RFC 9110 §15),
 //     then SP and an optional reason-phrase. The SP before an empty reason
 //     may be missing ("HTTP/1.1 200" CRLF): servers send it, and it

@@ -17,6 +17,7 @@ type Editor struct {
 	adds    []byte // added field lines, contiguous
 	target  [2]int // scratch range of the new request-target or status line
 	retgt   bool
+	rever   bool // the version is a higher 1.x minor: it goes out as HTTP/1.1
 	restat  bool // target holds a new status line (responses)
 }
 
@@ -31,6 +32,7 @@ type edit struct {
 func (e *Editor) Reset(head []byte, h *Head) {
 	e.head, e.h = head, h
 	e.scratch, e.adds, e.retgt, e.restat = e.scratch[:0], e.adds[:0], false, false
+	e.rever = h.Minor == 1 && h.Version.Len() == 8 && string(head[h.Version.Start:h.Version.End]) != "HTTP/1.1"
 	n := len(h.Fields)
 	if cap(e.ops) < n {
 		e.ops = make([]edit, n, n+n/2+8)
@@ -311,6 +313,8 @@ func validName(name string) bool {
 	return true
 }
 
+var http11 = []byte("HTTP/1.1")
+
 // lineEnd is the offset just past the CRLF of field line i.
 func (e *Editor) lineEnd(i int) int {
 	if i+1 < len(e.h.Fields) {
@@ -332,6 +336,13 @@ func (e *Editor) walk(emit func(p []byte)) {
 	case e.restat:
 		emit(e.scratch[e.target[0]:e.target[1]])
 		cur = e.startLineEnd()
+	}
+	if e.rever && !e.restat {
+		if s := int(h.Version.Start); s > cur {
+			emit(head[cur:s])
+		}
+		emit(http11)
+		cur = int(h.Version.End)
 	}
 	for i, op := range e.ops {
 		f := h.Fields[i]

@@ -237,3 +237,25 @@ func TestEditorSetStatus(t *testing.T) {
 	e.Reset(head, h)
 	assert.ErrorIs(t, e.SetStatus(200, "OK"), ErrInvalidEdit, "not on a request")
 }
+
+// A higher HTTP/1.x minor is handled as 1.1 and goes out as HTTP/1.1
+// (RFC 9110 §2.5), whatever else the edits change.
+func TestEditorForwardsHigherMinorAsHTTP11(t *testing.T) {
+	head, h := parsed(t, "GET /a HTTP/1.2\nHost: a\n\n", Request)
+	assert.EqualValues(t, 1, h.Minor)
+	var e Editor
+	e.Reset(head, h)
+	assert.Equal(t, crlf("GET /a HTTP/1.1\nHost: a\n\n"), joined(e.Segments(nil)))
+	require.NoError(t, e.SetTarget([]byte("/b")))
+	require.NoError(t, e.Add("X", []byte("1")))
+	out := joined(e.Segments(nil))
+	assert.Equal(t, crlf("GET /b HTTP/1.1\nHost: a\nX: 1\n\n"), out)
+	assert.Equal(t, len(out), e.Len())
+
+	head, h = parsed(t, "HTTP/1.9 200 OK\nContent-Length: 0\n\n", Response)
+	e.Reset(head, h)
+	assert.Equal(t, crlf("HTTP/1.1 200 OK\nContent-Length: 0\n\n"), joined(e.Segments(nil)))
+	head, h = parsed(t, "GET / HTTP/1.0\n\n", Request)
+	e.Reset(head, h)
+	assert.Equal(t, crlf("GET / HTTP/1.0\n\n"), joined(e.Segments(nil)), "1.0 stays 1.0")
+}

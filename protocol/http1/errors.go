@@ -52,8 +52,8 @@ var (
 	// ErrNotImplemented (501): a request uses a transfer coding this
 	// package does not know (RFC 9112 §6.1).
 	ErrNotImplemented = &Error{Code: 501, Reason: "transfer coding not implemented", class: true}
-	// ErrVersionNotSupported (505): a well-formed HTTP-version other than
-	// HTTP/1.0 and HTTP/1.1 (RFC 9110 §15.6.6).
+	// ErrVersionNotSupported (505): a well-formed HTTP-version whose
+	// major version is not 1 (RFC 9110 §15.6.6).
 	ErrVersionNotSupported = &Error{Code: 505, Reason: "HTTP version not supported", class: true}
 )
 

@@ -49,7 +49,11 @@ func checkHead(t *testing.T, data []byte, kind Kind, split uint, reqHEAD, reqCON
 
 	var e Editor
 	e.Reset(data[:h.Len], h)
-	require.Equal(t, data[h.Start:h.Len], bytes.Join(e.Segments(nil), nil))
+	same := append([]byte(nil), data[h.Start:h.Len]...)
+	if v := h.Version.Of(data); h.Minor == 1 && string(v) != "HTTP/1.1" {
+		copy(same[int(h.Version.Start)-h.Start:], "HTTP/1.1") // a higher 1.x minor goes out as 1.1
+	}
+	require.Equal(t, same, bytes.Join(e.Segments(nil), nil))
 	require.Equal(t, h.Len-h.Start, e.Len())
 
 	if h.Chunked {

@@ -383,16 +383,18 @@ func versionByte(i int, c byte) bool {
 	return c == "HTTP/"[i]
 }
 
-// setVersion records a syntactically valid version at b[at:at+8]. Only
-// HTTP/1.0 and HTTP/1.1 are accepted; any other one is 505. RFC 9110 §2.5
-// would process a higher 1.x minor as 1.1, but no such version exists and
-// a proxy that forwards the head verbatim must not guess.
+// setVersion records a syntactically valid version at b[at:at+8].
+// HTTP/1.0 and HTTP/1.1 are what they say; a higher 1.x minor is handled
+// as 1.1 (RFC 9110 §2.5: a recipient processes a higher minor version as
+// the highest it implements), and an [Editor] forwards such a head as
+// HTTP/1.1, so that nothing downstream sees a version nobody checked.
+// Any other major version is 505.
 func setVersion(b []byte, h *Head, at int) *Error {
 	h.Version = span(at, at+8)
-	if b[at+5] != '1' || b[at+7] > '1' {
+	if b[at+5] != '1' {
 		return ErrUnsupportedVersion
 	}
-	h.Minor = b[at+7] - '0'
+	h.Minor = min(b[at+7]-'0', 1)
 	return nil
 }
 

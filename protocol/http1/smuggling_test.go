@@ -106,7 +106,6 @@ func badRequests() []badCase {
 		{"absolute-form empty host", "GET http:///x HTTP/1.1\nHost: a\n\n", 400, ErrBadTarget},
 		{"HTTP/0.9", "GET /\n\n", 400, ErrBadTarget},
 		{"HTTP/2.0", "GET / HTTP/2.0\nHost: a\n\n", 505, ErrUnsupportedVersion},
-		{"HTTP/1.2", "GET / HTTP/1.2\nHost: a\n\n", 505, ErrUnsupportedVersion},
 		{"HTTP/0.9 version", "GET / HTTP/0.9\nHost: a\n\n", 505, ErrUnsupportedVersion},
 		{"lowercase version", "GET / http/1.1\nHost: a\n\n", 400, ErrBadVersion},
 		{"version 1.10", "GET / HTTP/1.10\nHost: a\n\n", 400, ErrBadVersion},

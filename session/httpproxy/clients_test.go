@@ -742,3 +742,17 @@ func TestRemovedBackendsIdleConnectionsClose(t *testing.T) {
 		t.Fatal("the idle connection to the removed backend stayed open")
 	}
 }
+
+// A listener that also takes HTTP/2 with prior knowledge answers an
+// HTTP/1.x request line it cannot serve as an HTTP/1.1 listener does
+// (505 for another version); bytes that are neither HTTP/2 nor an
+// HTTP/1.x request line are closed and counted.
+func TestH2CListenerAnswersBadHTTP1(t *testing.T) {
+	tt := newTester(t, httpproxy.Config{H2C: true}, newOrigin(t, "a"))
+	assert.Equal(t, 200, statusOf(tt.raw("GET / HTTP/1.2\r\nHost: a\r\nConnection: close\r\n\r\n")), "a higher 1.x minor is 1.1")
+	assert.Equal(t, 505, statusOf(tt.raw("GET / HTTP/3.0\r\nHost: a\r\n\r\n")))
+	assert.Equal(t, 400, statusOf(tt.raw("GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n")))
+	assert.Empty(t, tt.raw("GARBAGE\r\n\r\n"))
+	assert.Empty(t, tt.raw("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"), "a broken preface gets no HTTP/1.1 answer")
+	assert.EqualValues(t, 2, tt.l.Stats().NotHTTP)
+}

@@ -1849,13 +1849,22 @@ func (s *Session) frontWritev(bufs [][]byte) (int, protocol.SocketResult) {
 	return s.front.Writev(bufs)
 }
 
-// http1Line reports whether b's first line ends with an HTTP/1.x
-// version, or is too short yet to tell.
+// http1Line reports whether b's first line looks like an HTTP/1.x
+// request line (it ends with an HTTP version), or is too short yet to
+// tell.
 func http1Line(b []byte) bool {
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
 		return true
 	}
 	line := bytes.TrimRight(b[:i], "\r")
-	return bytes.HasSuffix(line, []byte(" HTTP/1.1")) || bytes.HasSuffix(line, []byte(" HTTP/1.0"))
+	if bytes.HasPrefix(line, []byte("PRI ")) {
+		return false // a broken HTTP/2 preface: no HTTP/1.1 answer (RFC 9113 §3.4)
+	}
+	// "... HTTP/d.d", whatever the version: the HTTP/1.1 parser answers
+	// it (505 for one it does not speak), as on an HTTP/1.1 listener.
+	v := len(line) - len(" HTTP/1.1")
+	return v > 0 && string(line[v:v+6]) == " HTTP/" && isDigit(line[v+6]) && line[v+7] == '.' && isDigit(line[v+8])
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
