@@ -57,8 +57,11 @@ func (l *Loop) check(method string) {
 // goroutineID reads the current goroutine's id from its stack header,
 // "goroutine 123 [running]:", as x/net/http2's ownership check does.
 func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
+	// A stack array would move to the heap (runtime.Stack's buffer
+	// escapes), one allocation per check: borrow one instead.
+	bp := stackBufs.Get().(*[64]byte)
+	defer stackBufs.Put(bp)
+	b := bp[:runtime.Stack(bp[:], false)]
 	const prefix = "goroutine "
 	if len(b) < len(prefix) {
 		return 0
@@ -73,6 +76,10 @@ func goroutineID() uint64 {
 	}
 	return id
 }
+
+// stackBufs lend goroutineID its buffer, so that the check allocates
+// nothing per call (tests count allocations with it on).
+var stackBufs = sync.Pool{New: func() any { return new([64]byte) }}
 
 // loopGoroutine records which goroutine runs a worker's loop.
 type loopGoroutine struct{ atomic.Uint64 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluiceproxy/sluice/session/httpproxy"
@@ -15,7 +16,7 @@ import (
 // rawBackend answers every request on a connection with a fixed
 // response, allocating nothing per request, so that a benchmark's
 // allocations are the proxy's.
-func rawBackend(b *testing.B) *origin {
+func rawBackend(b testing.TB) *origin {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(b, err)
 	b.Cleanup(func() { ln.Close() })
@@ -53,29 +54,45 @@ func rawBackend(b *testing.B) *origin {
 	return &origin{name: "raw", addr: netip.MustParseAddrPort(ln.Addr().String())}
 }
 
-// benchmarkProxied sends b.N keep-alive requests through the proxy, one
-// at a time, and reports the allocations per request (the client and
-// the backend allocate nothing per request).
-func benchmarkProxied(b *testing.B, cfg httpproxy.Config) {
-	tt := newTester(&testing.T{}, cfg, rawBackend(b))
+// proxiedClient starts a proxy before rawBackend and returns a function
+// that sends one keep-alive request through it and reads the answer.
+func proxiedClient(tb testing.TB, cfg httpproxy.Config) (do func(), stop func()) {
+	t, isTest := tb.(*testing.T)
+	if !isTest {
+		t = &testing.T{} // a benchmark: the tester's cleanups are for tests; stop stops the worker
+	}
+	tt := newTester(t, cfg, rawBackend(tb))
 	c, err := net.Dial("tcp", tt.addr.String())
-	require.NoError(b, err)
-	defer c.Close()
+	require.NoError(tb, err)
 	req := []byte("GET /x HTTP/1.1\r\nHost: bench\r\nUser-Agent: b\r\n\r\n")
 	buf := make([]byte, 4096)
-	do := func() {
+	do = func() {
 		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		n := 0
 		for !bytes.HasSuffix(buf[:n], []byte("\r\n\r\nok")) {
 			m, err := c.Read(buf[n:])
 			if err != nil && err != io.EOF {
-				b.Fatal(err)
+				tb.Fatal(err)
 			}
 			n += m
 		}
 	}
+	return do, func() {
+		c.Close()
+		if !isTest {
+			tt.w.HardStop()
+		}
+	}
+}
+
+// benchmarkProxied sends b.N keep-alive requests through the proxy, one
+// at a time, and reports the allocations per request (the client and
+// the backend allocate nothing per request).
+func benchmarkProxied(b *testing.B, cfg httpproxy.Config) {
+	do, stop := proxiedClient(b, cfg)
+	defer stop()
 	for i := 0; i < 100; i++ { // warm the pools
 		do()
 	}
@@ -85,7 +102,6 @@ func benchmarkProxied(b *testing.B, cfg httpproxy.Config) {
 		do()
 	}
 	b.StopTimer()
-	tt.w.HardStop()
 }
 
 // BenchmarkProxiedRequest is the whole proxy's cost per HTTP/1.1
@@ -107,4 +123,35 @@ func BenchmarkProxiedRequest(b *testing.B) {
 			Done:     func(*httpproxy.Request, *httpproxy.Outcome) {},
 		}}})
 	})
+}
+
+// TestProxiedRequestDoesNotAllocate fails when a steady-state proxied
+// HTTP/1.1 keep-alive request allocates, with no hook or with no-op
+// hooks in every phase: a regression cannot land silently. The client
+// and the backend allocate nothing per request, so what is counted is
+// the proxy's (an average under 1 tolerates the runtime's own rare
+// background allocations, never one per request).
+func TestProxiedRequestDoesNotAllocate(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation counts need a normal build")
+	}
+	for name, cfg := range map[string]httpproxy.Config{
+		"no hook": {},
+		"no-op hooks": {Hooks: []httpproxy.Hooks{{
+			Request:  func(*httpproxy.Request) {},
+			Upstream: func(*httpproxy.Request) {},
+			Response: func(*httpproxy.Request, *httpproxy.Response) {},
+			Done:     func(*httpproxy.Request, *httpproxy.Outcome) {},
+		}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			do, stop := proxiedClient(t, cfg)
+			defer stop()
+			for i := 0; i < 200; i++ { // warm the pools
+				do()
+			}
+			allocs := testing.AllocsPerRun(2000, do)
+			assert.Less(t, allocs, 0.5, "allocations per proxied request")
+		})
+	}
 }

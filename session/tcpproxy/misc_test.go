@@ -296,3 +296,32 @@ func TestBackendCountersCountTheRelay(t *testing.T) {
 	assert.EqualValues(t, 10000, done.BytesIn)
 	assert.EqualValues(t, 10000, done.BytesOut)
 }
+
+// TestRelayRoundDoesNotAllocate fails when a steady-state round through
+// a TCP relay (bytes to the backend and back) allocates. The client and
+// the echo backend allocate nothing per round.
+func TestRelayRoundDoesNotAllocate(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation counts need a normal build")
+	}
+	e := newEnv(t, session.Config{})
+	be := e.server(echo)
+	e.addBackend("c", "a", be.addr)
+	_, addr := e.listen(tcpproxy.Config{})
+	c := e.dial(addr)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	msg, got := bytes.Repeat([]byte("r"), 512), make([]byte, 512)
+	round := func() {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 200; i++ {
+		round()
+	}
+	assert.Less(t, testing.AllocsPerRun(2000, round), 0.5, "allocations per relay round")
+	c.Close()
+}

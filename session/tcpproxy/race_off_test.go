@@ -1,0 +1,6 @@
+//go:build !race
+
+package tcpproxy_test
+
+// raceEnabled: allocation counts mean nothing under the race detector.
+const raceEnabled = false
