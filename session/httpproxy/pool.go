@@ -301,5 +301,8 @@ func (st *workerState) putExchange(x *exchange) {
 	x.reqOut, x.respOut = nil, nil
 	clear(x.segs[:])
 	clear(x.rsegs[:])
+	// Nothing of the request outlives it in the pool: a hook's value,
+	// the session, the outcome's strings.
+	x.hreq, x.hresp, x.outcome = Request{}, Response{}, Outcome{}
 	st.free = append(st.free, x)
 }
