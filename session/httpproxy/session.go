@@ -1632,7 +1632,6 @@ func (s *Session) Close() {
 	s.lp.Pool().Put(s.bbuf)
 	s.fbuf, s.bbuf, s.partial = nil, nil, nil
 	s.freeExchange()
-	s.lp.Release(s.frontToken, s.front.Fd())
 	if s.h2 != nil {
 		s.h2.close()
 	}

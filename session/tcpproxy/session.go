@@ -511,7 +511,6 @@ func (s *Session) Close() {
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.lp.Pool().Put(s.head)
 	s.head = nil
-	s.lp.Release(s.frontToken, s.front.Fd())
 	s.front.Close()
 }
 
