@@ -85,7 +85,7 @@ type Status struct {
 	Accepted         uint64 // sessions created since start
 	Closed           uint64 // sessions closed since start
 	RefusedFull      uint64 // accepted then closed: no token left (should stay 0: accept pauses first)
-	TokenPauses      uint64 // times accept paused because other holders (idle pooled connections) had every token
+	TokenPauses      uint64 // times accept paused for lack of tokens (idle pooled connections had them); a pause may find no client waiting
 	RefusedPerIP     uint64 // accepted then closed: per-IP limit reached
 	RefusedNoSession uint64 // the listener could not build a session
 	Zombies          uint64 // closed by the zombie check
@@ -124,8 +124,9 @@ type Worker struct {
 	clusterRemoved []func(cluster string)
 	tokenShortage  []func(need int)
 	backendRemoved []func(b *backend.Backend)
-	acceptFailing  int  // accept errors in a row (out of descriptors), for one log line per episode
-	tokenPaused    bool // accept is paused until tokens are free
+	acceptFailing  int       // accept errors in a row (out of descriptors), for one log line per episode
+	tokenPaused    bool      // accept is paused until tokens are free
+	tokenWarned    time.Time // the last warning about it
 
 	listeners               map[netip.AddrPort]*listenSession
 	perIP                   map[netip.Addr]int32
@@ -237,8 +238,12 @@ func (w *Worker) shortOfTokens(need int) {
 	if !w.tokenPaused {
 		w.tokenPaused = true
 		w.status.TokenPauses++
-		w.log.Warn("accept paused: every token is taken (idle pooled connections hold some); raise MaxTokensPerSession if this repeats",
-			"sessions", w.sessions, "tokens", w.tokens.Len(), "limit", w.tokens.Limit())
+		// Near the limit pauses come and go: one warning a minute.
+		if now := w.loop.Now(); now.Sub(w.tokenWarned) >= time.Minute {
+			w.tokenWarned = now
+			w.log.Warn("accept paused: every token is taken (idle pooled connections hold some); raise MaxTokensPerSession if this repeats",
+				"sessions", w.sessions, "tokens", w.tokens.Len(), "limit", w.tokens.Limit(), "pauses", w.status.TokenPauses)
+		}
 	}
 	w.paused = true
 	for _, f := range w.tokenShortage {

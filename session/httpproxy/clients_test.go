@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/session/httpproxy"
@@ -755,4 +756,54 @@ func TestH2CListenerAnswersBadHTTP1(t *testing.T) {
 	assert.Empty(t, tt.raw("GARBAGE\r\n\r\n"))
 	assert.Empty(t, tt.raw("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"), "a broken preface gets no HTTP/1.1 answer")
 	assert.EqualValues(t, 2, tt.l.Stats().NotHTTP)
+}
+
+// tokenHolder keeps idle tokens that nothing asks it to give back.
+type tokenHolder struct{ tokens []eventloop.Token }
+
+func (h *tokenHolder) Event(eventloop.Token, eventloop.Ready)       {}
+func (h *tokenHolder) Timeout(eventloop.Token, eventloop.TimerName) {}
+func (h *tokenHolder) Close()                                       {}
+
+// When idle pooled connections hold the last tokens a new client needs,
+// the pool gives them back: the client waits in the backlog a moment and
+// is served, never accepted and reset.
+func TestIdlePoolGivesTokensBack(t *testing.T) {
+	o := newOrigin(t, "o")
+	tt := newTesterWith(t, httpproxy.Config{IdleBackendTimeout: time.Hour}, sessionConfig{maxConns: 4}, o)
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ { // two backend connections at once, both pooled after
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+			resp, _ := get(t, c, tt.url+"/slow")
+			assert.Equal(t, 200, resp.StatusCode)
+		}()
+	}
+	wg.Wait()
+	require.EqualValues(t, 2, o.conns.Load())
+	require.Eventually(t, func() bool { return tt.status().Sessions == 0 }, 5*time.Second, 5*time.Millisecond)
+	h := &tokenHolder{}
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+		for {
+			tok, err := lp.RegisterOwner(-1, h)
+			if err != nil {
+				return nil
+			}
+			h.tokens = append(h.tokens, tok)
+		}
+	}))
+	resp, body := get(t, tt.client(), tt.url+"/x")
+	assert.Equal(t, 200, resp.StatusCode, body)
+	st := tt.status()
+	assert.Zero(t, st.RefusedFull)
+	assert.Positive(t, st.TokenPauses)
+	assert.EqualValues(t, 3, o.conns.Load(), "the pooled connections were closed for their tokens; the request connected anew")
+	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
+		for _, tok := range h.tokens {
+			lp.Release(tok, -1)
+		}
+		return nil
+	}))
 }

@@ -91,7 +91,7 @@ type tester struct {
 }
 
 // sessionConfig holds the worker settings a test may change.
-type sessionConfig struct{ maxPerIP int }
+type sessionConfig struct{ maxPerIP, maxConns int }
 
 func newTester(t *testing.T, cfg httpproxy.Config, backends ...*origin) *tester {
 	t.Helper()
@@ -104,7 +104,7 @@ func newTesterWith(t *testing.T, cfg httpproxy.Config, sc sessionConfig, backend
 	// Warnings and errors (a recovered panic, with its stack) go to the
 	// test log.
 	logger := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	w, err := session.NewWorker(session.Config{Logger: logger, MaxConnectionsPerIP: sc.maxPerIP})
+	w, err := session.NewWorker(session.Config{Logger: logger, MaxConnectionsPerIP: sc.maxPerIP, MaxConnections: sc.maxConns})
 	require.NoError(t, err)
 	runc := make(chan error, 1)
 	go func() { runc <- w.Run() }()
