@@ -371,23 +371,14 @@ func (p *Pending) Resume(f func(r *Request)) error {
 // answerHook answers with a hook's status, body and fields.
 func (s *Session) answerHook(status int, body string, fields []Field) {
 	s.l.stats.hookAnswers.Add(1)
-	s.dropBack(false)
-	if s.bbuf != nil { // a Response hook: the backend's response goes
-		s.lp.Pool().Put(s.bbuf)
-		s.bbuf = nil
-	}
-	if s.respSent {
+	if !s.beginAnswer(false) {
 		s.closeAfter = true
 		return
 	}
-	s.respHead = false
-	closeConn := s.closeAfter || s.frontEOF || s.lp.ShuttingDown() || (s.headParsed && !s.x.reqBody.Done())
-	s.closeAfter = closeConn
-	reason := reasonPhrase(status)
 	x := s.x
 	a := append(x.answer[:0], "HTTP/1.1 "...)
 	a = strconv.AppendInt(a, int64(status), 10)
-	a = append(append(append(a, ' '), reason...), "\r\n"...)
+	a = append(append(append(a, ' '), reasonPhrase(status)...), "\r\n"...)
 	for _, f := range fields {
 		if !http1.ValidFieldName(f.Name) || !http1.ValidFieldValue(f.Value) || isFraming(f.Name) {
 			continue // a hook cannot break the answer's framing
@@ -399,7 +390,7 @@ func (s *Session) answerHook(status int, body string, fields []Field) {
 		a = append(strconv.AppendInt(append(a, "Content-Length: "...), int64(len(body)), 10), "\r\n"...)
 	}
 	a = append(append(append(a, "X-Request-Id: "...), x.id[:x.idLen]...), "\r\n"...)
-	if closeConn {
+	if s.closeAfter {
 		a = append(a, "Connection: close\r\n"...)
 	}
 	a = append(a, "\r\n"...)
@@ -407,10 +398,7 @@ func (s *Session) answerHook(status int, body string, fields []Field) {
 		a = append(a, body...)
 	}
 	x.answer = a
-	x.answerCode = status
-	s.phase = phaseAnswer
-	s.lp.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.FrontTimeout)
+	s.queueAnswer(status)
 }
 
 // reasonPhrase is a reason phrase for status.

@@ -1377,9 +1377,27 @@ func (s *Session) answerWith(idx int, closeConn bool) (bool, session.Result) {
 
 func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, extra string) (bool, session.Result) {
 	s.l.stats.answers[idx].Add(1)
-	s.dropBack(false)
-	if s.respSent {
+	if !s.beginAnswer(closeConn) {
 		return false, session.Close
+	}
+	s.x.answer = appendAnswer(s.x.answer[:0], status, reason, s.x.id[:s.x.idLen], s.closeAfter, extra, s.template(status))
+	s.queueAnswer(status)
+	return true, session.Continue
+}
+
+// beginAnswer readies the session for an answer of the proxy's own: the
+// backend connection and whatever it sent go, the request has an id,
+// and closeAfter says whether the connection ends after the answer. It
+// reports false when a response already started: then the connection
+// can only close.
+func (s *Session) beginAnswer(closeConn bool) bool {
+	s.dropBack(false)
+	if s.bbuf != nil { // a response the answer replaces
+		s.lp.Pool().Put(s.bbuf)
+		s.bbuf = nil
+	}
+	if s.respSent {
+		return false
 	}
 	if s.x == nil {
 		s.x = s.st.getExchange(s.l.cfg.Limits)
@@ -1387,19 +1405,19 @@ func (s *Session) answerStatus(idx, status int, reason string, closeConn bool, e
 	if s.x.idLen == 0 {
 		s.setRequestID(nil)
 	}
-	closeConn = closeConn || s.closeAfter || s.frontEOF || s.lp.ShuttingDown()
+	s.respHead = false
 	// A request body not read to its end cannot be told from the next
 	// request: close after answering one that had a body.
-	if s.headParsed && !s.x.reqBody.Done() {
-		closeConn = true
-	}
-	s.closeAfter = closeConn
-	s.x.answer = appendAnswer(s.x.answer[:0], status, reason, s.x.id[:s.x.idLen], closeConn, extra, s.template(status))
+	s.closeAfter = closeConn || s.closeAfter || s.frontEOF || s.lp.ShuttingDown() || s.headParsed && !s.x.reqBody.Done()
+	return true
+}
+
+// queueAnswer has the answer built in x.answer written next.
+func (s *Session) queueAnswer(status int) {
 	s.x.answerCode = status
 	s.phase = phaseAnswer
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.FrontTimeout)
-	return true, session.Continue
 }
 
 // writeAnswer flushes the answer, then closes or goes on with the next
