@@ -435,17 +435,9 @@ func reasonPhrase(status int) string {
 	return "Status"
 }
 
-// hooksOf is the hooks of the request's current listener and route.
-func (s *Session) routeHooks() []Hooks {
-	if s.route == nil {
-		return nil
-	}
-	m := s.st.routeHooks[s.l]
-	if m == nil {
-		return nil
-	}
-	return m[s.route.ID]
-}
+// routeHooks is the hooks of the request's route, looked up once when
+// the route was chosen.
+func (s *Session) routeHooks() []Hooks { return s.x.rhooks }
 
 // callHook runs one hook, turning a panic into a 500 for the request.
 func (s *Session) callHook(f func()) {

@@ -236,13 +236,14 @@ type exchange struct {
 	hreq          Request // what the hooks see
 	hresp         Response
 	outcome       Outcome
-	hookAt        int    // the next hook of the current phase
-	upstreamRoute bool   // the listener's Upstream hooks ran; the route's are next
-	doneRun       bool   // the Done hooks ran
-	clusterID     string // the cluster chosen (a hook's or the route's)
-	backendID     string // the backend that took the request
-	answer        []byte // an answer of the proxy's own, being written
-	answerCode    int    // its status, for the log
+	hookAt        int     // the next hook of the current phase
+	upstreamRoute bool    // the listener's Upstream hooks ran; the route's are next
+	doneRun       bool    // the Done hooks ran
+	rhooks        []Hooks // the route's hooks, looked up once
+	clusterID     string  // the cluster chosen (a hook's or the route's)
+	backendID     string  // the backend that took the request
+	answer        []byte  // an answer of the proxy's own, being written
+	answerCode    int     // its status, for the log
 	scratch       [64]byte
 }
 
@@ -267,7 +268,7 @@ func (st *workerState) getExchange(limits http1.Limits) *exchange {
 	x.answer, x.logLine = x.answer[:0], x.logLine[:0]
 	x.pendingBody, x.pendingResp, x.respBytes, x.reqBodyIn = 0, 0, 0, 0
 	x.sentBack, x.gotBack = 0, 0
-	x.hreq, x.hookAt, x.upstreamRoute, x.doneRun, x.clusterID, x.backendID = Request{}, 0, false, false, "", ""
+	x.hreq, x.hookAt, x.upstreamRoute, x.doneRun, x.clusterID, x.backendID, x.rhooks = Request{}, 0, false, false, "", "", nil
 	x.start, x.connectAt, x.connected, x.respAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	return x
 }
@@ -303,6 +304,6 @@ func (st *workerState) putExchange(x *exchange) {
 	clear(x.rsegs[:])
 	// Nothing of the request outlives it in the pool: a hook's value,
 	// the session, the outcome's strings.
-	x.hreq, x.hresp, x.outcome = Request{}, Response{}, Outcome{}
+	x.hreq, x.hresp, x.outcome, x.rhooks = Request{}, Response{}, Outcome{}, nil
 	st.free = append(st.free, x)
 }

@@ -594,6 +594,9 @@ func (s *Session) chooseRoute() bool {
 		return false
 	}
 	s.route = f
+	if m := s.st.routeHooks[s.l]; m != nil {
+		x.rhooks = m[f.ID]
+	}
 	switch f.Action.Kind {
 	case router.Deny:
 		s.answerWith(ans401, false)
