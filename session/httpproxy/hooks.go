@@ -112,7 +112,6 @@ type Request struct {
 	stage   hookPhase
 	stopped bool // a hook answered or suspended
 	edited  bool // the host or target changed
-	panics  bool
 
 	cluster   string // "" : the route's
 	backendID string
@@ -335,7 +334,7 @@ func (r *Request) Suspend(timeout time.Duration) *Pending {
 	}
 	r.stopped = true
 	s := r.s
-	p := &Pending{lp: s.lp, s: s}
+	p := &Pending{s: s}
 	r.pend = p
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.frontTimer = s.lp.Schedule(s.frontToken, timerHook, timeout)
@@ -345,7 +344,6 @@ func (r *Request) Suspend(timeout time.Duration) *Pending {
 
 // Pending is a suspended request, waiting to be resumed.
 type Pending struct {
-	lp   *session.Loop
 	s    *Session
 	once sync.Once
 }
@@ -363,7 +361,7 @@ var ErrNotPending = errors.New("httpproxy: the request is no longer suspended")
 func (p *Pending) Resume(f func(r *Request)) error {
 	err := ErrNotPending
 	p.once.Do(func() {
-		err = p.lp.Post(func() { p.s.resume(p, f) })
+		err = p.s.lp.Post(func() { p.s.resume(p, f) })
 	})
 	return err
 }
@@ -608,10 +606,7 @@ func (s *Session) exchangeDone(status int, answered bool, err error) {
 	now := s.lp.Now()
 	o := &x.outcome
 	*o = Outcome{Status: status, Answered: answered, Cluster: x.clusterID, Start: x.start, Duration: now.Sub(x.start),
-		RequestBytes: x.reqBodyIn, ResponseBytes: x.respBytes, Err: err}
-	if x.backendID != "" {
-		o.Backend = x.backendID
-	}
+		Backend: x.backendID, RequestBytes: x.reqBodyIn, ResponseBytes: x.respBytes, Err: err}
 	if !x.connectAt.IsZero() && !x.connected.IsZero() {
 		o.Connect = x.connected.Sub(x.connectAt)
 	}

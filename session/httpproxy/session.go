@@ -192,16 +192,15 @@ type Session struct {
 	route      *router.Frontend
 
 	// The backend.
-	back       protocol.TCPSocket
-	backAlt    *h2BackStream // an HTTP/2 backend: the stream stands for back
-	backToken  eventloop.Token
-	hasBack    bool
-	connecting bool // dial is connecting; hasBack follows
-	reused     bool
-	bready     protocol.Readiness
-	backend    *backend.Backend
-	cluster    *backend.Cluster
-	retried    bool
+	back      protocol.TCPSocket
+	backAlt   *h2BackStream // an HTTP/2 backend: the stream stands for back
+	backToken eventloop.Token
+	hasBack   bool
+	reused    bool
+	bready    protocol.Readiness
+	backend   *backend.Backend
+	cluster   *backend.Cluster
+	retried   bool
 	// dial picks, connects and accounts the backend connection, from
 	// the connect until the connection ends (nil otherwise).
 	dial   *session.Dialer
@@ -652,17 +651,14 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 	}
 	switch d.Poll() {
 	case session.DialConnecting:
-		s.connecting = true
 		return false, session.Continue
 	case session.DialConnected:
-		s.connecting = false
 		sock, t, r := d.Handoff()
 		s.useBack(d.Backend(), sock, t, false)
 		s.bready.Merge(r)
 		s.l.stats.newBackend.Add(1)
 		return true, session.Continue
 	case session.DialTaken: // take set the connection up
-		s.connecting = false
 		return true, session.Continue
 	}
 	s.lp.Logger().Debug("http: no backend left", "cluster", d.Cluster, "attempts", d.Attempted(), "err", d.Err())
@@ -1345,7 +1341,6 @@ func (s *Session) dropBack(reuse bool) {
 		s.st.putDialer(s.dial)
 		s.dial = nil
 	}
-	s.connecting = false
 }
 
 // closeBack closes or pools the backend connection the session holds;
@@ -1720,7 +1715,7 @@ func (s *Session) PrintSession(w io.Writer) {
 		fmt.Fprintf(w, "https (tls %v, pending %v) ", s.tls.Conn().State(), s.tls.Pending())
 	}
 	fmt.Fprintf(w, "http session %v: %s, phase %s, front %v, back %v (connecting %v, reused %v), buffers %v/%v",
-		s.Peer, connStateNames[s.state], phaseNames[s.phase], s.fready.Ready(), s.bready.Ready(), s.connecting, s.reused, s.fbuf != nil, s.bbuf != nil)
+		s.Peer, connStateNames[s.state], phaseNames[s.phase], s.fready.Ready(), s.bready.Ready(), s.dial != nil && s.dial.State() == session.DialConnecting, s.reused, s.fbuf != nil, s.bbuf != nil)
 }
 
 func closeFD(fd int) {
