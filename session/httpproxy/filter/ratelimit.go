@@ -84,11 +84,7 @@ func (l *limiter) check(r *httpproxy.Request) {
 		a := r.Client().Addr()
 		sh = &l.shards[maphash.Comparable(l.seed, a)%shards]
 		sh.mu.Lock()
-		b = sh.byAddr[a]
-		if b == nil && l.room(sh, now) {
-			b = &bucket{tokens: float64(l.cfg.Burst), at: now}
-			sh.byAddr[a] = b
-		}
+		b = bucketOf(l, sh, sh.byAddr, a, now)
 	} else {
 		k := l.cfg.Key(r)
 		if k == "" {
@@ -96,11 +92,7 @@ func (l *limiter) check(r *httpproxy.Request) {
 		}
 		sh = &l.shards[maphash.String(l.seed, k)%shards]
 		sh.mu.Lock()
-		b = sh.byKey[k]
-		if b == nil && l.room(sh, now) {
-			b = &bucket{tokens: float64(l.cfg.Burst), at: now}
-			sh.byKey[k] = b
-		}
+		b = bucketOf(l, sh, sh.byKey, k, now)
 	}
 	if b == nil { // no room: unlimited rather than evict a limited key
 		sh.mu.Unlock()
@@ -119,6 +111,17 @@ func (l *limiter) check(r *httpproxy.Request) {
 	if !ok {
 		r.Respond(429, "429 Too Many Requests\n", httpproxy.Field{Name: "Retry-After", Value: strconv.Itoa(max(1, int(math.Ceil(wait))))})
 	}
+}
+
+// bucketOf is k's bucket in m (one of sh's maps), a full new one if sh
+// has room for it, else nil. sh.mu is held.
+func bucketOf[K comparable](l *limiter, sh *shard, m map[K]*bucket, k K, now time.Time) *bucket {
+	b := m[k]
+	if b == nil && l.room(sh, now) {
+		b = &bucket{tokens: float64(l.cfg.Burst), at: now}
+		m[k] = b
+	}
+	return b
 }
 
 // room reports whether sh may track one more key, forgetting the keys
