@@ -271,25 +271,33 @@ func (r *Request) SetHost(host string) error {
 }
 
 // SetField makes value the only value of field name.
-func (r *Request) SetField(name, value string) error {
-	if isFraming(name) {
-		return http1.ErrInvalidEdit
-	}
-	return r.s.x.reqEdit.Set(name, []byte(value))
-}
+func (r *Request) SetField(name, value string) error { return setField(&r.s.x.reqEdit, name, value) }
 
 // AddField adds a field, after those of the same name.
-func (r *Request) AddField(name, value string) error {
+func (r *Request) AddField(name, value string) error { return addField(&r.s.x.reqEdit, name, value) }
+
+// DelField removes every field named name.
+func (r *Request) DelField(name string) { delField(&r.s.x.reqEdit, name) }
+
+// The field edits a hook may make, on a request or a response: never
+// the framing (Content-Length, Transfer-Encoding) or Host.
+func setField(e *http1.Editor, name, value string) error {
 	if isFraming(name) {
 		return http1.ErrInvalidEdit
 	}
-	return r.s.x.reqEdit.Add(name, []byte(value))
+	return e.Set(name, []byte(value))
 }
 
-// DelField removes every field named name.
-func (r *Request) DelField(name string) {
+func addField(e *http1.Editor, name, value string) error {
+	if isFraming(name) {
+		return http1.ErrInvalidEdit
+	}
+	return e.Add(name, []byte(value))
+}
+
+func delField(e *http1.Editor, name string) {
 	if !isFraming(name) {
-		r.s.x.reqEdit.Del(name)
+		e.Del(name)
 	}
 }
 
@@ -663,27 +671,13 @@ func (w *Response) SetStatus(code int, reason string) error {
 }
 
 // SetField makes value the only value of field name.
-func (w *Response) SetField(name, value string) error {
-	if isFraming(name) {
-		return http1.ErrInvalidEdit
-	}
-	return w.s.x.respEdit.Set(name, []byte(value))
-}
+func (w *Response) SetField(name, value string) error { return setField(&w.s.x.respEdit, name, value) }
 
 // AddField adds a field.
-func (w *Response) AddField(name, value string) error {
-	if isFraming(name) {
-		return http1.ErrInvalidEdit
-	}
-	return w.s.x.respEdit.Add(name, []byte(value))
-}
+func (w *Response) AddField(name, value string) error { return addField(&w.s.x.respEdit, name, value) }
 
 // DelField removes every field named name.
-func (w *Response) DelField(name string) {
-	if !isFraming(name) {
-		w.s.x.respEdit.Del(name)
-	}
-}
+func (w *Response) DelField(name string) { delField(&w.s.x.respEdit, name) }
 
 // SetRouteHooks sets the hooks of the listener's route id (run after the
 // listener's own, see [Hooks]); none removes them. It is a command (a
