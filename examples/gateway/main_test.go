@@ -108,8 +108,8 @@ func TestGatewayRules(t *testing.T) {
 	}
 }
 
-// A client over its rate gets 429 with Retry-After; another client is
-// not affected... and neither is the same client a second later.
+// A client over its rate gets 429 with Retry-After, and is served again
+// once its bucket has refilled.
 func TestGatewayRateLimit(t *testing.T) {
 	url := newGateway(t, 5)
 	c := clients(t)["HTTP/1.1"]
@@ -125,9 +125,10 @@ func TestGatewayRateLimit(t *testing.T) {
 	assert.GreaterOrEqual(t, codes[200], 5, "the burst passes")
 	assert.Positive(t, codes[429], "over the rate: %v", codes)
 	assert.Equal(t, "1", retry)
-	time.Sleep(1100 * time.Millisecond)
-	resp, _ := ask(t, c, url+"/public/x", "")
-	assert.Equal(t, 200, resp.StatusCode)
+	require.Eventually(t, func() bool { // the bucket refills: served again, without a restart
+		resp, _ := ask(t, c, url+"/public/x", "")
+		return resp.StatusCode == 200
+	}, 5*time.Second, 20*time.Millisecond)
 }
 
 // curl, as the demo's printed commands use it.

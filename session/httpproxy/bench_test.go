@@ -16,11 +16,39 @@ import (
 // rawBackend answers every request on a connection with a fixed
 // response, allocating nothing per request, so that a benchmark's
 // allocations are the proxy's.
-func rawBackend(b testing.TB) *origin {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	b.Cleanup(func() { ln.Close() })
+func rawBackend(tb testing.TB) *origin {
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	return rawOrigin(tb, "raw", func(c net.Conn) {
+		buf := make([]byte, 16<<10)
+		n := 0
+		for {
+			m, err := c.Read(buf[n:])
+			if err != nil {
+				return
+			}
+			n += m
+			for {
+				i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+				if i < 0 {
+					break
+				}
+				if _, err := c.Write(resp); err != nil {
+					return
+				}
+				n = copy(buf, buf[i+4:n])
+			}
+		}
+	})
+}
+
+// rawOrigin is a backend written by hand for what net/http will not do
+// (misbehave, or answer without allocating): serve runs for each
+// connection it accepts, which is closed when serve returns; the
+// listener closes when the test ends.
+func rawOrigin(tb testing.TB, name string, serve func(c net.Conn)) *origin {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	tb.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -29,29 +57,11 @@ func rawBackend(b testing.TB) *origin {
 			}
 			go func() {
 				defer c.Close()
-				buf := make([]byte, 16<<10)
-				n := 0
-				for {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						return
-					}
-					n += m
-					for {
-						i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
-						if i < 0 {
-							break
-						}
-						if _, err := c.Write(resp); err != nil {
-							return
-						}
-						n = copy(buf, buf[i+4:n])
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
-	return &origin{name: "raw", addr: netip.MustParseAddrPort(ln.Addr().String())}
+	return &origin{name: name, addr: netip.MustParseAddrPort(ln.Addr().String())}
 }
 
 // proxiedClient starts a proxy before rawBackend and returns a function

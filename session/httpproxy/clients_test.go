@@ -584,36 +584,24 @@ type closingAfterOne struct {
 }
 
 func newClosingAfterOne(t *testing.T) *closingAfterOne {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	b := &closingAfterOne{addr: netip.MustParseAddrPort(ln.Addr().String()), seen: map[string]int{}}
-	go func() {
-		for {
-			c, err := ln.Accept()
+	b := &closingAfterOne{seen: map[string]int{}}
+	b.addr = rawOrigin(t, "b", func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			req, err := http.ReadRequest(r)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for i := 0; ; i++ {
-					req, err := http.ReadRequest(r)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					b.mu.Lock()
-					b.seen[req.Method]++
-					b.mu.Unlock()
-					if i > 0 {
-						return // read it, then close without a word
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			b.mu.Lock()
+			b.seen[req.Method]++
+			b.mu.Unlock()
+			if i > 0 {
+				return // read it, then close without a word
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
+	}).addr
 	return b
 }
 
@@ -651,24 +639,12 @@ func TestNonIdempotentRequestNotReplayed(t *testing.T) {
 // A 101 to a request that asked for no upgrade is refused with 502 at
 // once, not relayed to leave the client hanging.
 func TestUnsolicitedSwitchingProtocolsIs502(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				http.ReadRequest(bufio.NewReader(c))
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
-				time.Sleep(3 * time.Second)
-			}()
-		}
-	}()
-	tt := newTester(t, httpproxy.Config{}, &origin{name: "b", addr: netip.MustParseAddrPort(ln.Addr().String())})
+	b := rawOrigin(t, "b", func(c net.Conn) {
+		http.ReadRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+		io.Copy(io.Discard, c) // until the proxy lets go
+	})
+	tt := newTester(t, httpproxy.Config{}, b)
 	start := time.Now()
 	resp, err := tt.client().Get(tt.url + "/")
 	require.NoError(t, err)
@@ -714,16 +690,8 @@ func TestRequestTargetForms(t *testing.T) {
 // Removing a backend closes the idle pooled connections to it at once,
 // rather than at their idle timeout.
 func TestRemovedBackendsIdleConnectionsClose(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
 	closed := make(chan struct{}, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	b := rawOrigin(t, "b", func(c net.Conn) {
 		r := bufio.NewReader(c)
 		if _, err := http.ReadRequest(r); err != nil {
 			return
@@ -732,8 +700,8 @@ func TestRemovedBackendsIdleConnectionsClose(t *testing.T) {
 		if _, err := r.ReadByte(); err == io.EOF {
 			closed <- struct{}{} // the proxy closed its pooled connection
 		}
-	}()
-	tt := newTester(t, httpproxy.Config{IdleBackendTimeout: time.Hour}, &origin{name: "b", addr: netip.MustParseAddrPort(ln.Addr().String())})
+	})
+	tt := newTester(t, httpproxy.Config{IdleBackendTimeout: time.Hour}, b)
 	resp, _ := get(t, tt.client(), tt.url+"/")
 	require.Equal(t, 200, resp.StatusCode)
 	require.NoError(t, tt.w.RemoveBackend("c", "b"))

@@ -24,14 +24,17 @@ type shadow struct {
 	srv  *httptest.Server
 }
 
-func newShadow(t *testing.T, delay time.Duration) *shadow {
+// newShadow answers each copy once hold is closed (nil: at once).
+func newShadow(t *testing.T, hold chan struct{}) *shadow {
 	s := &shadow{}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		s.seen = append(s.seen, r.Method+" "+r.URL.RequestURI()+" "+string(b)+" xff="+r.Header.Get("X-Forwarded-For"))
 		s.mu.Unlock()
-		time.Sleep(delay)
+		if hold != nil {
+			<-hold
+		}
 		io.WriteString(w, "shadow answer")
 	}))
 	t.Cleanup(s.srv.Close)
@@ -50,7 +53,7 @@ func addShadow(t *testing.T, url string, add func(string, backend.Policy) error,
 }
 
 func TestMirrorCopiesRequests(t *testing.T) {
-	s := newShadow(t, 0)
+	s := newShadow(t, nil)
 	m := filter.NewMirror(filter.MirrorConfig{Cluster: "shadow", MaxBody: 100})
 	url, w := proxyOn(t, m.Hooks())
 	addShadow(t, url, w.AddCluster, w.AddBackend, s)
@@ -74,16 +77,39 @@ func TestMirrorCopiesRequests(t *testing.T) {
 // A slow shadow never slows the main exchange, and copies beyond the
 // bound are dropped, not queued.
 func TestMirrorNeverSlowsAndIsBounded(t *testing.T) {
-	s := newShadow(t, 2*time.Second)
+	hold := make(chan struct{})
+	s := newShadow(t, hold)
+	t.Cleanup(func() { // a failed test must not leave the shadow holding (before its Close)
+		select {
+		case <-hold:
+		default:
+			close(hold)
+		}
+	})
 	m := filter.NewMirror(filter.MirrorConfig{Cluster: "shadow", MaxInFlight: 1})
 	url, w := proxyOn(t, m.Hooks())
 	addShadow(t, url, w.AddCluster, w.AddBackend, s)
-	start := time.Now()
+	served := make(chan int, 3)
+	go func() {
+		for i := 0; i < 3; i++ {
+			resp, err := http.Get(url + "/x")
+			if err != nil {
+				served <- 0
+				continue
+			}
+			resp.Body.Close()
+			served <- resp.StatusCode
+		}
+	}()
 	for i := 0; i < 3; i++ {
-		resp, _ := do(t, url+"/x")
-		assert.Equal(t, 200, resp.StatusCode)
+		select {
+		case code := <-served: // while the shadow still holds the first copy
+			assert.Equal(t, 200, code)
+		case <-time.After(5 * time.Second):
+			t.Fatal("the client waited for the shadow")
+		}
 	}
-	assert.Less(t, time.Since(start), time.Second, "the shadow's 2 s never reached the client")
-	assert.EqualValues(t, 2, m.Stats().Dropped)
-	require.Eventually(t, func() bool { return m.Stats().Sent == 1 }, 5*time.Second, 10*time.Millisecond)
+	assert.EqualValues(t, 2, m.Stats().Dropped, "one copy in flight at most; the others dropped, not queued")
+	close(hold)
+	require.Eventually(t, func() bool { return m.Stats().Sent == 1 }, 5*time.Second, 5*time.Millisecond)
 }
