@@ -111,8 +111,10 @@ type Dialer struct {
 	// a connect starts: a session that keeps established connections (an
 	// idle keep-alive pool, multiplexed HTTP/2 connections) takes one to
 	// b and returns Taken, or says TakeNone to have the dialer connect,
-	// or TakeSkip to move on to the next backend.
-	Take func(b *backend.Backend) TakeResult
+	// or TakeSkip to move on to the next backend. self is the session
+	// given to Dial, so that a plain function (no closure made per
+	// session) can serve every session of a kind.
+	Take func(self ProxySession, b *backend.Backend) TakeResult
 	// OnFail, when set, hears of each failed attempt (err is
 	// ErrDialTimeout after the timer, else the connect's error): for the
 	// session's counters and logs. The dialer has already told the
@@ -179,7 +181,7 @@ func (d *Dialer) next() DialState {
 		d.tried[d.n] = b
 		d.n++
 		if d.Take != nil {
-			switch d.Take(b) {
+			switch d.Take(d.self, b) {
 			case Taken:
 				b.Acquired()
 				d.b, d.state = b, DialTaken

@@ -139,7 +139,7 @@ func TestDialerTake(t *testing.T) {
 	require.NoError(t, tt.w.AddBackend("c", backend.Backend{ID: "b", Address: addr}))
 	require.NoError(t, tt.w.Exec(func(lp *session.Loop) error {
 		var picks []string
-		d := session.Dialer{Cluster: "c", Take: func(b *backend.Backend) session.TakeResult {
+		d := session.Dialer{Cluster: "c", Take: func(_ session.ProxySession, b *backend.Backend) session.TakeResult {
 			picks = append(picks, b.ID)
 			if len(picks) == 1 {
 				return session.TakeSkip

@@ -203,8 +203,7 @@ type Session struct {
 	retried   bool
 	// dial picks, connects and accounts the backend connection, from
 	// the connect until the connection ends (nil otherwise).
-	dial   *session.Dialer
-	takeFn func(*backend.Backend) session.TakeResult // s.take, made once
+	dial *session.Dialer
 
 	// The response.
 	bbuf        *protocol.Buffer
@@ -639,12 +638,9 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 			return s.answerWith(ans503, true)
 		}
 		r := &s.x.hreq
-		if s.takeFn == nil {
-			s.takeFn = s.take
-		}
 		d = s.st.getDialer()
 		s.dial = d
-		d.Cluster, d.Take = s.x.clusterID, s.takeFn
+		d.Cluster, d.Take = s.x.clusterID, take
 		d.Attempts, d.ConnectTimeout = min(s.l.cfg.ConnectAttempts, maxAttempts), s.l.cfg.ConnectTimeout
 		d.Sticky, d.Key, d.UseKey, d.BackendID = s.x.sticky, r.key, r.useKey, r.backendID
 		d.Dial(s.lp, self)
@@ -668,7 +664,8 @@ func (s *Session) connect(self session.ProxySession) (bool, session.Result) {
 // take is the dialer's Take: a stream when the cluster's backends speak
 // HTTP/2, else an idle pooled connection unless this is the fresh retry
 // of a request a pooled connection failed.
-func (s *Session) take(b *backend.Backend) session.TakeResult {
+func take(self session.ProxySession, b *backend.Backend) session.TakeResult {
+	s := self.(*Session)
 	if s.st.h2Clusters[s.x.clusterID] {
 		bs, t, err := s.openH2Stream(b)
 		if err != nil {
