@@ -1,6 +1,8 @@
 package httpproxy
 
 import (
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/sluiceproxy/sluice/eventloop"
@@ -14,14 +16,16 @@ import (
 //
 // A client connection speaking HTTP/2 is a Session in connH2 holding an
 // h2Front: an h2.ServerConn fed with what the socket reads. Each request
-// stream becomes a Session of its own, a child, whose front is the
-// stream (h2Stream implements protocol.Socket): the child reads the
-// request as HTTP/1.1 bytes the stream builds from HEADERS and DATA, and
-// writes its response as HTTP/1.1 bytes the stream turns back into
-// HEADERS and DATA frames. So routing, edits, answers, retries, pooled
-// backend connections, timeouts and the access log are the HTTP/1.1
-// session's, per stream. A child has a token of its own (no descriptor):
-// its backend connection's events and its timers reach it directly.
+// stream gets a session of its own, an h2Child: a cycle (the same
+// request cycle an HTTP/1.1 connection runs) whose front stream is the
+// h2Stream, with no socket, TLS or connection state of its own. The
+// stream gives the cycle the request as HTTP/1.1 bytes built from
+// HEADERS and DATA, takes the final response head as fields straight
+// from the cycle's editor, and turns the body into DATA frames. So
+// routing, hooks, edits, answers, retries, pooled backend connections,
+// timeouts and the access log are the same per stream as per HTTP/1.1
+// request. A child has a token of its own (no descriptor): its backend
+// connection's events and its timers reach it directly.
 //
 // Re-entrancy: the ServerConn's callbacks only record what changed for
 // a stream; the children are driven afterwards, from the connection's
@@ -45,9 +49,11 @@ type h2Front struct {
 	fields  []h2.HeaderField
 }
 
-// h2Child allocates a stream and its session together.
+// h2Child is the session of one request stream: a cycle whose front is
+// the stream, allocated together with it. It has no connection of its
+// own: no socket, TLS or connection state.
 type h2Child struct {
-	s  Session
+	cycle
 	st h2Stream
 }
 
@@ -56,7 +62,7 @@ type h2Stream struct {
 	news  // the child's token and what to deliver to it; closed: the child is gone
 	f     *h2Front
 	id    uint32
-	child *Session
+	child *h2Child
 
 	// The request, as HTTP/1.1 bytes for the child.
 	req     []byte
@@ -131,7 +137,7 @@ func (f *h2Front) step() (bool, session.Result) {
 	s := f.s
 	progress := false
 	if !f.broken {
-		got, ended := readFrames(s.lp, s.frontSocket(), &s.fready, &f.partial, f.conn)
+		got, ended := readFrames(s.lp, s.front, &s.fready, &f.partial, f.conn)
 		if got {
 			progress = true
 			s.frontSeen = s.lp.Now()
@@ -166,7 +172,7 @@ func (f *h2Front) flush() bool {
 	if f.broken {
 		return false
 	}
-	wrote, failed := writeOut(f.s.frontSocket(), &f.s.fready, f.conn)
+	wrote, failed := writeOut(f.s.front, &f.s.fready, f.conn)
 	f.broken = failed
 	return wrote
 }
@@ -273,24 +279,21 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 	}
 	s := f.s
 	now := s.lp.Now()
-	pair := &h2Child{}
-	st, child := &pair.st, &pair.s
+	child := &h2Child{}
+	st := &child.st
 	st.f, st.id = f, id
-	*child = Session{
-		Base:       session.Base{Peer: s.Peer, Source: s.Source},
+	child.cycle = cycle{
+		Base:       session.Base{Peer: s.Peer, Source: s.Source, Last: now},
+		self:       child,
 		l:          s.l,
 		lp:         s.lp,
 		st:         s.st,
 		routes:     s.routes,
-		front:      protocol.NewTCPSocket(-1),
-		alt:        st,
-		stream:     st,
+		front:      st,
 		secure:     s.secure,
 		local:      s.local,
 		overLimit:  s.overLimit,
-		proxyDone:  true,
 		closeAfter: true, // one request per stream
-		last:       now,
 		frontSeen:  now,
 	}
 	t, err := s.lp.Register(-1, child)
@@ -606,9 +609,10 @@ func (st *h2Stream) fail() {
 // parsed once, by the child, instead of being written as HTTP/1.1 bytes
 // and parsed again here. kind and left are the body's framing as the
 // child found it; the body's bytes follow through Write.
-func (st *h2Stream) takeHead(e *http1.Editor, kind http1.BodyKind, left int64) bool {
+func (st *h2Stream) takeHead(e *http1.Editor, kind http1.BodyKind, left int64) headTaken {
 	if st.reset || st.f.closing || st.rstate != rsHead {
-		return false
+		st.reset = true // the stream is gone: its cycle closes
+		return headFailed
 	}
 	a := arena{b: make([]byte, 0, e.Len())}
 	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(e.Status())})
@@ -627,7 +631,8 @@ func (st *h2Stream) takeHead(e *http1.Editor, kind http1.BodyKind, left int64) b
 	defer st.f.kick()
 	if err := st.f.conn.WriteHeaders(st.id, fields, end); err != nil {
 		st.fail()
-		return false
+		st.reset = true
+		return headFailed
 	}
 	st.hbuf = nil
 	if end {
@@ -635,8 +640,12 @@ func (st *h2Stream) takeHead(e *http1.Editor, kind http1.BodyKind, left int64) b
 	} else {
 		st.rstate = rsBody
 	}
-	return true
+	return headSent
 }
+
+// gone implements frontStream: the client or the connection reset the
+// stream.
+func (st *h2Stream) gone() bool { return st.reset }
 
 // responseFields converts a response head to HTTP/2 fields (RFC 9113
 // §8.2.2: no connection-specific fields, lower-case names).
@@ -688,5 +697,37 @@ func (st *h2Stream) Close() error {
 	return nil
 }
 
-var _ protocol.Socket = (*h2Stream)(nil)
+// Protocol implements session.ProxySession.
+func (c *h2Child) Protocol() session.Protocol {
+	if c.secure {
+		return session.HTTPS
+	}
+	return session.HTTP
+}
+
+// Ready implements session.ProxySession.
+func (c *h2Child) Ready(self session.ProxySession) session.Result { return c.run(self) }
+
+// Timeout implements session.ProxySession.
+func (c *h2Child) Timeout(t eventloop.Token, name eventloop.TimerName) session.Result {
+	return c.timeout(t, name)
+}
+
+// Close implements session.ProxySession: the request ends, and the stream
+// with it.
+func (c *h2Child) Close() {
+	c.close()
+	c.st.Close()
+}
+
+// PrintSession implements session.ProxySession.
+func (c *h2Child) PrintSession(w io.Writer) {
+	fmt.Fprintf(w, "http/2 stream %d of %v: ", c.st.id, c.Peer)
+	c.print(w)
+}
+
+var (
+	_ protocol.Socket      = (*h2Stream)(nil)
+	_ session.ProxySession = (*h2Child)(nil)
+)
 var _ h2.Handler = (*h2Front)(nil)

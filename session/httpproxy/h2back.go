@@ -104,7 +104,7 @@ type h2BackStream struct {
 
 // openH2Stream gives s a stream to backend b, on a connection with room
 // or a new one. The stream's token is registered to s.
-func (s *Session) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Token, error) {
+func (s *cycle) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Token, error) {
 	st := s.st
 	var c *h2Back
 	for _, x := range st.h2conns[b] {
@@ -119,7 +119,7 @@ func (s *Session) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Tok
 			return nil, 0, err
 		}
 	}
-	t, err := s.lp.Register(-1, s)
+	t, err := s.lp.Register(-1, s.self)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -130,7 +130,7 @@ func (s *Session) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Tok
 }
 
 // dialH2 starts a new connection to b.
-func (s *Session) dialH2(b *backend.Backend) (*h2Back, error) {
+func (s *cycle) dialH2(b *backend.Backend) (*h2Back, error) {
 	fd, err := protocol.Connect(b.Address)
 	b.ConnectStarted() // the connection's own attempt; streams count apart
 	if err != nil {
@@ -619,6 +619,19 @@ func (bs *h2BackStream) Read(p []byte) (int, protocol.SocketResult) {
 
 // CloseWrite implements protocol.Socket.
 func (bs *h2BackStream) CloseWrite() error { return nil }
+
+// unprocessed implements backStream.
+func (bs *h2BackStream) unprocessed() bool { return bs.refused }
+
+// neverUp implements backStream.
+func (bs *h2BackStream) neverUp() bool { return bs.connFail }
+
+// release implements backStream: a stream is never pooled; its
+// connection stays for the next.
+func (bs *h2BackStream) release(s *cycle, reuse bool) {
+	s.lp.Release(s.backToken, -1)
+	bs.Close()
+}
 
 // Fd implements protocol.Socket: a stream has no descriptor.
 func (bs *h2BackStream) Fd() int { return -1 }

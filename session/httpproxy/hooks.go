@@ -108,7 +108,7 @@ const timerHook eventloop.TimerName = 1
 // Accessors that return strings copy; the proxy allocates nothing for a
 // request no hook looks at.
 type Request struct {
-	s       *Session
+	s       *cycle
 	stage   hookPhase
 	stopped bool // a hook answered or suspended
 	edited  bool // the host or target changed
@@ -188,7 +188,7 @@ func (r *Request) Field(name string) (string, bool) {
 // Proto is "HTTP/2" for a request on an HTTP/2 connection, else
 // "HTTP/1.1" (or "HTTP/1.0").
 func (r *Request) Proto() string {
-	if r.s.stream != nil {
+	if r.s.conn() == nil {
 		return "HTTP/2"
 	}
 	if r.s.x.req.Minor == 0 {
@@ -352,7 +352,7 @@ func (r *Request) Suspend(timeout time.Duration) *Pending {
 
 // Pending is a suspended request, waiting to be resumed.
 type Pending struct {
-	s    *Session
+	s    *cycle
 	once sync.Once
 }
 
@@ -375,7 +375,7 @@ func (p *Pending) Resume(f func(r *Request)) error {
 }
 
 // answerHook answers with a hook's status, body and fields.
-func (s *Session) answerHook(status int, body string, fields []Field) {
+func (s *cycle) answerHook(status int, body string, fields []Field) {
 	s.l.stats.hookAnswers.Add(1)
 	if !s.beginAnswer(false) {
 		s.closeAfter = true
@@ -443,10 +443,10 @@ func reasonPhrase(status int) string {
 
 // routeHooks is the hooks of the request's route, looked up once when
 // the route was chosen.
-func (s *Session) routeHooks() []Hooks { return s.x.rhooks }
+func (s *cycle) routeHooks() []Hooks { return s.x.rhooks }
 
 // callHook runs one hook, turning a panic into a 500 for the request.
-func (s *Session) callHook(f func()) {
+func (s *cycle) callHook(f func()) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.l.stats.hookPanics.Add(1)
@@ -465,7 +465,7 @@ func (s *Session) callHook(f func()) {
 
 // runRequestHooks runs the hooks of phase from x.hookAt on. It reports
 // whether the request goes on (no hook answered or suspended).
-func (s *Session) runRequestHooks(list []Hooks, upstream bool) bool {
+func (s *cycle) runRequestHooks(list []Hooks, upstream bool) bool {
 	x := s.x
 	r := &x.hreq
 	for x.hookAt < len(list) {
@@ -491,7 +491,7 @@ func (s *Session) runRequestHooks(list []Hooks, upstream bool) bool {
 // listener's Request hooks, routing, the route's Request hooks, the
 // proxy's own edits, the Upstream hooks. A hook that answers or suspends
 // stops it; a resume calls it again.
-func (s *Session) advance() session.Result {
+func (s *cycle) advance() session.Result {
 	x := s.x
 	r := &x.hreq
 	for {
@@ -545,7 +545,7 @@ func (s *Session) advance() session.Result {
 }
 
 // resume goes on with a suspended request.
-func (s *Session) resume(p *Pending, f func(r *Request)) {
+func (s *cycle) resume(p *Pending, f func(r *Request)) {
 	if s.phase != phaseSuspended || s.x == nil || s.x.hreq.pend != p {
 		return // timed out, or the client left
 	}
@@ -564,19 +564,19 @@ func (s *Session) resume(p *Pending, f func(r *Request)) {
 }
 
 // hookTimedOut answers a request whose suspension lasted too long.
-func (s *Session) hookTimedOut() session.Result {
+func (s *cycle) hookTimedOut() session.Result {
 	s.l.stats.hookTimeouts.Add(1)
 	s.x.hreq.pend = nil
 	_, res := s.answerWith(ans504, false)
 	if res == session.Close {
 		return res
 	}
-	return s.Ready(s)
+	return s.self.Ready(s.self)
 }
 
 // runResponseHooks runs the Response hooks on the parsed response head.
 // It reports false when one answered instead.
-func (s *Session) runResponseHooks() bool {
+func (s *cycle) runResponseHooks() bool {
 	lh, rh := s.l.cfg.Hooks, s.routeHooks()
 	if len(lh) == 0 && len(rh) == 0 {
 		return true
@@ -601,7 +601,7 @@ func (s *Session) runResponseHooks() bool {
 }
 
 // exchangeDone runs the Done hooks once per exchange.
-func (s *Session) exchangeDone(status int, answered bool, err error) {
+func (s *cycle) exchangeDone(status int, answered bool, err error) {
 	x := s.x
 	if x == nil || x.doneRun || !s.headParsed {
 		return
@@ -641,7 +641,7 @@ func (s *Session) exchangeDone(status int, answered bool, err error) {
 
 // Response is the backend's response head a Response hook sees and
 // edits; valid during the call.
-type Response struct{ s *Session }
+type Response struct{ s *cycle }
 
 // Status is the response's status code.
 func (w *Response) Status() int { return w.s.x.resp.Status }

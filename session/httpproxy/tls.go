@@ -124,8 +124,8 @@ func (s *Session) startTLS(lp *session.Loop) {
 	if st.scratch == nil {
 		st.scratch = tlsconn.NewScratch()
 	}
-	s.tls = tlsconn.NewSocket(s.front.Fd(), s.l.tlsConfig, st.scratch, func() { lp.Wake(s.frontToken, s) })
-	s.alt, s.secure = s.tls, true
+	s.tls = tlsStream{tlsconn.NewSocket(s.sock.Fd(), s.l.tlsConfig, st.scratch, func() { lp.Wake(s.frontToken, s) })}
+	s.front, s.secure = &s.tls, true
 	s.state = connHandshake
 }
 
@@ -185,7 +185,7 @@ func (s *Session) readProxyBeforeTLS() (progress bool, res session.Result, ok bo
 	const maxProxyHeader = 4 << 10 // far beyond what HAProxy and the cloud balancers send
 	for s.fready.Readable() {
 		var buf [1024]byte
-		n, r := s.front.Read(buf[:])
+		n, r := s.sock.Read(buf[:])
 		s.fready.Read(n, r)
 		s.partial = append(s.partial, buf[:n]...)
 		progress = progress || n > 0
@@ -210,7 +210,7 @@ func (s *Session) readProxyBeforeTLS() (progress bool, res session.Result, ok bo
 // flushTLS sends ciphertext a previous write left behind, on a writable
 // edge: no new write would.
 func (s *Session) flushTLS() bool {
-	if s.tls == nil || s.state == connHandshake || !s.fready.Writable() || !s.tls.Pending() {
+	if s.tls.Socket == nil || s.state == connHandshake || !s.fready.Writable() || !s.tls.Pending() {
 		return false
 	}
 	r := s.tls.Flush()
@@ -230,23 +230,23 @@ const lingerTime = time.Second
 // It reports true when the session must stay for that (connLinger).
 func (s *Session) closeGently() bool {
 	switch {
-	case s.tls == nil && s.h2 == nil, // plain HTTP/1.1 shuts its side in writeAnswer
+	case s.tls.Socket == nil && s.h2 == nil, // plain HTTP/1.1 shuts its side in writeAnswer
 		s.state == connHandshake, s.state == connLinger, s.state == connClosed,
 		s.state == connTunnel, // the pipe flushes and relays FINs itself
 		s.h2 != nil && s.h2.broken:
 		return false
 	}
-	if s.tls != nil {
+	if s.tls.Socket != nil {
 		if !s.notified {
 			s.notified = true
-			s.tls.CloseWrite()
+			s.tls.Socket.CloseWrite() // close_notify
 		}
 	} else {
-		s.front.CloseWrite()
+		s.sock.CloseWrite()
 	}
 	s.state = connLinger
 	wait := lingerTime
-	if s.tls != nil && s.tls.Pending() {
+	if s.tls.Socket != nil && s.tls.Pending() {
 		wait = s.l.cfg.FrontTimeout // a slow client takes the last ciphertext
 	}
 	s.lp.Timers().Cancel(s.frontTimer)
@@ -257,7 +257,7 @@ func (s *Session) closeGently() bool {
 // linger flushes the last ciphertext of a closing connection, then drops
 // what the client sends until it closes (or the timer closes it).
 func (s *Session) linger() (bool, session.Result) {
-	if s.tls != nil && s.tls.Pending() {
+	if s.tls.Socket != nil && s.tls.Pending() {
 		if !s.fready.Writable() {
 			return false, session.Continue
 		}
@@ -274,7 +274,7 @@ func (s *Session) linger() (bool, session.Result) {
 	}
 	buf := frameScratch(s.lp)
 	for s.fready.Readable() {
-		n, r := s.front.Read(buf) // raw bytes, dropped unread
+		n, r := s.sock.Read(buf) // raw bytes, dropped unread
 		s.fready.Read(n, r)
 		if r == protocol.Closed || r == protocol.Error {
 			return false, session.Close
