@@ -43,6 +43,14 @@ type Body struct {
 	total     int64 // bytes accounted for so far
 
 	maxLine, maxTrailer, maxFields int
+
+	// Decode: the data span of the current call, whether to stop after
+	// one run of data, and the trailer section kept when asked.
+	decoding   bool
+	dataStart  int
+	dataEnd    int
+	keepTrails bool
+	trail      []byte
 }
 
 // Init prepares bd for a body of the given kind; length is the byte count
@@ -72,6 +80,35 @@ func (bd *Body) Consumed() int64 { return bd.total }
 
 // Trailers is the number of trailer fields of a chunked body seen so far.
 func (bd *Body) Trailers() int { return bd.trailers }
+
+// KeepTrailers has a chunked body's trailer section kept for
+// [Body.TrailerSection]; call it after Init.
+func (bd *Body) KeepTrailers() { bd.keepTrails = true }
+
+// TrailerSection is the trailer section of a chunked body Decode went
+// through, as the field lines it checked ("name: value" CRLF each,
+// without the final CRLF), when KeepTrailers was called; nil without
+// trailers.
+func (bd *Body) TrailerSection() []byte { return bd.trail }
+
+// Decode is Parse for a recipient that takes the body's content rather
+// than its bytes, such as an HTTP/2 peer: of the n bytes of b it accounts
+// for, data is the content. For a chunked body that is the data of at
+// most one chunk (data is a slice of b; call again for what follows: a
+// call that returns no data and no error but n > 0 consumed framing
+// only); for the other kinds it is b[:n]. The checks and limits are
+// Parse's.
+func (bd *Body) Decode(b []byte) (n int, data []byte, done bool, err error) {
+	if bd.kind != BodyChunked {
+		n, done, err = bd.Parse(b)
+		return n, b[:n], done, err
+	}
+	bd.decoding = true
+	bd.dataStart, bd.dataEnd = 0, 0
+	n, done, err = bd.Parse(b)
+	bd.decoding = false
+	return n, b[bd.dataStart:bd.dataEnd], done, err
+}
 
 // Parse accounts for the next bytes of the stream. b holds the bytes that
 // follow those accounted for by the previous calls (the caller has
@@ -140,12 +177,17 @@ func (bd *Body) chunked(b []byte) (int, error) {
 			avail := int64(len(b) - pos)
 			if avail < bd.remaining {
 				bd.remaining -= avail
+				bd.dataStart, bd.dataEnd = pos, len(b)
 				pos = len(b)
 				break
 			}
+			bd.dataStart, bd.dataEnd = pos, pos+int(bd.remaining)
 			pos += int(bd.remaining)
 			bd.remaining = 0
 			st = kDataCR
+			if bd.decoding {
+				break // one run of data per Decode
+			}
 			continue
 		}
 		c := b[pos]
@@ -158,6 +200,9 @@ func (bd *Body) chunked(b []byte) (int, error) {
 			bd.trailer++
 			if bd.trailer > bd.maxTrailer {
 				return pos, ErrTrailersTooLarge
+			}
+			if bd.keepTrails && st != kEndLF && !(st == kTrStart && c == '\r') {
+				bd.trail = append(bd.trail, c)
 			}
 		}
 		switch st {

@@ -2,6 +2,8 @@ package http1
 
 import (
 	"bytes"
+	"io"
+	"net/http/httputil"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -154,6 +156,68 @@ func FuzzChunked(f *testing.F) {
 			require.NoError(t, e)
 			require.True(t, d)
 			require.Equal(t, n, m)
+		}
+	})
+}
+
+// FuzzChunkedDecode: Decode, fed in two pieces split anywhere and called
+// until each piece is used up, accounts for the same bytes with the same
+// outcome as Parse, and a body it completes decodes to what the standard
+// library's chunked reader reads from the same bytes, trailers apart.
+func FuzzChunkedDecode(f *testing.F) {
+	for i, s := range []string{
+		"5\nhello\n0\n\n",
+		"5;name=val\nhello\n6 ; ext\n world\n0\nX-Checksum: abc\nGrpc-Status: 0\n\n",
+		"1A\nabcdefghijklmnopqrstuvwxyz\n0;last\n\nGET / HTTP/1.1\n",
+		"0\nA: b\nC: d\n\n", "3\nhello\n0\n\n",
+	} {
+		f.Add([]byte(crlf(s)), uint(i*5))
+	}
+	f.Add(chunkedBody(300, 100), uint(150))
+	f.Fuzz(func(t *testing.T, data []byte, split uint) {
+		limits := Limits{MaxChunkLine: 64, MaxTrailers: 128, MaxFields: 4}
+		var ref Body
+		ref.Init(BodyChunked, -1, limits)
+		n, done, err := ref.Parse(data)
+
+		var bd Body
+		bd.Init(BodyChunked, -1, limits)
+		bd.KeepTrailers()
+		k := int(split % uint(len(data)+1))
+		var content []byte
+		total, gotDone := 0, false
+		var gotErr error
+		for _, piece := range [][]byte{data[:k], data[k:]} {
+			for len(piece) > 0 && !gotDone && gotErr == nil {
+				m, d, dn, e := bd.Decode(piece)
+				require.LessOrEqual(t, m, len(piece))
+				if len(d) > 0 {
+					off := cap(piece) - cap(d) // d is a slice of piece
+					require.True(t, off >= 0 && off+len(d) <= m, "data within the bytes accounted for")
+				}
+				content = append(content, d...)
+				total += m
+				piece = piece[m:]
+				gotDone, gotErr = dn, e
+				if m == 0 && !dn && e == nil {
+					break
+				}
+			}
+		}
+		require.Equal(t, err, gotErr)
+		require.Equal(t, done, gotDone)
+		require.Equal(t, n, total)
+		if !done {
+			return
+		}
+		want, rerr := io.ReadAll(httputil.NewChunkedReader(bytes.NewReader(data[:n])))
+		if rerr == nil {
+			require.Equal(t, string(want), string(content))
+		}
+		for _, line := range bytes.SplitAfter(bd.TrailerSection(), []byte("\r\n")) {
+			if len(line) > 0 {
+				require.True(t, bytes.HasSuffix(line, []byte("\r\n")) && bytes.IndexByte(line, ':') > 0, "%q", line)
+			}
 		}
 	})
 }

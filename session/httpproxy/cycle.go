@@ -90,6 +90,8 @@ type cycle struct {
 	backNoReuse           bool // the backend connection cannot carry another request
 	respSent              bool // a byte of the response reached the client
 	tunnel                bool // the response switches protocols: a pipe follows its head
+	reqData               bool // the back stream took the request head as fields: it gets the body's content
+	respData              bool // the front stream took the response head as fields: it gets the body's content
 }
 
 // cycleOwner is a session with a cycle: a *Session or an HTTP/2
@@ -546,8 +548,21 @@ func (s *cycle) startExchange() {
 	s.backend.CountRequest()
 	s.x.backendID = s.backend.ID
 	e := &s.x.reqEdit
-	s.x.reqOut = e.Segments(s.x.segs[:0])
 	s.headSent, s.headGone, s.reqDone, s.x.pendingBody = false, false, false, 0
+	s.respHead, s.respSent, s.x.respBytes = false, false, 0
+	s.x.rparser.Reset()
+	head := s.fbuf.Bytes()[:s.x.req.Len]
+	if s.back.takeRequest(e, s.x.req.Method.Of(head), s.x.reqBody.Kind(), s.x.req.ContentLength) == headSent {
+		// An HTTP/2 backend stream took the head as fields: its body
+		// follows as content, framed by sendRequest.
+		s.reqData, s.headSent = true, true
+		s.x.reqBody.KeepTrailers()
+		s.x.reqOut = s.x.segs[:0]
+		s.headConsumed()
+		return
+	}
+	s.reqData = false
+	s.x.reqOut = e.Segments(s.x.segs[:0])
 	// Body bytes that came with the head go in the same writev.
 	if b := s.fbuf.Bytes(); len(b) > s.x.req.Len && s.x.reqBody.Kind() != http1.BodyNone && len(s.x.reqOut) < len(s.x.segs) {
 		n, _, err := s.x.reqBody.Parse(b[s.x.req.Len:])
@@ -559,8 +574,17 @@ func (s *cycle) startExchange() {
 			s.x.pendingBody = n
 		}
 	}
-	s.respHead, s.respSent, s.x.respBytes = false, false, 0
-	s.x.rparser.Reset()
+}
+
+// headConsumed drops the request head from fbuf once the backend has
+// it, except that a bodiless request on a reused connection keeps it
+// until the response starts, to be sent again on a fresh connection if
+// the pooled one turns out dead.
+func (s *cycle) headConsumed() {
+	if !(s.reused && s.x.reqBody.Kind() == http1.BodyNone) {
+		s.fbuf.Consume(s.x.req.Len)
+		s.headGone = true
+	}
 }
 
 // forwardedFields appends the client to X-Forwarded-For and Forwarded,
@@ -708,30 +732,38 @@ func (s *cycle) sendRequest() (bool, session.Result) {
 			}
 			if !s.headSent {
 				s.headSent = true
-				// A bodiless request on a reused connection keeps its head
-				// until the response starts, to be sent again on a fresh
-				// connection if the pooled one turns out dead.
-				if !(s.reused && s.x.reqBody.Kind() == http1.BodyNone) {
-					s.fbuf.Consume(s.x.req.Len)
-					s.headGone = true
-				}
-				s.fbuf.Consume(s.x.pendingBody) // body bytes sent with the head
-				s.x.reqBodyIn += int64(s.x.pendingBody)
-				s.x.pendingBody = 0
-			} else {
-				s.fbuf.Consume(s.x.pendingBody)
-				s.x.reqBodyIn += int64(s.x.pendingBody)
-				s.x.pendingBody = 0
+				s.headConsumed()
 			}
+			s.fbuf.Consume(s.x.pendingBody) // body bytes, sent with the head or after it
+			s.x.reqBodyIn += int64(s.x.pendingBody)
+			s.x.pendingBody = 0
 			continue
 		}
 		if s.x.reqBody.Done() {
+			if s.reqData {
+				// The end of the content (and a chunked body's trailers).
+				switch r := s.back.endBody(s.x.reqBody.TrailerSection()); r {
+				case protocol.WouldBlock:
+					s.bready.Wrote(r)
+					return progress, session.Continue
+				case protocol.Continue:
+				default:
+					return s.backendBroke()
+				}
+			}
 			s.reqDone = true
 			break
 		}
 		// Frame the body bytes already buffered.
 		if !s.fbuf.Empty() {
-			n, done, err := s.x.reqBody.Parse(s.fbuf.Bytes())
+			b := s.fbuf.Bytes()
+			n, data, done, err := 0, b, false, error(nil)
+			if s.reqData {
+				n, data, done, err = s.x.reqBody.Decode(b)
+			} else {
+				n, done, err = s.x.reqBody.Parse(b)
+				data = b[:n]
+			}
 			if err != nil {
 				return s.answerWith(ans400, true)
 			}
@@ -739,8 +771,13 @@ func (s *cycle) sendRequest() (bool, session.Result) {
 				return s.answerWith(ans413, true)
 			}
 			if n > 0 {
+				if len(data) == 0 { // chunk framing only: nothing to write
+					s.fbuf.Consume(n)
+					s.x.reqBodyIn += int64(n)
+					continue
+				}
 				s.x.pendingBody = n
-				s.x.segs[0] = s.fbuf.Bytes()[:n]
+				s.x.segs[0] = data
 				s.x.reqOut = s.x.segs[:1]
 				continue
 			}
@@ -866,14 +903,25 @@ func (s *cycle) relayResponse() (bool, session.Result) {
 					continue
 				}
 			} else {
-				n, done, err := s.x.respBody.Parse(s.bbuf.Bytes())
+				b := s.bbuf.Bytes()
+				n, data, done, err := 0, b, false, error(nil)
+				if s.respData {
+					n, data, done, err = s.x.respBody.Decode(b)
+				} else {
+					n, done, err = s.x.respBody.Parse(b)
+					data = b[:n]
+				}
 				if err != nil {
 					s.l.stats.backendBadResponse.Add(1)
 					return s.backendFailed(ans502)
 				}
 				if n > 0 {
+					if len(data) == 0 { // chunk framing only: nothing to write
+						s.bbuf.Consume(n)
+						continue
+					}
 					s.x.pendingResp = n
-					s.x.rsegs[0] = s.bbuf.Bytes()[:n]
+					s.x.rsegs[0] = data
 					s.x.respOut = s.x.rsegs[:1]
 					continue
 				}
@@ -981,10 +1029,12 @@ func (s *cycle) startResponse(b []byte) bool {
 	if !s.runResponseHooks() {
 		return false
 	}
-	switch s.front.takeHead(e, kind, n) {
+	switch s.front.takeResponse(e, kind, n) {
 	case headFailed:
 		return true // the stream is gone: the cycle closes
 	case headSent:
+		s.respData = true
+		s.x.respBody.KeepTrailers()
 		// An HTTP/2 stream took the head as fields: no HTTP/1.1 bytes to
 		// build and parse again. The body follows from bbuf.
 		s.bbuf.Consume(h.Len)
@@ -1025,6 +1075,9 @@ func (s *cycle) responseDone() session.Result {
 		// request.
 		s.backNoReuse, s.closeAfter = true, true
 	}
+	if s.respData {
+		s.front.endBody(s.x.respBody.TrailerSection()) // the content ends (with a chunked body's trailers)
+	}
 	s.exchangeEnded(nil)
 	s.dropBack(!s.backNoReuse)
 	s.lp.Pool().Put(s.bbuf)
@@ -1047,6 +1100,7 @@ func (s *cycle) resetExchange() {
 	s.freeExchange()
 	s.route, s.cluster = nil, nil
 	s.respHead, s.respSent, s.respBodyEOF, s.backNoReuse = false, false, false, false
+	s.reqData, s.respData = false, false
 	s.retried = false
 	s.headParsed = false
 }

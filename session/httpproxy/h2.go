@@ -72,31 +72,22 @@ type h2Stream struct {
 	reset   bool // the client or the connection reset the stream
 	isHead  bool
 
-	// The response, from HTTP/1.1 bytes to frames.
+	// The response: its head as fields from the cycle (takeResponse),
+	// or as HTTP/1.1 bytes (an interim response, an answer of the
+	// proxy's own); its body's content, as DATA.
 	rstate  uint8
 	hbuf    []byte
 	rparser http1.Parser
 	resp    http1.Head
 	kind    http1.BodyKind
-	left    int64 // Content-Length left, or the current chunk's
-	dechunk dechunker
-	ended   bool // END_STREAM or RST_STREAM sent
+	left    int64 // Content-Length left
+	ended   bool  // END_STREAM or RST_STREAM sent
 }
 
 const (
 	rsHead uint8 = iota
 	rsBody
 	rsDone
-)
-
-// Chunked decoding states of a response body.
-const (
-	csSize    uint8 = iota // hex digits of a chunk size
-	csExt                  // a chunk extension, to the end of the line
-	csData                 // chunk data
-	csDataEnd              // the CRLF after chunk data
-	csTrailer              // trailer lines, to an empty line
-	csDone                 // the body ended
 )
 
 // startH2 turns the session into an HTTP/2 connection. initial holds
@@ -505,7 +496,10 @@ func (st *h2Stream) convert(p []byte) (int, protocol.SocketResult) {
 			}
 			st.kind, st.left = st.resp.Body(st.isHead, false)
 			if st.kind == http1.BodyChunked {
-				st.dechunk = dechunker{}
+				// Only heads the cycle did not take come as bytes: its
+				// answers, which have a length.
+				st.fail()
+				return done, protocol.Error
 			}
 			end := st.kind == http1.BodyNone || st.kind == http1.BodyLength && st.left == 0
 			if err := conn.WriteHeaders(st.id, fields, end); err != nil {
@@ -531,7 +525,7 @@ func (st *h2Stream) convert(p []byte) (int, protocol.SocketResult) {
 	return done, protocol.Continue
 }
 
-// body converts response body bytes.
+// body sends response content as DATA.
 func (st *h2Stream) body(p []byte) (int, protocol.SocketResult) {
 	conn := st.f.conn
 	switch st.kind {
@@ -547,9 +541,7 @@ func (st *h2Stream) body(p []byte) (int, protocol.SocketResult) {
 			return w, protocol.WouldBlock
 		}
 		return w, protocol.Continue
-	case http1.BodyChunked:
-		return st.chunk(p)
-	default: // until the backend closes: the child's Close ends the stream
+	default: // chunked, or until the backend closes: endBody ends it
 		w := conn.WriteData(st.id, p, false)
 		if w < len(p) {
 			return w, protocol.WouldBlock
@@ -558,32 +550,25 @@ func (st *h2Stream) body(p []byte) (int, protocol.SocketResult) {
 	}
 }
 
-// chunk decodes a chunked body (RFC 9112 §7.1) into DATA frames; the
-// child's own parser already checked the framing.
-func (st *h2Stream) chunk(p []byte) (int, protocol.SocketResult) {
-	n, blocked, end := st.dechunk.feed(p, func(b []byte) int { return st.f.conn.WriteData(st.id, b, false) })
-	if blocked {
-		return n, protocol.WouldBlock
+// endBody implements frontStream: a body without a length ends, its
+// trailer section as a HEADERS frame with END_STREAM, else an empty DATA
+// frame with it.
+func (st *h2Stream) endBody(trailers []byte) protocol.SocketResult {
+	if st.ended || st.rstate != rsBody {
+		return protocol.Continue
 	}
-	if end {
-		st.endWithTrailers()
-	}
-	return n, protocol.Continue
-}
-
-// endWithTrailers ends a chunked response: its trailer section becomes a
-// HEADERS frame with END_STREAM, or an empty DATA frame ends it.
-func (st *h2Stream) endWithTrailers() {
-	fields := trailerFields(st.f.fields[:0], st.dechunk.trail)
-	st.f.fields = fields[:0]
-	st.dechunk.trail = nil
-	if len(fields) > 0 {
-		if st.f.conn.WriteHeaders(st.id, fields, true) == nil {
+	if len(trailers) > 0 {
+		fields := trailerFields(st.f.fields[:0], trailers)
+		st.f.fields = fields[:0]
+		if len(fields) > 0 && st.f.conn.WriteHeaders(st.id, fields, true) == nil {
 			st.finish(false)
-			return
+			st.f.kick()
+			return protocol.Continue
 		}
 	}
 	st.finish(true)
+	st.f.kick()
+	return protocol.Continue
 }
 
 // finish marks the response complete; withData sends the END_STREAM on
@@ -604,12 +589,12 @@ func (st *h2Stream) fail() {
 	}
 }
 
-// takeHead sends the child's final response head as the child parsed
+// takeResponse sends the child's final response head as the child parsed
 // and edited it, straight from its editor to a HEADERS frame: the head is
 // parsed once, by the child, instead of being written as HTTP/1.1 bytes
 // and parsed again here. kind and left are the body's framing as the
 // child found it; the body's bytes follow through Write.
-func (st *h2Stream) takeHead(e *http1.Editor, kind http1.BodyKind, left int64) headTaken {
+func (st *h2Stream) takeResponse(e *http1.Editor, kind http1.BodyKind, left int64) headTaken {
 	if st.reset || st.f.closing || st.rstate != rsHead {
 		st.reset = true // the stream is gone: its cycle closes
 		return headFailed
@@ -624,9 +609,6 @@ func (st *h2Stream) takeHead(e *http1.Editor, kind http1.BodyKind, left int64) h
 	})
 	st.f.fields = fields[:0]
 	st.kind, st.left = kind, left
-	if kind == http1.BodyChunked {
-		st.dechunk = dechunker{}
-	}
 	end := kind == http1.BodyNone || kind == http1.BodyLength && left == 0
 	defer st.f.kick()
 	if err := st.f.conn.WriteHeaders(st.id, fields, end); err != nil {
@@ -652,7 +634,7 @@ func (st *h2Stream) gone() bool { return st.reset }
 func (st *h2Stream) responseFields(head []byte) []h2.HeaderField {
 	a := arena{b: make([]byte, 0, len(head))}
 	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(st.resp.Status)})
-	fields = appendHeadFields(fields, &a, head, &st.resp, false)
+	fields = appendHeadFields(fields, &a, head, &st.resp)
 	st.f.fields = fields[:0]
 	return fields
 }
@@ -675,12 +657,8 @@ func (st *h2Stream) Close() error {
 	f := st.f
 	if !f.closing {
 		if !st.ended {
-			if st.rstate == rsBody && st.kind == http1.BodyUntilClose && st.child.respBodyEOF {
-				st.finish(true)
-			} else {
-				st.ended = true
-				f.conn.Reset(st.id, h2.ErrCodeCancel)
-			}
+			st.ended = true
+			f.conn.Reset(st.id, h2.ErrCodeCancel)
 		} else if !st.reqEnd && !st.reset {
 			// A complete response before the end of the request: ask the
 			// client to stop sending (RFC 9113 §8.1).
@@ -693,7 +671,7 @@ func (st *h2Stream) Close() error {
 		}
 		f.kick()
 	}
-	st.req, st.hbuf, st.dechunk.trail = nil, nil, nil
+	st.req, st.hbuf = nil, nil
 	return nil
 }
 

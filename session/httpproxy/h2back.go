@@ -82,13 +82,10 @@ type h2BackStream struct {
 	c    *h2Back
 	id   uint32 // 0 until opened
 
-	// The request, from HTTP/1.1 bytes to frames.
-	hbuf    []byte
-	parser  http1.Parser
-	req     http1.Head
+	// The request: its head as fields from the session's editor
+	// (takeRequest), then its body's content as DATA.
 	kind    http1.BodyKind
 	left    int64
-	dechunk dechunker
 	state   uint8            // rsHead, rsBody, rsDone (request side)
 	pending []h2.HeaderField // the request head, until the stream opens
 
@@ -125,7 +122,6 @@ func (s *cycle) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Token
 	}
 	bs := &h2BackStream{c: c}
 	bs.token = t
-	bs.parser.Limits = s.l.cfg.Limits
 	return bs, t, nil
 }
 
@@ -288,6 +284,7 @@ func (c *h2Back) openWaiting() {
 		bs := c.waiting[0]
 		c.waiting = c.waiting[1:]
 		if !bs.closed {
+			bs.open()
 			c.queue(bs, eventloop.Writable)
 		}
 	}
@@ -443,9 +440,46 @@ func (c *h2Back) StreamWritable(id uint32) {
 
 // --- the stream: the session's backend socket ----------------------------
 
-// Write implements protocol.Socket: request bytes become frames.
+// takeRequest implements backStream: the request head, as the session
+// edited it, becomes the stream's HEADERS (RFC 9113 §8.3.1: Host becomes
+// :authority, no connection-specific fields, TE only as "trailers"),
+// sent when the connection has room for a stream.
+func (bs *h2BackStream) takeRequest(e *http1.Editor, method []byte, kind http1.BodyKind, left int64) headTaken {
+	a := arena{b: make([]byte, 0, e.Len())}
+	host, _ := e.Get("host")
+	fields := make([]h2.HeaderField, 0, 16)
+	fields = append(fields,
+		h2.HeaderField{Name: ":method", Value: a.str(method)},
+		h2.HeaderField{Name: ":scheme", Value: "http"},
+		h2.HeaderField{Name: ":authority", Value: a.str(host)},
+		h2.HeaderField{Name: ":path", Value: a.str(e.Target())})
+	e.EachField(func(name, value []byte) {
+		n := fieldName(name)
+		switch {
+		case n == "te":
+			if string(value) != "trailers" {
+				return
+			}
+		case n == "host", !allowedInH2(n):
+			return
+		}
+		// A value unique to each message (the request id) would only
+		// churn the peer's HPACK table: send it without indexing.
+		fields = append(fields, h2.HeaderField{Name: n, Value: a.str(value), Sensitive: n == "x-request-id"})
+	})
+	bs.pending, bs.kind, bs.left = fields, kind, left
+	if !bs.reset && !bs.c.closed {
+		bs.open()
+		bs.c.kick()
+	}
+	return headSent
+}
+
+// Write implements protocol.Socket: the request's content becomes DATA.
+// It answers WouldBlock until the stream is open and while its window
+// or the connection's output is full.
 func (bs *h2BackStream) Write(p []byte) (int, protocol.SocketResult) {
-	n, r := bs.convert(p)
+	n, r := bs.body(p)
 	bs.c.kick()
 	return n, r
 }
@@ -457,7 +491,7 @@ func (bs *h2BackStream) Writev(bufs [][]byte) (int, protocol.SocketResult) {
 		if len(b) == 0 {
 			continue
 		}
-		n, r := bs.convert(b)
+		n, r := bs.body(b)
 		total += n
 		if r != protocol.Continue {
 			bs.c.kick()
@@ -468,58 +502,19 @@ func (bs *h2BackStream) Writev(bufs [][]byte) (int, protocol.SocketResult) {
 	return total, protocol.Continue
 }
 
-// convert turns HTTP/1.1 request bytes into frames.
-func (bs *h2BackStream) convert(p []byte) (int, protocol.SocketResult) {
-	c := bs.c
-	if bs.reset || c.closed {
-		return 0, protocol.Closed
-	}
-	done := 0
-	for done < len(p) {
-		switch bs.state {
-		case rsHead:
-			if bs.id == 0 && bs.pending != nil {
-				// The head is parsed; the stream waits for room.
-				if !bs.open() {
-					return done, protocol.WouldBlock
-				}
-				continue
-			}
-			bs.hbuf = append(bs.hbuf, p[done:]...)
-			ok, err := bs.parser.Parse(bs.hbuf, http1.Request, &bs.req)
-			if err != nil {
-				return done, protocol.Error
-			}
-			if !ok {
-				return len(p), protocol.Continue
-			}
-			done += bs.req.Len - (len(bs.hbuf) - (len(p) - done))
-			bs.pending = bs.requestFields(bs.hbuf[:bs.req.Len])
-			bs.kind, bs.left = bs.req.Body(false, false)
-			if !bs.open() {
-				return done, protocol.WouldBlock
-			}
-		case rsBody:
-			n, r := bs.body(p[done:])
-			done += n
-			if r != protocol.Continue {
-				return done, r
-			}
-		case rsDone:
-			return len(p), protocol.Continue
-		}
-	}
-	// A head alone (no body) was complete: open it now.
-	if bs.state == rsHead && bs.pending != nil && bs.id == 0 && !bs.open() {
-		return done, protocol.WouldBlock
-	}
-	return done, protocol.Continue
-}
-
-// open sends the request head once the connection has room.
+// open sends the request head once the connection has room; until then
+// the stream waits in the connection's list.
 func (bs *h2BackStream) open() bool {
 	c := bs.c
+	if bs.id != 0 || bs.pending == nil {
+		return bs.id != 0
+	}
 	if !c.conn.CanOpen() {
+		for _, x := range c.waiting {
+			if x == bs {
+				return false
+			}
+		}
 		c.waiting = append(c.waiting, bs)
 		return false
 	}
@@ -530,27 +525,35 @@ func (bs *h2BackStream) open() bool {
 		return false
 	}
 	bs.id = id
-	bs.pending, bs.hbuf = nil, nil
+	bs.pending = nil
 	c.streams[id] = bs
 	if end {
 		bs.state = rsDone
 	} else {
 		bs.state = rsBody
-		if bs.kind == http1.BodyChunked {
-			bs.dechunk = dechunker{}
-		}
 	}
 	return true
 }
 
-// body sends request body bytes as DATA, and chunked trailers as a
-// trailing HEADERS.
+// body sends request content as DATA.
 func (bs *h2BackStream) body(p []byte) (int, protocol.SocketResult) {
-	conn := bs.c.conn
+	c := bs.c
+	if bs.reset || c.closed {
+		return 0, protocol.Closed
+	}
+	if bs.id == 0 && !bs.open() {
+		if bs.reset {
+			return 0, protocol.Closed
+		}
+		return 0, protocol.WouldBlock
+	}
+	if bs.state != rsBody {
+		return len(p), protocol.Continue // nothing follows the end of a request
+	}
 	switch bs.kind {
 	case http1.BodyLength:
 		n := int(min(int64(len(p)), bs.left))
-		w := conn.WriteData(bs.id, p[:n], int64(n) == bs.left)
+		w := c.conn.WriteData(bs.id, p[:n], int64(n) == bs.left)
 		bs.left -= int64(w)
 		if bs.left == 0 {
 			bs.state = rsDone
@@ -561,38 +564,39 @@ func (bs *h2BackStream) body(p []byte) (int, protocol.SocketResult) {
 		}
 		return w, protocol.Continue
 	default: // chunked: a request body without a length cannot be until-close
-		n, blocked, end := bs.dechunk.feed(p, func(b []byte) int { return conn.WriteData(bs.id, b, false) })
-		if blocked {
-			return n, protocol.WouldBlock
+		w := c.conn.WriteData(bs.id, p, false)
+		if w < len(p) {
+			return w, protocol.WouldBlock
 		}
-		if end {
-			fields := trailerFields(bs.c.fields[:0], bs.dechunk.trail)
-			bs.c.fields = fields[:0]
-			if len(fields) == 0 || conn.WriteTrailers(bs.id, fields) != nil {
-				conn.WriteData(bs.id, nil, true)
-			}
-			bs.state, bs.dechunk.trail = rsDone, nil
-		}
-		return n, protocol.Continue
+		return w, protocol.Continue
 	}
 }
 
-// requestFields converts the request head to HTTP/2 fields (RFC 9113
-// §8.3.1): Host becomes :authority.
-func (bs *h2BackStream) requestFields(head []byte) []h2.HeaderField {
-	r := &bs.req
-	a := arena{b: make([]byte, 0, len(head))}
-	var authority string
-	if i := r.FieldIndex(head, "host", 0); i >= 0 {
-		authority = a.str(r.Fields[i].Value.Of(head))
+// endBody implements backStream: a chunked body's end, with its trailer
+// section as a trailing HEADERS frame, else an empty DATA frame with
+// END_STREAM.
+func (bs *h2BackStream) endBody(trailers []byte) protocol.SocketResult {
+	c := bs.c
+	if bs.reset || c.closed {
+		return protocol.Closed
 	}
-	fields := make([]h2.HeaderField, 0, 4+len(r.Fields))
-	fields = append(fields,
-		h2.HeaderField{Name: ":method", Value: a.str(r.Method.Of(head))},
-		h2.HeaderField{Name: ":scheme", Value: "http"},
-		h2.HeaderField{Name: ":authority", Value: authority},
-		h2.HeaderField{Name: ":path", Value: a.str(r.Target.Of(head))})
-	return appendHeadFields(fields, &a, head, r, true)
+	if bs.id == 0 && !bs.open() {
+		if bs.reset {
+			return protocol.Closed
+		}
+		return protocol.WouldBlock
+	}
+	if bs.state != rsBody {
+		return protocol.Continue
+	}
+	fields := trailerFields(c.fields[:0], trailers)
+	c.fields = fields[:0]
+	if len(fields) == 0 || c.conn.WriteTrailers(bs.id, fields) != nil {
+		c.conn.WriteData(bs.id, nil, true)
+	}
+	bs.state = rsDone
+	c.kick()
+	return protocol.Continue
 }
 
 // Read implements protocol.Socket: the response as HTTP/1.1 bytes.
@@ -662,7 +666,7 @@ func (bs *h2BackStream) Close() error {
 			break
 		}
 	}
-	bs.resp, bs.hbuf, bs.pending = nil, nil, nil
+	bs.resp, bs.pending = nil, nil
 	return nil
 }
 

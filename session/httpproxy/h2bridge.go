@@ -15,7 +15,7 @@ import (
 )
 
 // What the two HTTP/2 bridges share: the frontend one (h2.go: a client's
-// streams become HTTP/1.1 sessions) and the backend one (h2back.go: a
+// streams get request cycles of their own) and the backend one (h2back.go: a
 // session's request becomes a stream to an h2c server). Both read frames
 // into the worker's scratch, write a connection's output, record news for
 // the sessions behind their streams and deliver it outside the
@@ -155,26 +155,17 @@ func (a *arena) str(v []byte) string {
 	return unsafe.String(&a.b[at], len(v))
 }
 
-// appendHeadFields appends the fields of an HTTP/1.1 head as HTTP/2
-// fields (RFC 9113 §8.2.2: lower-case names, no connection-specific
-// fields). For a request (§8.3.1) Host is left out (the caller sends it as
-// :authority) and TE is kept only as "trailers", which gRPC sends.
-func appendHeadFields(dst []h2.HeaderField, a *arena, head []byte, h *http1.Head, request bool) []h2.HeaderField {
+// appendHeadFields appends the fields of an HTTP/1.1 response head as
+// HTTP/2 fields (RFC 9113 §8.2.2: lower-case names, no
+// connection-specific fields).
+func appendHeadFields(dst []h2.HeaderField, a *arena, head []byte, h *http1.Head) []h2.HeaderField {
 	for i := range h.Fields {
 		f := &h.Fields[i]
-		name := fieldName(f.Name.Of(head))
-		v := f.Value.Of(head)
-		switch {
-		case request && name == "te":
-			if string(v) != "trailers" {
-				continue
-			}
-		case request && name == "host", !allowedInH2(name):
-			continue
+		if name := fieldName(f.Name.Of(head)); allowedInH2(name) {
+			// A value unique to each message (the request id) would only
+			// churn the peer's HPACK table: send it without indexing.
+			dst = append(dst, h2.HeaderField{Name: name, Value: a.str(f.Value.Of(head)), Sensitive: name == "x-request-id"})
 		}
-		// A value unique to each message (the request id) would only
-		// churn the peer's HPACK table: send it without indexing.
-		dst = append(dst, h2.HeaderField{Name: name, Value: a.str(v), Sensitive: name == "x-request-id"})
 	}
 	return dst
 }
@@ -203,83 +194,6 @@ func appendChunk(b, data []byte, chunked bool) []byte {
 // appendLastChunk ends a chunked body, with its trailer section.
 func appendLastChunk(b []byte, trailers []h2.HeaderField) []byte {
 	return append(appendFields(append(b, "0\r\n"...), trailers), "\r\n"...)
-}
-
-// dechunker decodes a chunked body (RFC 9112 §7.1) that an HTTP/1.1
-// parser already checked, handing the chunk data to a writer and keeping
-// the trailer section.
-type dechunker struct {
-	state uint8
-	left  int64  // data left in the current chunk; in the trailer section, where the current line starts
-	trail []byte // the trailer section, when end is reported
-}
-
-// feed decodes p. write takes data and returns how much it accepted;
-// blocked reports that it took less (feed stops there). end reports the
-// end of the body (after the trailer section's empty line).
-func (d *dechunker) feed(p []byte, write func([]byte) int) (n int, blocked, end bool) {
-	i := 0
-	for i < len(p) {
-		switch d.state {
-		case csSize:
-			c := p[i]
-			switch {
-			case c >= '0' && c <= '9':
-				d.left = d.left<<4 | int64(c-'0')
-			case c >= 'a' && c <= 'f':
-				d.left = d.left<<4 | int64(c-'a'+10)
-			case c >= 'A' && c <= 'F':
-				d.left = d.left<<4 | int64(c-'A'+10)
-			case c == '\n':
-				d.state = csData
-				if d.left == 0 {
-					d.state = csTrailer
-				}
-			default:
-				d.state = csExt
-			}
-			i++
-		case csExt:
-			if p[i] == '\n' {
-				d.state = csData
-				if d.left == 0 {
-					d.state = csTrailer
-				}
-			}
-			i++
-		case csData:
-			n := int(min(int64(len(p)-i), d.left))
-			w := write(p[i : i+n])
-			d.left -= int64(w)
-			i += w
-			if w < n {
-				return i, true, false
-			}
-			if d.left == 0 {
-				d.state = csDataEnd
-			}
-		case csDataEnd:
-			if p[i] == '\n' {
-				d.state = csSize
-			}
-			i++
-		case csTrailer:
-			c := p[i]
-			d.trail = append(d.trail, c)
-			i++
-			if c != '\n' {
-				continue
-			}
-			if len(bytes.TrimSuffix(d.trail[d.left:len(d.trail)-1], []byte("\r"))) == 0 {
-				d.state = csDone
-				return i, false, true
-			}
-			d.left = int64(len(d.trail))
-		case csDone:
-			return len(p), false, true
-		}
-	}
-	return i, false, false
 }
 
 // trailerFields parses a trailer section into HTTP/2 fields, dropping

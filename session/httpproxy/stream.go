@@ -17,10 +17,13 @@ import (
 // frontStream is the client side of a cycle.
 type frontStream interface {
 	protocol.Socket
-	// takeHead sends the final response head as the cycle edited it;
+	// takeResponse sends the final response head as the cycle edited it;
 	// kind and left are its body's framing. headAsBytes: the stream
 	// carries HTTP/1.1, the cycle writes the head's bytes itself.
-	takeHead(e *http1.Editor, kind http1.BodyKind, left int64) headTaken
+	takeResponse(e *http1.Editor, kind http1.BodyKind, left int64) headTaken
+	// endBody ends the response's content after a head taken as fields,
+	// with a chunked body's trailer section (field lines).
+	endBody(trailers []byte) protocol.SocketResult
 	// gone reports that the stream ended under the cycle (an HTTP/2
 	// stream the client reset): the cycle closes at its next step.
 	gone() bool
@@ -37,6 +40,12 @@ const (
 // backStream is the backend side of a cycle, for one exchange.
 type backStream interface {
 	protocol.Socket
+	// takeRequest takes the request head as the cycle edited it (method
+	// is the request's), to send as fields; kind and left are its body's
+	// framing. headAsBytes: the cycle writes the head's bytes itself.
+	// After headSent, Write takes the body's content and endBody ends it.
+	takeRequest(e *http1.Editor, method []byte, kind http1.BodyKind, left int64) headTaken
+	endBody(trailers []byte) protocol.SocketResult
 	// unprocessed reports that the backend provably did not process the
 	// request (an HTTP/2 stream it refused, RFC 9113 §8.7): safe to send
 	// again whatever the method.
@@ -53,10 +62,14 @@ type backStream interface {
 // tcpStream is a TCP connection as either end: HTTP/1.1 bytes both ways.
 type tcpStream struct{ protocol.TCPSocket }
 
-func (*tcpStream) takeHead(*http1.Editor, http1.BodyKind, int64) headTaken { return headAsBytes }
-func (*tcpStream) gone() bool                                              { return false }
-func (*tcpStream) unprocessed() bool                                       { return false }
-func (*tcpStream) neverUp() bool                                           { return false }
+func (*tcpStream) takeResponse(*http1.Editor, http1.BodyKind, int64) headTaken { return headAsBytes }
+func (*tcpStream) takeRequest(*http1.Editor, []byte, http1.BodyKind, int64) headTaken {
+	return headAsBytes
+}
+func (*tcpStream) endBody([]byte) protocol.SocketResult { return protocol.Continue }
+func (*tcpStream) gone() bool                           { return false }
+func (*tcpStream) unprocessed() bool                    { return false }
+func (*tcpStream) neverUp() bool                        { return false }
 
 func (t *tcpStream) release(s *cycle, reuse bool) {
 	if !(reuse && (s.bbuf == nil || s.bbuf.Empty()) &&
@@ -69,8 +82,9 @@ func (t *tcpStream) release(s *cycle, reuse bool) {
 // tlsStream is a client's TLS connection: HTTP/1.1 bytes under TLS.
 type tlsStream struct{ *tlsconn.Socket }
 
-func (*tlsStream) takeHead(*http1.Editor, http1.BodyKind, int64) headTaken { return headAsBytes }
-func (*tlsStream) gone() bool                                              { return false }
+func (*tlsStream) takeResponse(*http1.Editor, http1.BodyKind, int64) headTaken { return headAsBytes }
+func (*tlsStream) endBody([]byte) protocol.SocketResult                        { return protocol.Continue }
+func (*tlsStream) gone() bool                                                  { return false }
 
 // CloseWrite does nothing: the connection's closeGently sends
 // close_notify, then the FIN once the ciphertext is out.
