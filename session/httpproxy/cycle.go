@@ -265,7 +265,15 @@ func (s *cycle) readHead() (bool, session.Result) {
 		}
 	}
 	b := s.fbuf.Bytes()
-	done, err := s.x.parser.Parse(b, http1.Request, &s.x.req)
+	var done bool
+	var err error
+	if x := s.x; x.built {
+		// An HTTP/2 stream wrote the head from its fields and indexed
+		// it as it went: it is not parsed again.
+		done, err = len(b) >= x.req.Len, x.buildErr
+	} else {
+		done, err = x.parser.Parse(b, http1.Request, &x.req)
+	}
 	if err != nil && s.l.cfg.H2C && c != nil && !c.h1seen && !http1Line(b) {
 		// On a listener that takes both, bytes that are neither the
 		// HTTP/2 preface nor an HTTP/1.x request line get no HTTP/1.1
@@ -551,6 +559,7 @@ func (s *cycle) startExchange() {
 	s.headSent, s.headGone, s.reqDone, s.x.pendingBody = false, false, false, 0
 	s.respHead, s.respSent, s.x.respBytes = false, false, 0
 	s.x.rparser.Reset()
+	s.x.respBuilt, s.x.respBuildErr = false, nil
 	head := s.fbuf.Bytes()[:s.x.req.Len]
 	if s.back.takeRequest(e, s.x.req.Method.Of(head), s.x.reqBody.Kind(), s.x.req.ContentLength) == headSent {
 		// An HTTP/2 backend stream took the head as fields: its body
@@ -886,7 +895,15 @@ func (s *cycle) relayResponse() (bool, session.Result) {
 			}
 			if !s.respHead {
 				b := s.bbuf.Bytes()
-				done, err := s.x.rparser.Parse(b, http1.Response, &s.x.resp)
+				var done bool
+				var err error
+				if x := s.x; x.respBuilt {
+					// An HTTP/2 backend stream wrote the head from its
+					// fields and indexed it: it is not parsed again.
+					done, err = len(b) >= x.resp.Len, x.respBuildErr
+				} else {
+					done, err = x.rparser.Parse(b, http1.Response, &x.resp)
+				}
 				if err != nil {
 					s.l.stats.backendBadResponse.Add(1)
 					return s.backendFailed(ans502)

@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/sluiceproxy/sluice/eventloop"
@@ -295,7 +296,8 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 	st.child, st.token = child, t
 	child.frontToken = t // its request timer starts when it reads the head, below
 	f.streams[id] = st
-	st.buildRequest(fields, endStream)
+	child.x = s.st.getExchange(s.l.cfg.Limits)
+	st.buildRequest(fields, endStream, child.x)
 	f.queue(st, eventloop.Readable|eventloop.Writable)
 }
 
@@ -336,10 +338,13 @@ func (f *h2Front) StreamWritable(id uint32) {
 
 // buildRequest writes the HTTP/1.1 request head for a stream's fields
 // (RFC 9113 §8.3.1: :authority stands for Host, cookie crumbs are joined
-// with "; " (§8.2.3); without Content-Length a body is sent chunked).
-func (st *h2Stream) buildRequest(fields []h2.HeaderField, endStream bool) {
+// with "; " (§8.2.3); without Content-Length a body is sent chunked),
+// indexing it in x.req as it goes (http1.Builder), so that the child's
+// cycle does not parse it again.
+func (st *h2Stream) buildRequest(fields []h2.HeaderField, endStream bool, x *exchange) {
 	var method, path, authority string
 	hasLength, hasHost := false, false
+	size := 64
 	for _, fl := range fields {
 		switch fl.Name {
 		case ":method":
@@ -353,23 +358,18 @@ func (st *h2Stream) buildRequest(fields []h2.HeaderField, endStream bool) {
 		case "host":
 			hasHost = true
 		}
-	}
-	st.isHead = method == "HEAD"
-	size := 64 + len(method) + len(path) + len(authority)
-	for _, fl := range fields {
 		size += len(fl.Name) + len(fl.Value) + 4
 	}
-	b := make([]byte, 0, size)
-	b = append(b, method...)
-	b = append(b, ' ')
+	st.isHead = method == "HEAD"
+	target := path
 	if method == "CONNECT" {
-		b = append(b, authority...)
-	} else {
-		b = append(b, path...)
+		target = authority
 	}
-	b = append(b, " HTTP/1.1\r\n"...)
+	w := &st.f.s.st.build
+	w.Limits = x.parser.Limits
+	w.Request(make([]byte, 0, size), &x.req, method, target)
 	if authority != "" {
-		b = append(append(append(b, "Host: "...), authority...), "\r\n"...)
+		w.Field("Host", authority)
 	}
 	cookies := 0
 	for _, fl := range fields {
@@ -380,29 +380,39 @@ func (st *h2Stream) buildRequest(fields []h2.HeaderField, endStream bool) {
 			cookies++
 			continue
 		}
-		b = append(append(append(append(b, fl.Name...), ": "...), fl.Value...), "\r\n"...)
+		w.Field(fl.Name, fl.Value)
 	}
 	if cookies > 0 {
-		b = append(b, "Cookie: "...)
-		first := true
-		for _, fl := range fields {
-			if fl.Name == "cookie" {
-				if !first {
-					b = append(b, "; "...)
-				}
-				b = append(b, fl.Value...)
-				first = false
-			}
-		}
-		b = append(b, "\r\n"...)
+		w.Field("Cookie", joinCookies(fields, cookies))
 	}
 	if !endStream && !hasLength {
-		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+		w.Field("Transfer-Encoding", "chunked")
 		st.chunked = true
 	}
-	b = append(b, "\r\n"...)
-	st.req = b
+	st.req, x.buildErr = w.End()
+	x.built = true
 	st.reqEnd = endStream
+}
+
+// joinCookies joins the cookie crumbs of a request (RFC 9113 §8.2.3).
+func joinCookies(fields []h2.HeaderField, n int) string {
+	if n == 1 {
+		for _, fl := range fields {
+			if fl.Name == "cookie" {
+				return fl.Value
+			}
+		}
+	}
+	var b strings.Builder
+	for _, fl := range fields {
+		if fl.Name == "cookie" {
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(fl.Value)
+		}
+	}
+	return b.String()
 }
 
 // Read implements protocol.Socket for the child: the request bytes.

@@ -89,7 +89,12 @@ type h2BackStream struct {
 	state   uint8            // rsHead, rsBody, rsDone (request side)
 	pending []h2.HeaderField // the request head, until the stream opens
 
-	// The response, as HTTP/1.1 bytes for the session.
+	// The response, as HTTP/1.1 bytes for the session. Its final head,
+	// when it is the first thing the stream gives, is indexed in the
+	// session's exchange as it is written (x.resp, x.respBuilt): the
+	// session does not parse it again.
+	x        *exchange
+	gave     bool // bytes of the response were written to resp
 	resp     []byte
 	credit   int
 	chunked  bool
@@ -120,7 +125,7 @@ func (s *cycle) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Token
 	if err != nil {
 		return nil, 0, err
 	}
-	bs := &h2BackStream{c: c}
+	bs := &h2BackStream{c: c, x: s.x}
 	bs.token = t
 	return bs, t, nil
 }
@@ -361,6 +366,12 @@ func (c *h2Back) ResponseHeaders(id uint32, fields []h2.HeaderField, endStream, 
 	}
 	// ValidateResponse made :status the first field, three digits.
 	status, _ := strconv.Atoi(fields[0].Value)
+	if status >= 200 && !bs.gave && bs.x != nil {
+		bs.buildHead(status, fields, endStream)
+		c.queue(bs, eventloop.Readable)
+		return
+	}
+	bs.gave = true
 	b := append(bs.resp, "HTTP/1.1 "...)
 	b = append(append(append(b, fields[0].Value...), ' '), http.StatusText(status)...)
 	b = append(b, "\r\n"...)
@@ -399,6 +410,48 @@ func (c *h2Back) ResponseHeaders(id uint32, fields []h2.HeaderField, endStream, 
 	c.queue(bs, eventloop.Readable)
 }
 
+// buildHead writes the final response head, the first bytes of the
+// response, with an http1.Builder into the session's exchange: the same
+// bytes and framing as above, indexed as they are written.
+func (bs *h2BackStream) buildHead(status int, fields []h2.HeaderField, endStream bool) {
+	x := bs.x
+	w := &bs.c.st.build
+	w.Limits = x.rparser.Limits
+	size := 64
+	for _, f := range fields {
+		size += len(f.Name) + len(f.Value) + 4
+	}
+	w.Response(make([]byte, 0, size), &x.resp, status, http.StatusText(status))
+	announced := false
+	for _, f := range fields {
+		if f.Name == "trailer" {
+			announced = !endStream
+		}
+	}
+	hasLength := false
+	for _, f := range fields[1:] {
+		if f.Name == "content-length" {
+			if announced {
+				continue
+			}
+			hasLength = true
+		}
+		w.Field(f.Name, f.Value)
+	}
+	switch {
+	case endStream && !hasLength && status != 204 && status != 304:
+		w.Field("Content-Length", "0")
+	case !endStream && !hasLength:
+		w.Field("Transfer-Encoding", "chunked")
+		bs.chunked = true
+	}
+	bs.resp, x.respBuildErr = w.End()
+	x.respBuilt, bs.gave = true, true
+	if endStream {
+		bs.ended = true
+	}
+}
+
 // ResponseData implements h2.ClientHandler.
 func (c *h2Back) ResponseData(id uint32, data []byte, endStream bool) {
 	bs := c.streams[id]
@@ -407,6 +460,7 @@ func (c *h2Back) ResponseData(id uint32, data []byte, endStream bool) {
 		return
 	}
 	if len(data) > 0 {
+		bs.gave = true
 		bs.resp = appendChunk(bs.resp, data, bs.chunked)
 		bs.credit += len(data)
 	}
@@ -666,7 +720,7 @@ func (bs *h2BackStream) Close() error {
 			break
 		}
 	}
-	bs.resp, bs.pending = nil, nil
+	bs.resp, bs.pending, bs.x = nil, nil, nil
 	return nil
 }
 

@@ -23,7 +23,8 @@ type workerState struct {
 	dials []*session.Dialer
 	// spareIdle keeps idleConn values between a take and the next put.
 	spareIdle []*idleConn
-	tmp       []byte // scratch for field values the editor copies
+	tmp       []byte        // scratch for field values the editor copies
+	build     http1.Builder // HTTP/2 request heads, written as HTTP/1.1 and indexed at once
 
 	clusterAnswers map[string]map[int]Answer
 	seq            uint64 // request id counter
@@ -214,23 +215,27 @@ type exchange struct {
 	rsegs    [24][]byte
 
 	// Per-request bookkeeping, out of the session for the same reason.
-	known       knownFields // where the fields the proxy edits are in req
-	tooBig      bool        // the body bytes that came with the head pass MaxBody already
-	sticky      string      // the sticky cookie's value in the current request
-	pendingBody int         // body bytes in reqOut, consumed from fbuf once written
-	reqBodyIn   int64
-	id          [16]byte // request id (hex), ours or the client's first 16 bytes
-	idLen       int
-	start       time.Time // the request's first byte
-	connectAt   time.Time // a backend connection was asked for
-	connected   time.Time // it was ready (pooled, or the connect completed)
-	respAt      time.Time // the response head arrived
-	logLine     []byte    // method, host and target for the access log (only with one)
-	logSpans    [3]int
-	pendingResp int // bytes of bbuf in respOut, consumed once written
-	respBytes   int64
-	sentBack    uint64 // bytes written to backend connections, for the listener's BytesIn
-	gotBack     uint64 // bytes read from them, for BytesOut
+	built        bool  // the front stream wrote the request head and indexed it in req: no parse
+	buildErr     error // the check the built head failed
+	respBuilt    bool  // the back stream wrote the response head and indexed it in resp
+	respBuildErr error
+	known        knownFields // where the fields the proxy edits are in req
+	tooBig       bool        // the body bytes that came with the head pass MaxBody already
+	sticky       string      // the sticky cookie's value in the current request
+	pendingBody  int         // body bytes in reqOut, consumed from fbuf once written
+	reqBodyIn    int64
+	id           [16]byte // request id (hex), ours or the client's first 16 bytes
+	idLen        int
+	start        time.Time // the request's first byte
+	connectAt    time.Time // a backend connection was asked for
+	connected    time.Time // it was ready (pooled, or the connect completed)
+	respAt       time.Time // the response head arrived
+	logLine      []byte    // method, host and target for the access log (only with one)
+	logSpans     [3]int
+	pendingResp  int // bytes of bbuf in respOut, consumed once written
+	respBytes    int64
+	sentBack     uint64 // bytes written to backend connections, for the listener's BytesIn
+	gotBack      uint64 // bytes read from them, for BytesOut
 
 	// Hooks and where the request goes.
 	hreq          Request // what the hooks see
@@ -265,6 +270,7 @@ func (st *workerState) getExchange(limits http1.Limits) *exchange {
 	x.parser.Reset()
 	x.rparser.Reset()
 	x.idLen, x.answerCode, x.sticky, x.tooBig = 0, 0, "", false
+	x.built, x.buildErr, x.respBuilt, x.respBuildErr = false, nil, false, nil
 	x.answer, x.logLine = x.answer[:0], x.logLine[:0]
 	x.pendingBody, x.pendingResp, x.respBytes, x.reqBodyIn = 0, 0, 0, 0
 	x.sentBack, x.gotBack = 0, 0
