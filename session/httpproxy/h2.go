@@ -13,7 +13,7 @@ import (
 	"github.com/sluiceproxy/sluice/session"
 )
 
-// HTTP/2 to HTTP/1.1 (see LIFECYCLE.md, "HTTP/2 connections").
+// HTTP/2 clients (see LIFECYCLE.md, "HTTP/2: a connection and its streams").
 //
 // A client connection speaking HTTP/2 is a Session in connH2 holding an
 // h2Front: an h2.ServerConn fed with what the socket reads. Each request

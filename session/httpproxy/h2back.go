@@ -21,12 +21,12 @@ import (
 //
 // A cluster marked with SetClusterHTTP2 gets its requests over HTTP/2
 // cleartext with prior knowledge (h2c), what gRPC servers speak. The
-// session's exchange does not change: its backend socket is then an
-// h2BackStream, one stream of a connection (h2Back) that many sessions
-// of the worker share. The stream turns the HTTP/1.1 request the session
-// writes into HEADERS, DATA and trailers, and the response frames into
-// HTTP/1.1 bytes for the session to read (chunked when the response has
-// no Content-Length, so trailers such as grpc-status survive).
+// cycle does not change: its back stream is then an h2BackStream, one
+// stream of a connection (h2Back) that many sessions of the worker
+// share. The stream takes the request head as fields from the cycle's
+// editor and the body as content, and gives the response back as
+// HTTP/1.1 bytes (chunked when the response has no Content-Length, so
+// trailers such as grpc-status survive), its head indexed as written.
 
 // SetClusterHTTP2 makes the requests routed to cluster reach its
 // backends over HTTP/2 cleartext (h2c, prior knowledge), multiplexed on
