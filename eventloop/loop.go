@@ -47,6 +47,9 @@ type Config struct {
 	// OS threads. By default Run locks it to its thread, which keeps the
 	// loop's data and the kernel's per-thread state hot in one place.
 	NoLockOSThread bool
+	// Backend replaces the kernel's poller with a simulation (see
+	// [Backend]); nil in production.
+	Backend Backend
 }
 
 // Loop is one event loop: a poller, a waker, a timer wheel keyed by
@@ -79,7 +82,7 @@ type Loop struct {
 // called nothing is dispatched, but descriptors may be registered and
 // work posted.
 func New(cfg Config) (*Loop, error) {
-	p, err := NewPoller()
+	p, err := newPoller(cfg.Backend)
 	if err != nil {
 		return nil, err
 	}

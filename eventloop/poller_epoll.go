@@ -20,12 +20,14 @@ import (
 // Deregister may be called from other goroutines by the kernel's rules,
 // but sluice only calls them on the loop.
 type Poller struct {
+	sim  Backend // a simulation stands in for the kernel
 	epfd int
 }
 
 // Events is a reusable batch of events filled by [Poller.Wait]. Allocate
 // it once per loop with [NewEvents]; Wait never allocates.
 type Events struct {
+	sim []simEvent // filled by a Backend instead of the kernel
 	raw []unix.EpollEvent
 	n   int
 }
@@ -42,7 +44,7 @@ func NewEvents(capacity int) *Events {
 func (e *Events) Len() int { return e.n }
 
 // Get returns the token and readiness of event i, 0 <= i < Len().
-func (e *Events) Get(i int) (Token, Ready) {
+func (e *Events) get(i int) (Token, Ready) {
 	ev := &e.raw[i]
 	return Token(uint32(ev.Fd)), readyFromEpoll(ev.Events)
 }
@@ -70,8 +72,8 @@ func readyFromEpoll(ev uint32) Ready {
 	return r
 }
 
-// NewPoller creates an epoll instance (close-on-exec).
-func NewPoller() (*Poller, error) {
+// newKernelPoller creates an epoll instance (close-on-exec).
+func newKernelPoller() (*Poller, error) {
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, wrapErr("epoll_create1", err)
@@ -92,7 +94,7 @@ func epollFlags(i Interest) uint32 {
 
 // Register adds fd with token t and interest i. The token is what every
 // event for fd carries; t must not exceed [MaxToken].
-func (p *Poller) Register(fd int, t Token, i Interest) error {
+func (p *Poller) register(fd int, t Token, i Interest) error {
 	if t > MaxToken {
 		return ErrReservedToken
 	}
@@ -100,7 +102,7 @@ func (p *Poller) Register(fd int, t Token, i Interest) error {
 }
 
 // Reregister changes the token or interest of a registered fd.
-func (p *Poller) Reregister(fd int, t Token, i Interest) error {
+func (p *Poller) reregister(fd int, t Token, i Interest) error {
 	if t > MaxToken {
 		return ErrReservedToken
 	}
@@ -122,7 +124,7 @@ func (p *Poller) ctl(op int, name string, fd int, t Token, i Interest) error {
 
 // Deregister removes fd. Closing a descriptor also removes it, but only
 // once every duplicate is closed, so sessions deregister explicitly.
-func (p *Poller) Deregister(fd int) error {
+func (p *Poller) deregister(fd int) error {
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil {
 		return wrapErr("deregister", err)
 	}
@@ -133,7 +135,7 @@ func (p *Poller) Deregister(fd int) error {
 // fills events. A negative timeout waits forever; timeouts are rounded up
 // to whole milliseconds so a timer is never woken for early. An
 // interrupted wait returns no events and no error.
-func (p *Poller) Wait(events *Events, timeout time.Duration) (int, error) {
+func (p *Poller) wait(events *Events, timeout time.Duration) (int, error) {
 	ms := -1
 	if timeout >= 0 {
 		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
@@ -151,7 +153,7 @@ func (p *Poller) Wait(events *Events, timeout time.Duration) (int, error) {
 }
 
 // Close releases the epoll descriptor.
-func (p *Poller) Close() error {
+func (p *Poller) close() error {
 	if p.epfd < 0 {
 		return nil
 	}

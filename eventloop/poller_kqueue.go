@@ -22,6 +22,7 @@ import (
 // Kevent's user data is a pointer on these systems, so the token is kept
 // in a table indexed by descriptor instead of being smuggled through it.
 type Poller struct {
+	sim    Backend // a simulation stands in for the kernel
 	kq     int
 	tokens []Token
 	change [2]unix.Kevent_t
@@ -31,6 +32,7 @@ type Poller struct {
 // Events is a reusable batch of events filled by [Poller.Wait]. Allocate
 // it once per loop with [NewEvents]; Wait never allocates.
 type Events struct {
+	sim    []simEvent // filled by a Backend instead of the kernel
 	raw    []unix.Kevent_t
 	n      int
 	tokens []Token
@@ -48,7 +50,7 @@ func NewEvents(capacity int) *Events {
 func (e *Events) Len() int { return e.n }
 
 // Get returns the token and readiness of event i, 0 <= i < Len().
-func (e *Events) Get(i int) (Token, Ready) {
+func (e *Events) get(i int) (Token, Ready) {
 	ev := &e.raw[i]
 	fd := int(ev.Ident)
 	t := NoToken
@@ -80,8 +82,8 @@ func (e *Events) Get(i int) (Token, Ready) {
 	return t, r
 }
 
-// NewPoller creates a kqueue (close-on-exec).
-func NewPoller() (*Poller, error) {
+// newKernelPoller creates a kqueue (close-on-exec).
+func newKernelPoller() (*Poller, error) {
 	kq, err := unix.Kqueue()
 	if err != nil {
 		return nil, wrapErr("kqueue", err)
@@ -92,7 +94,7 @@ func NewPoller() (*Poller, error) {
 
 // Register adds fd with token t and interest i. The token is what every
 // event for fd carries; t must not exceed [MaxToken].
-func (p *Poller) Register(fd int, t Token, i Interest) error {
+func (p *Poller) register(fd int, t Token, i Interest) error {
 	if t > MaxToken {
 		return ErrReservedToken
 	}
@@ -105,7 +107,7 @@ func (p *Poller) registerReserved(fd int, t Token, i Interest) error {
 }
 
 // Reregister changes the token or interest of a registered fd.
-func (p *Poller) Reregister(fd int, t Token, i Interest) error {
+func (p *Poller) reregister(fd int, t Token, i Interest) error {
 	if t > MaxToken {
 		return ErrReservedToken
 	}
@@ -155,7 +157,7 @@ func (p *Poller) submit(name string, strict bool) error {
 
 // Deregister removes fd. Closing a descriptor also removes its filters,
 // but sessions deregister explicitly so that the token table stays right.
-func (p *Poller) Deregister(fd int) error {
+func (p *Poller) deregister(fd int) error {
 	if fd < len(p.tokens) {
 		p.tokens[fd] = NoToken
 	}
@@ -167,7 +169,7 @@ func (p *Poller) Deregister(fd int) error {
 // Wait blocks until at least one event is ready or timeout passes, and
 // fills events. A negative timeout waits forever. An interrupted wait
 // returns no events and no error.
-func (p *Poller) Wait(events *Events, timeout time.Duration) (int, error) {
+func (p *Poller) wait(events *Events, timeout time.Duration) (int, error) {
 	var ts *unix.Timespec
 	var spec unix.Timespec
 	if timeout >= 0 {
@@ -188,7 +190,7 @@ func (p *Poller) Wait(events *Events, timeout time.Duration) (int, error) {
 }
 
 // Close releases the kqueue descriptor.
-func (p *Poller) Close() error {
+func (p *Poller) close() error {
 	if p.kq < 0 {
 		return nil
 	}

@@ -13,13 +13,14 @@ import (
 // Linux it is an eventfd. Repeated wakes before the loop has noticed the
 // first are coalesced into one system call.
 type Waker struct {
+	sim     Backend
 	fd      int
 	pending atomic.Bool
 	mu      sync.Mutex // orders a write against close: a closed fd number may be reused
 	closed  bool
 }
 
-func newWaker(p *Poller, t Token) (*Waker, error) {
+func newKernelWaker(p *Poller, t Token) (*Waker, error) {
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return nil, wrapErr("eventfd", err)
@@ -33,7 +34,7 @@ func newWaker(p *Poller, t Token) (*Waker, error) {
 
 // Wake makes the loop's current or next Wait return. Safe for concurrent
 // use.
-func (w *Waker) Wake() {
+func (w *Waker) wake() {
 	if w.pending.Swap(true) {
 		return // a wake is already on its way
 	}
@@ -58,7 +59,7 @@ func (w *Waker) Wake() {
 // counter that is already non-zero may raise no new edge (seen on Linux
 // 6.18), so a Wake may only skip its write while a later drain and
 // queue read are still sure to come.
-func (w *Waker) reset() {
+func (w *Waker) resetKernel() {
 	var buf [8]byte
 	for {
 		_, err := unix.Read(w.fd, buf[:])
@@ -69,7 +70,7 @@ func (w *Waker) reset() {
 	w.pending.Store(false)
 }
 
-func (w *Waker) close() error {
+func (w *Waker) closeKernel() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {

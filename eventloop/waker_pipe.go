@@ -13,13 +13,14 @@ import (
 // kqueue systems it is a non-blocking pipe. Repeated wakes before the
 // loop has noticed the first are coalesced into one system call.
 type Waker struct {
+	sim     Backend
 	r, w    int
 	pending atomic.Bool
 	mu      sync.Mutex // orders a write against close: a closed fd number may be reused
 	closed  bool
 }
 
-func newWaker(p *Poller, t Token) (*Waker, error) {
+func newKernelWaker(p *Poller, t Token) (*Waker, error) {
 	var fds [2]int
 	if err := unix.Pipe(fds[:]); err != nil {
 		return nil, wrapErr("pipe", err)
@@ -42,7 +43,7 @@ func newWaker(p *Poller, t Token) (*Waker, error) {
 
 // Wake makes the loop's current or next Wait return. Safe for concurrent
 // use.
-func (w *Waker) Wake() {
+func (w *Waker) wake() {
 	if w.pending.Swap(true) {
 		return
 	}
@@ -63,7 +64,7 @@ func (w *Waker) Wake() {
 // reset drains the pipe, then clears the pending flag (see the eventfd
 // waker for why the order matters: a write to a non-empty pipe raises
 // no new edge on some systems).
-func (w *Waker) reset() {
+func (w *Waker) resetKernel() {
 	var buf [64]byte
 	for {
 		n, err := unix.Read(w.r, buf[:])
@@ -77,7 +78,7 @@ func (w *Waker) reset() {
 	w.pending.Store(false)
 }
 
-func (w *Waker) close() error {
+func (w *Waker) closeKernel() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {

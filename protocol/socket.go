@@ -93,7 +93,7 @@ func (s *TCPSocket) Fd() int { return s.fd }
 func (s *TCPSocket) Read(p []byte) (int, SocketResult) {
 	total := 0
 	for total < len(p) {
-		n, err := sysRead(s.fd, p[total:])
+		n, err := read(s.fd, p[total:])
 		switch {
 		case err == nil && n > 0:
 			total += n
@@ -117,7 +117,7 @@ func (s *TCPSocket) Read(p []byte) (int, SocketResult) {
 func (s *TCPSocket) Write(p []byte) (int, SocketResult) {
 	total := 0
 	for total < len(p) {
-		n, err := sysWrite(s.fd, p[total:])
+		n, err := write(s.fd, p[total:])
 		if n > 0 {
 			total += n
 		}
@@ -146,7 +146,9 @@ func (s *TCPSocket) Writev(bufs [][]byte) (int, SocketResult) {
 		var err error
 		if skip > 0 {
 			// A partial buffer heads the rest: write it alone first.
-			n, err = sysWrite(s.fd, rest[0][skip:])
+			n, err = write(s.fd, rest[0][skip:])
+		} else if s.fd >= SimFD {
+			n, err = simWritev(s.fd, rest)
 		} else {
 			n, err = writev(s.fd, rest)
 		}
@@ -158,6 +160,22 @@ func (s *TCPSocket) Writev(bufs [][]byte) (int, SocketResult) {
 		}
 	}
 	return total, Continue
+}
+
+// read and write go to the kernel, or to the simulation for its
+// descriptors.
+func read(fd int, p []byte) (int, error) {
+	if fd >= SimFD {
+		return simRead(fd, p)
+	}
+	return sysRead(fd, p)
+}
+
+func write(fd int, p []byte) (int, error) {
+	if fd >= SimFD {
+		return simWrite(fd, p)
+	}
+	return sysWrite(fd, p)
 }
 
 // writeResult classifies a write's error: nil and EINTR go on (stop is
@@ -177,6 +195,9 @@ func writeResult(err error) (r SocketResult, stop bool) {
 
 // CloseWrite shuts down the sending side (FIN); reads go on.
 func (s *TCPSocket) CloseWrite() error {
+	if s.fd >= SimFD {
+		return simCall(s.fd, func(n SimNet) error { return n.Shutdown(s.fd) })
+	}
 	return wrap("shutdown", unix.Shutdown(s.fd, unix.SHUT_WR))
 }
 
@@ -185,14 +206,20 @@ func (s *TCPSocket) Close() error {
 	if s.fd < 0 {
 		return nil
 	}
-	err := unix.Close(s.fd)
+	fd := s.fd
 	s.fd = -1
-	return wrap("close", err)
+	if fd >= SimFD {
+		return simCall(fd, func(n SimNet) error { return n.Close(fd) })
+	}
+	return wrap("close", unix.Close(fd))
 }
 
 // SetNoDelay turns Nagle's algorithm off (on=true) or on. Proxies turn it
 // off: they write whole messages and latency matters more than packets.
 func SetNoDelay(fd int, on bool) error {
+	if fd >= SimFD {
+		return nil
+	}
 	v := 0
 	if on {
 		v = 1
@@ -216,6 +243,9 @@ type ListenConfig struct {
 // connections linger in TIME_WAIT). An IPv6 address listens on IPv6
 // only, so that an IPv4 listener on the same port can sit beside it.
 func Listen(addr netip.AddrPort, cfg ListenConfig) (int, error) {
+	if n := simFor(addr); n != nil {
+		return n.Listen(addr)
+	}
 	fd, err := newSocket(addr)
 	if err != nil {
 		return -1, err
@@ -260,10 +290,23 @@ var ErrWouldBlock = errors.New("protocol: operation would block")
 // while, or the level-triggered backlog keeps it spinning.
 func Accept(lfd int) (int, netip.AddrPort, error) {
 	for {
-		fd, sa, err := accept(lfd)
+		var fd int
+		var peer netip.AddrPort
+		var err error
+		if lfd >= SimFD {
+			if n := sim(); n != nil {
+				fd, peer, err = n.Accept(lfd)
+			} else {
+				err = unix.EBADF
+			}
+		} else {
+			var sa unix.Sockaddr
+			fd, sa, err = accept(lfd)
+			peer = addrPort(sa)
+		}
 		switch err {
 		case nil:
-			return fd, addrPort(sa), nil
+			return fd, peer, nil
 		case unix.EINTR, unix.ECONNABORTED:
 			continue
 		case unix.EAGAIN:
@@ -279,6 +322,9 @@ func Accept(lfd int) (int, netip.AddrPort, error) {
 // and [ConnectResult] then tells whether it succeeded. A connect that
 // completes immediately (loopback may) is reported the same way.
 func Connect(addr netip.AddrPort) (int, error) {
+	if n := simFor(addr); n != nil {
+		return n.Connect(addr)
+	}
 	fd, err := newSocket(addr)
 	if err != nil {
 		return -1, err
@@ -301,6 +347,9 @@ func Connect(addr netip.AddrPort) (int, error) {
 // ConnectResult reads SO_ERROR once a connecting socket turned writable
 // (or reported an error): nil means connected.
 func ConnectResult(fd int) error {
+	if fd >= SimFD {
+		return simCall(fd, func(n SimNet) error { return n.ConnectResult(fd) })
+	}
 	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
 	if err != nil {
 		return wrap("getsockopt", err)
@@ -313,6 +362,9 @@ func ConnectResult(fd int) error {
 
 // LocalAddr is the socket's own address.
 func LocalAddr(fd int) (netip.AddrPort, error) {
+	if n := sim(); fd >= SimFD && n != nil {
+		return n.LocalAddr(fd)
+	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		return netip.AddrPort{}, wrap("getsockname", err)
@@ -322,6 +374,9 @@ func LocalAddr(fd int) (netip.AddrPort, error) {
 
 // PeerAddr is the connected peer's address.
 func PeerAddr(fd int) (netip.AddrPort, error) {
+	if n := sim(); fd >= SimFD && n != nil {
+		return n.PeerAddr(fd)
+	}
 	sa, err := unix.Getpeername(fd)
 	if err != nil {
 		return netip.AddrPort{}, wrap("getpeername", err)

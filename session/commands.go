@@ -42,8 +42,19 @@ var (
 	_ Commands = (*Proxy)(nil)
 )
 
-// do runs f on the loop and waits for its answer.
+// onLoop reports whether the caller runs on the worker's loop.
+func (w *Worker) onLoop() bool {
+	g := w.loopG.Load()
+	return g != 0 && goroutineID() == g
+}
+
+// do runs f on the loop and waits for its answer. Called on the loop
+// itself (by a hook, or a simulation's world), it runs f at once:
+// waiting for the loop there would wait forever.
 func (w *Worker) do(f func() error) error {
+	if w.onLoop() {
+		return f()
+	}
 	reply := make(chan error, 1)
 	if err := w.loop.Post(func() { reply <- f() }); err != nil {
 		return ErrStopped
@@ -233,6 +244,8 @@ func (w *Worker) Exec(f func(l *Loop) error) error {
 // SoftStop closes the listeners, then asks every session ShuttingDown
 // until all have closed, and stops the worker. It returns when the
 // worker is done or ctx ends (the soft stop goes on; HardStop ends it).
+// Called on the worker's own loop (a hook, a simulation), it starts the
+// stop and returns at once, as every command does there.
 func (w *Worker) SoftStop(ctx context.Context) error {
 	err := w.do(func() error {
 		if w.stopping {
@@ -249,6 +262,9 @@ func (w *Worker) SoftStop(ctx context.Context) error {
 	})
 	if err != nil && err != ErrStopped {
 		return err
+	}
+	if w.onLoop() {
+		return nil // the loop goes on to the stop once this batch ends
 	}
 	select {
 	case <-w.done:
@@ -276,7 +292,9 @@ func (w *Worker) shutdownRound() {
 // worker; it returns when the worker is done. Run must have been called.
 func (w *Worker) HardStop() error {
 	w.loop.Stop() // Run closes everything once the loop returns
-	<-w.done
+	if !w.onLoop() {
+		<-w.done
+	}
 	return nil
 }
 

@@ -282,6 +282,20 @@ func (p *Pipe) Buffered() bool {
 // stop may close the session.
 func (p *Pipe) Idle() bool { return !p.Buffered() }
 
+// Awaits reports whether the pipe is waiting on side s: bytes bound for
+// s that it has not taken, or room to read what s may still send. A side
+// the pipe does not read because its bytes wait for the other side
+// (backpressure), and that has nothing to take, is not awaited: an
+// inactivity timeout on it would blame it for the other side's pace.
+func (p *Pipe) Awaits(s Side) bool {
+	e, other := &p.ends[s], &p.ends[1-s]
+	if other.in != nil && !other.in.Empty() || e.pending() || other.eof && !e.shut {
+		return true // bytes (or a FIN) bound for s
+	}
+	// The pipe reads s once what it read before went to the other side.
+	return !e.eof && (e.in == nil || e.in.Empty())
+}
+
 // EOF reports whether side s has sent its FIN.
 func (p *Pipe) EOF(s Side) bool { return p.ends[s].eof }
 

@@ -192,8 +192,11 @@ func TestBackpressureBoundsBuffering(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return r.stalled(t) >= 0 }, 10*time.Second, time.Millisecond, "the pipe stops reading the client")
 	var in uint64
-	r.onLoop(t, func() { in = r.p.BytesIn() })
+	var awaitsFront, awaitsBack bool
+	r.onLoop(t, func() { in, awaitsFront, awaitsBack = r.p.BytesIn(), r.p.Awaits(pipe.Front), r.p.Awaits(pipe.Back) })
 	assert.Less(t, in, uint64(len(payload)), "the rest waits in the client's kernel buffers, not in the proxy")
+	assert.True(t, awaitsBack, "the pipe waits on the server to take the bytes")
+	assert.False(t, awaitsFront, "and not on the client, whose bytes wait for the server: it is not idle")
 	got, err := io.ReadAll(r.server)
 	require.NoError(t, err)
 	require.NoError(t, <-werr)

@@ -409,6 +409,13 @@ func (s *Session) tunnelTimeout(t eventloop.Token, now time.Time) session.Result
 		s.frontTimer = s.lp.Schedule(t, 0, max(s.l.cfg.TunnelTimeout-now.Sub(s.frontSeen), time.Millisecond))
 		return s.relayTunnel()
 	}
+	// A side the pipe is not waiting on (its bytes wait for the other
+	// side) is not idle.
+	if t == s.frontToken && !s.pipe.Awaits(pipe.Front) {
+		s.frontSeen = now
+	} else if t != s.frontToken && !s.pipe.Awaits(pipe.Back) {
+		s.backSeen = now
+	}
 	seen, h := s.frontSeen, &s.frontTimer
 	if t != s.frontToken {
 		seen, h = s.backSeen, &s.backTimer

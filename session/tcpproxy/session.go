@@ -449,6 +449,16 @@ func (s *Session) idleFor(t eventloop.Token, h *timer.Handle, seen time.Time, ti
 
 // Timeout implements session.ProxySession.
 func (s *Session) Timeout(t eventloop.Token, name eventloop.TimerName) session.Result {
+	if s.state == statePipe {
+		// A side the pipe is not waiting on (what it sent waits for the
+		// other side to take it) is not idle: its timeout must not end
+		// a transfer that the other side's pace holds up.
+		if t == s.frontToken && !s.pipe.Awaits(pipe.Front) {
+			s.frontSeen = s.lp.Now()
+		} else if s.dial.Owns(t) && !s.pipe.Awaits(pipe.Back) {
+			s.backSeen = s.lp.Now()
+		}
+	}
 	switch {
 	case t == s.frontToken && s.needBuffer:
 		s.needBuffer = false

@@ -1,0 +1,95 @@
+package sim_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluiceproxy/sluice/session"
+	"github.com/sluiceproxy/sluice/session/sim"
+)
+
+var (
+	seedFlag  = flag.Uint64("seed", 0, "run this one seed (and print its trace)")
+	seedsFlag = flag.Int("seeds", 0, "seeds per scenario (default: SLUICE_SIM_SEEDS, else 300)")
+)
+
+// TestMain turns the loop-ownership check off: a simulation runs on one
+// goroutine, so the check (a stack read per loop call) could only cost.
+func TestMain(m *testing.M) {
+	os.Setenv("SLUICE_CHECKLOOP", "0")
+	os.Exit(m.Run())
+}
+
+// seeds runs scenario over the seeds of this run: -seed N alone, or
+// the first -seeds (from 1), plus every seed that once failed (the
+// corpus in testdata/seeds/<name>).
+func seeds(t *testing.T, name string, scenario func(seed uint64) (*sim.Net, error)) {
+	t.Helper()
+	var list []uint64
+	if *seedFlag != 0 {
+		list = []uint64{*seedFlag}
+	} else {
+		n := *seedsFlag
+		if n == 0 {
+			n = 300
+			if v, err := strconv.Atoi(os.Getenv("SLUICE_SIM_SEEDS")); err == nil && v > 0 {
+				n = v
+			}
+		}
+		if b, err := os.ReadFile("testdata/seeds/" + name); err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				if v, err := strconv.ParseUint(f, 10, 64); err == nil {
+					list = append(list, v)
+				}
+			}
+		}
+		for i := 1; i <= n; i++ {
+			list = append(list, uint64(i))
+		}
+	}
+	for _, seed := range list {
+		net, err := scenario(seed)
+		if err != nil {
+			trace := ""
+			if net != nil {
+				trace = net.Trace()
+			}
+			t.Fatalf("%s: %v\nreplay: go test ./session/sim -run '%s' -seed %d\nlast events:\n%s", name, err, t.Name(), seed, trace)
+		}
+		if *seedFlag != 0 && net != nil {
+			t.Logf("seed %d:\n%s", seed, net.Trace())
+		}
+	}
+	t.Logf("%s: %d seeds clean", name, len(list))
+}
+
+// stopWhenDone soft-stops the worker once done reports true, and fails
+// the run when the stop does not end in time.
+func stopWhenDone(n *sim.Net, w *session.Worker, done func() (bool, string)) func() {
+	stopping := false
+	return func() {
+		if stopping {
+			return
+		}
+		if ok, _ := done(); ok {
+			stopping = true
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := w.SoftStop(ctx); err != nil { // on the loop: starts the stop and returns
+				n.Fail("soft stop: %v", err)
+			}
+			n.After(5*time.Minute, func() {
+				st, _ := w.Status()
+				n.Fail("the soft stop did not end: %+v", st)
+			})
+		}
+	}
+}
+
+func describe(format string, args ...any) string { return fmt.Sprintf(format, args...) }

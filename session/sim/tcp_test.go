@@ -1,0 +1,184 @@
+package sim_test
+
+import (
+	"bytes"
+	"time"
+
+	"testing"
+
+	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/session"
+	"github.com/sluiceproxy/sluice/session/sim"
+	"github.com/sluiceproxy/sluice/session/tcpproxy"
+)
+
+// echo is a backend that sends back what it reads and closes after the
+// client's FIN; with abortAt it resets the connection after that many
+// bytes instead.
+type echo struct {
+	n       *sim.Net
+	got     int
+	abortAt int
+}
+
+func (e *echo) Wake(c *sim.Conn) {
+	b := c.Read()
+	e.got += len(b)
+	if e.abortAt > 0 && e.got >= e.abortAt {
+		c.Abort()
+		return
+	}
+	c.Send(b)
+	if c.EOF() {
+		c.Close()
+	}
+}
+
+// tcpClient sends a payload in pieces, half-closes, and checks that the
+// bytes it gets back are the ones it sent, in order, then EOF.
+type tcpClient struct {
+	n        *sim.Net
+	id       int
+	payload  []byte
+	sent     int
+	got      []byte
+	faulted  bool // a fault aimed at this connection: a short or reset answer is fine
+	abortAt  int  // the client resets after sending this much (0: never)
+	done     bool
+	conn     *sim.Conn
+	finished string
+}
+
+func (c *tcpClient) sendSome() {
+	if c.done || c.conn.Ended() {
+		return
+	}
+	if c.abortAt > 0 && c.sent >= c.abortAt {
+		c.conn.Abort()
+		c.end("aborted")
+		return
+	}
+	if c.sent == len(c.payload) {
+		c.conn.CloseWrite()
+		return
+	}
+	k := min(len(c.payload)-c.sent, 1+c.n.Rand().IntN(8192))
+	c.conn.Send(c.payload[c.sent : c.sent+k])
+	c.sent += k
+	c.n.After(time.Duration(c.n.Rand().IntN(3))*time.Millisecond, c.sendSome)
+}
+
+func (c *tcpClient) end(why string) {
+	if !c.done {
+		c.done, c.finished = true, why
+		c.n.Tracef("client %d ends: %s (sent %d, got %d)", c.id, why, c.sent, len(c.got))
+	}
+}
+
+func (c *tcpClient) Wake(conn *sim.Conn) {
+	if c.done {
+		return
+	}
+	if conn.Refused() {
+		c.n.Fail("client %d: the proxy's listener refused the connect", c.id)
+		return
+	}
+	if c.sent == 0 && conn.Established() && len(c.payload) > 0 && c.abortAt != 1 {
+		c.sendSome()
+	}
+	c.got = append(c.got, conn.Read()...)
+	if !bytes.HasPrefix(c.payload, c.got) {
+		c.n.Fail("client %d: got bytes it did not send, or out of order (at %d of %d)", c.id, len(c.got), len(c.payload))
+		return
+	}
+	switch {
+	case conn.Reset():
+		if !c.faulted {
+			c.n.Fail("client %d: reset with no fault (got %d of %d)", c.id, len(c.got), len(c.payload))
+		}
+		c.end("reset")
+	case conn.EOF():
+		if !c.faulted && len(c.got) != len(c.payload) {
+			c.n.Fail("client %d: EOF after %d of %d bytes, with no fault", c.id, len(c.got), len(c.payload))
+		}
+		conn.Close()
+		c.end("eof")
+	}
+}
+
+// runTCP: clients through tcpproxy to two echo backends, one of which
+// may be down; the seed picks sizes, client aborts and backend resets.
+func runTCP(seed uint64) (*sim.Net, error) {
+	n := sim.New(seed, sim.AllFaults)
+	n.Verbose = *seedFlag != 0
+	rng := n.Rand()
+	w, err := session.NewWorker(n.Config(session.Config{MaxConnections: 64}))
+	if err != nil {
+		return n, err
+	}
+	be1, be2, front := sim.Addr(10, 7001), sim.Addr(11, 7002), sim.Addr(1, 9000)
+	abortBackend := rng.IntN(4) == 0
+	faultedBy := map[int]bool{} // backend-side resets, by the client's order of arrival
+	arrivals := 0
+	accept := func(c *sim.Conn) sim.Actor {
+		arrivals++
+		e := &echo{n: n}
+		if abortBackend && rng.IntN(2) == 0 {
+			e.abortAt = 1 + rng.IntN(4096)
+			c.Value = e.abortAt
+		}
+		return e
+	}
+	n.Serve(be1, accept)
+	n.Serve(be2, accept)
+	if rng.IntN(3) == 0 {
+		n.SetDown(be1, true) // the dialer must go on to be2
+	}
+	var clients []*tcpClient
+	start := func() {
+		must(n, w.AddCluster("c", backend.RoundRobin))
+		must(n, w.AddBackend("c", backend.Backend{ID: "b1", Address: be1}))
+		must(n, w.AddBackend("c", backend.Backend{ID: "b2", Address: be2}))
+		l, err := tcpproxy.NewListener(tcpproxy.Config{Cluster: "c"})
+		must(n, err)
+		_, err = w.AddListener(front, l, session.ListenConfig{})
+		must(n, err)
+		k := 1 + rng.IntN(6)
+		for i := 0; i < k; i++ {
+			c := &tcpClient{n: n, id: i, payload: make([]byte, rng.IntN(1<<uint(rng.IntN(16))))}
+			for j := range c.payload {
+				c.payload[j] = byte(rng.Uint32())
+			}
+			c.faulted = abortBackend // a backend reset may hit any of them
+			if rng.IntN(5) == 0 {
+				c.abortAt, c.faulted = 1+rng.IntN(len(c.payload)+1), true
+			}
+			clients = append(clients, c)
+			d := time.Duration(rng.IntN(20)) * time.Millisecond
+			n.After(d, func() {
+				c.conn = n.Dial(front, c)
+				if len(c.payload) == 0 {
+					c.conn.CloseWrite()
+				}
+			})
+		}
+	}
+	_ = faultedBy
+	done := func() (bool, string) {
+		for _, c := range clients {
+			if !c.done {
+				return false, describe("client %d: sent %d of %d, got %d", c.id, c.sent, len(c.payload), len(c.got))
+			}
+		}
+		return true, ""
+	}
+	return n, n.Run(w, start, stopWhenDone(n, w, done))
+}
+
+func must(n *sim.Net, err error) {
+	if err != nil {
+		n.Fail("setup: %v", err)
+	}
+}
+
+func TestSimTCP(t *testing.T) { seeds(t, "tcp", runTCP) }
