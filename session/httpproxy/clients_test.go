@@ -654,6 +654,24 @@ func TestUnsolicitedSwitchingProtocolsIs502(t *testing.T) {
 	assert.EqualValues(t, 1, tt.l.Stats().BackendBadResponse)
 }
 
+// A backend that answers before it has the whole request body (an
+// early 413) ends the client's connection, since the rest of the body
+// cannot be told from a next request: the response says so (RFC 9112
+// §9.6) instead of leaving a pipelining client to find out. (Found by
+// the simulation, session/sim seed http/83.)
+func TestEarlyAnswerAnnouncesClose(t *testing.T) {
+	b := rawOrigin(t, "b", func(c net.Conn) {
+		r := bufio.NewReader(c)
+		http.ReadRequest(r) // the head only
+		io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
+		io.Copy(io.Discard, r)
+	})
+	tt := newTester(t, httpproxy.Config{}, b)
+	out := tt.raw("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nonly the start")
+	assert.Equal(t, 413, statusOf(out))
+	assert.Contains(t, out, "\r\nConnection: close\r\n")
+}
+
 // Request-target forms (RFC 9112 §3.2): an absolute-form target's
 // authority wins over Host and reaches the backend as origin-form with
 // that Host; OPTIONS * is routed by Host; authority-form is CONNECT's

@@ -233,6 +233,11 @@ func (s *cycle) readHead() (bool, session.Result) {
 			return s.answerWith(ans503, true) // out of buffers
 		}
 		if n == 0 {
+			if s.fbuf != nil && !s.fbuf.Empty() {
+				// readFront brought an incomplete head back from partial
+				// and the read found nothing (a stale edge): keep it.
+				s.partial = append(s.partial[:0], s.fbuf.Bytes()...)
+			}
 			s.releaseFront()
 			if s.frontEOF || r == protocol.Error {
 				return false, session.Close // the client left between requests
@@ -559,6 +564,16 @@ func (s *cycle) startExchange() {
 	s.headSent, s.headGone, s.reqDone, s.x.pendingBody = false, false, false, 0
 	s.respHead, s.respSent, s.x.respBytes = false, false, 0
 	s.x.rparser.Reset()
+	if s.retried {
+		// The body is framed again from its start, which is still in
+		// fbuf (a request is sent again only while nothing of it was
+		// consumed): the framing state of the first attempt would take
+		// its first bytes for the middle of the body.
+		kind, n := s.x.req.Body(false, false)
+		s.x.reqBody.Init(kind, n, s.l.cfg.Limits)
+		s.x.reqBody.Parse(nil)
+		s.x.reqBodyIn = 0
+	}
 	s.x.respBuilt, s.x.respBuildErr = false, nil
 	head := s.fbuf.Bytes()[:s.x.req.Len]
 	if s.back.takeRequest(e, s.x.req.Method.Of(head), s.x.reqBody.Kind(), s.x.req.ContentLength) == headSent {
@@ -1060,6 +1075,14 @@ func (s *cycle) startResponse(b []byte) bool {
 		s.respSent = true
 		s.l.stats.responses.Add(1)
 		return true
+	}
+	if !s.reqDone && !s.tunnel {
+		// The backend answers before it has the whole request (an early
+		// 413, an error): the rest of the body cannot be told from a next
+		// request, so the connection ends after this response, and the
+		// response says so (RFC 9112 §9.6) rather than leave pipelined
+		// requests to find out.
+		s.closeAfter = true
 	}
 	if (s.closeAfter || s.lp.ShuttingDown()) && !s.tunnel {
 		s.closeAfter = true

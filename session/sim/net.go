@@ -483,11 +483,13 @@ func (n *Net) deliver(s *sock, f func(to *sock)) {
 
 // read takes delivered bytes.
 func (n *Net) read(s *sock, p []byte) (int, error) {
-	if s.rst {
-		return 0, unix.ECONNRESET
-	}
+	// As Linux: what arrived before a reset is still read, then the
+	// reset is reported.
 	if len(s.in) == 0 {
-		if s.eof {
+		switch {
+		case s.rst:
+			return 0, unix.ECONNRESET
+		case s.eof:
 			return 0, nil
 		}
 		return 0, unix.EAGAIN
@@ -495,7 +497,7 @@ func (n *Net) read(s *sock, p []byte) (int, error) {
 	k := copy(p, s.in)
 	s.in = s.in[k:]
 	if n.Verbose {
-		n.Tracef("fd %d read %d of %d (left %d)", s.fd, k, len(p), len(s.in))
+		n.Tracef("fd %d read %d of %d (left %d) %q", s.fd, k, len(p), len(s.in), p[:min(k, 64)])
 	}
 	if len(s.in) == 0 {
 		s.in = nil
@@ -560,11 +562,13 @@ func (n *Net) resetFrom(s *sock) {
 	if p == nil {
 		return
 	}
-	n.After(n.delay(), func() {
+	// In order after what s sent before: a reset does not overtake the
+	// data and FIN ahead of it.
+	n.deliver(s, func(p *sock) {
 		if p.closed || p.rst {
 			return
 		}
-		p.rst, p.in = true, nil
+		p.rst = true
 		n.raise(p, eventloop.Readable|eventloop.Writable|eventloop.Error|eventloop.HangUp)
 	})
 }

@@ -46,7 +46,7 @@ type Conn struct {
 
 // Read takes every byte delivered so far.
 func (c *Conn) Read() []byte {
-	if c.s.rst || len(c.s.in) == 0 {
+	if len(c.s.in) == 0 {
 		return nil
 	}
 	b := c.s.in
@@ -101,8 +101,9 @@ func (c *Conn) Pending() int { return len(c.out) }
 // EOF reports the peer's FIN (after every byte it sent was read).
 func (c *Conn) EOF() bool { return c.s.eof && len(c.s.in) == 0 }
 
-// Reset reports a reset from the peer.
-func (c *Conn) Reset() bool { return c.s.rst }
+// Reset reports a reset from the peer, once what came before it was
+// read.
+func (c *Conn) Reset() bool { return c.s.rst && len(c.s.in) == 0 }
 
 // Refused reports a connect nobody accepted.
 func (c *Conn) Refused() bool { return c.s.refused }
