@@ -45,8 +45,9 @@ type ClientConfig struct {
 	// not read cannot make us buffer request bodies. Default 64 KiB.
 	MaxOutput int
 	// SettingsTimeout is how long our SETTINGS may stay unacknowledged
-	// before the connection ends with GOAWAY(SETTINGS_TIMEOUT) (RFC 9113
-	// §6.5.3). Default 10 s.
+	// while the peer sends nothing (its ACK may wait behind frames it
+	// queued before) before the connection ends with
+	// GOAWAY(SETTINGS_TIMEOUT) (RFC 9113 §6.5.3). Default 10 s.
 	SettingsTimeout time.Duration
 	// PingTimeout is how long a PING sent by Ping may stay unanswered
 	// before the connection is declared dead (Err returns

@@ -267,6 +267,28 @@ func TestClientConnPreface(t *testing.T) {
 		s.expectGoAway(ErrCodeSettingsTimeout)
 		require.Equal(t, ErrCodeSettingsTimeout, s.h.resets[id])
 	})
+	t.Run("SETTINGS timeout counts the peer's silence", func(t *testing.T) {
+		// A peer whose ACK waits behind frames it queued before (a large
+		// upload on a slow link) keeps the connection while it sends.
+		s := newServerRaw(t, ClientConfig{})
+		s.open(getFields, true)
+		s.drainOutput()
+		s.fromConn.Next(len(ClientPreface))
+		require.NoError(t, s.fr.WriteSettings())
+		s.flush()
+		start := s.now
+		for i := 0; i < 3; i++ {
+			s.now = s.now.Add(DefaultSettingsTimeout - time.Second)
+			require.NoError(t, s.fr.WritePing(false, [8]byte{byte(i)}))
+			s.flush()
+			s.c.Timeout(s.now)
+			require.False(t, s.c.Done(), "a peer that keeps sending is not timed out")
+		}
+		require.Equal(t, s.now.Add(DefaultSettingsTimeout), s.c.Deadline())
+		require.Greater(t, s.now.Sub(start), DefaultSettingsTimeout)
+		s.c.Timeout(s.now.Add(DefaultSettingsTimeout))
+		s.expectGoAway(ErrCodeSettingsTimeout)
+	})
 	t.Run("streams before the server's SETTINGS", func(t *testing.T) {
 		// §3.4: no need to wait; the server's limit is assumed to be 100.
 		s := newServerRaw(t, ClientConfig{MaxConcurrentStreams: 500})

@@ -36,8 +36,9 @@ type ServerConfig struct {
 	// not read cannot make us buffer response bodies. Default 64 KiB.
 	MaxOutput int
 	// SettingsTimeout is how long our SETTINGS may stay unacknowledged
-	// before the connection ends with GOAWAY(SETTINGS_TIMEOUT) (RFC 9113
-	// §6.5.3). Default 10 s.
+	// while the peer sends nothing (its ACK may wait behind frames it
+	// queued before) before the connection ends with
+	// GOAWAY(SETTINGS_TIMEOUT) (RFC 9113 §6.5.3). Default 10 s.
 	SettingsTimeout time.Duration
 	// StallTimeout is how long a stream may want to send with no send
 	// window (stream or connection) before it is reset with

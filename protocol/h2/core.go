@@ -227,6 +227,13 @@ func (c *connCore) peerName(server, client string) string {
 // feed parses the frames of b from offset n on and hands them to the
 // role, until b holds no complete frame or the connection ends.
 func (c *connCore) feed(b []byte, n int) (int, error) {
+	if !c.settingsAck && c.settingsArm && len(b) > n {
+		// A peer that keeps sending is alive: its ACK may be queued
+		// behind what it sent before (a large upload on a slow link; TCP
+		// delivers in order, and a frame may take long to complete). The
+		// SETTINGS timeout counts its silence.
+		c.settingsSent = max(c.settingsSent, c.clock)
+	}
 	for !c.finished {
 		f, m, perr := c.parser.Next(b[n:])
 		if perr == nil && m == 0 {

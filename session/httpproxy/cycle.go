@@ -1432,6 +1432,13 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 	if s.back == nil || t != s.backToken {
 		return session.Continue
 	}
+	if s.phase == phaseExchange && !s.reqDone && !s.respHead && len(s.x.reqOut) == 0 {
+		// The backend has every byte of the request that came so far and
+		// the rest is the client's to send (a slow upload, a request body
+		// an HTTP/2 frame at a time): the exchange waits on the client,
+		// whose own timeout applies, not on the backend.
+		s.backSeen = now
+	}
 	if left := s.l.cfg.BackTimeout - now.Sub(s.backSeen); left > 0 && !(s.reqDone && !s.respHead && now.Sub(s.backSeen) >= s.l.cfg.BackTimeout) {
 		s.backTimer = s.lp.Schedule(t, 0, left)
 		return session.Continue
