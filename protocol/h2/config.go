@@ -88,7 +88,7 @@ type ServerConfig struct {
 	// which cost work and carry nothing. Default 100 burst, 20/s.
 	EmptyDataBudget Budget
 	// WindowUpdateBudget limits WINDOW_UPDATE frames. Besides the time
-	// refill, every DATA frame we send refills 1 + len/2048 tokens, since
+	// refill, every DATA frame we send refills 2 + len/1024 tokens, since
 	// a client answers our data with updates. Default 1000 burst, 100/s.
 	WindowUpdateBudget Budget
 }
@@ -224,11 +224,11 @@ func (b *bucket) fill(cfg Budget) { b.tokens = float64(cfg.Burst) }
 
 func (b *bucket) refill(cfg Budget, now int64) {
 	if now > b.last {
-		b.tokens += float64(now-b.last) / 1e9 * float64(cfg.PerSecond)
+		// Time refills up to the burst; credits above it stay.
+		if burst := float64(cfg.Burst); b.tokens < burst {
+			b.tokens = min(b.tokens+float64(now-b.last)/1e9*float64(cfg.PerSecond), burst)
+		}
 		b.last = now
-	}
-	if max := float64(cfg.Burst); b.tokens > max {
-		b.tokens = max
 	}
 }
 
@@ -242,10 +242,14 @@ func (b *bucket) take(cfg Budget, now int64) bool {
 	return true
 }
 
-// credit adds n tokens, up to the burst.
+// credit adds n tokens the peer earned (updates it owes for data we
+// sent). They may pass the burst, up to 64 bursts: a client reading
+// many streams at once answers the data of all of them, after we sent
+// it; clamped at the burst, its updates for a few megabytes in flight
+// looked like a flood (found by examples/soak with Go's client).
 func (b *bucket) credit(cfg Budget, now int64, n float64) {
-	b.tokens += n
 	b.refill(cfg, now)
+	b.tokens = min(b.tokens+n, 64*float64(cfg.Burst))
 }
 
 // ConnStats counts what happened on a connection.

@@ -878,8 +878,11 @@ func (c *connCore) writeData(st *stream, p []byte, endStream bool) int {
 	}
 	st.sendWindow -= int64(n)
 	c.sendConnWindow -= int64(n)
-	// The peer answers data with WINDOW_UPDATEs: let it.
-	c.wupdates.credit(c.lim.WindowUpdateBudget, c.clock, float64(frames)+float64(n)/2048)
+	// The peer answers data with WINDOW_UPDATEs, for the stream and
+	// for the connection, as often as every 1 KiB it reads (Go's client
+	// every 4 KiB of each, others more): let it, with room to spare, as
+	// Envoy allows ten per DATA frame.
+	c.wupdates.credit(c.lim.WindowUpdateBudget, c.clock, float64(2*frames)+float64(n)/1024)
 	if end {
 		c.endLocal(st)
 	}

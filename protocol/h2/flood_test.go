@@ -144,3 +144,45 @@ func TestServerConnOutputBounded(t *testing.T) {
 	}
 	require.Less(t, len(p.c.Output()), 32<<10+40*30)
 }
+
+// A client reading many large responses at once answers all their data
+// with WINDOW_UPDATEs after we sent it: Go's client, whose windows let
+// it take megabytes per stream, sends one per 4 KiB read, for the
+// stream and for the connection. That is no flood, however far the
+// updates trail the data. (Found by examples/soak.)
+func TestServerConnWindowUpdatesForManyDownloadsAreNoFlood(t *testing.T) {
+	p := newPeerRaw(t, ServerConfig{})
+	p.toConn.WriteString(ClientPreface)
+	require.NoError(t, p.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 4 << 20}))
+	require.NoError(t, p.fr.WriteWindowUpdate(0, 1<<30-65535))
+	p.flush()
+	p.frames()
+	require.NoError(t, p.fr.WriteSettingsAck())
+	const streams, size = 8, 1 << 20
+	for i := 0; i < streams; i++ {
+		p.headers(uint32(2*i+1), p.get(), true)
+	}
+	p.flush()
+	body := make([]byte, size)
+	for i := 0; i < streams; i++ {
+		id := uint32(2*i + 1)
+		require.NoError(t, p.c.WriteHeaders(id, []HeaderField{{Name: ":status", Value: "200"}}, false))
+		for off := 0; off < size; {
+			n := p.c.WriteData(id, body[off:], true)
+			require.Positive(t, n)
+			off += n
+			p.drainOutput() // the client reads as it comes
+			p.frames()
+		}
+	}
+	for i := 0; i < streams; i++ {
+		for k := 0; k < size/4096; k++ {
+			require.NoError(t, p.fr.WriteWindowUpdate(uint32(2*i+1), 4096))
+			require.NoError(t, p.fr.WriteWindowUpdate(0, 4096))
+		}
+		p.flush()
+		p.frames()
+		require.NoError(t, p.err)
+	}
+	require.Zero(t, p.c.Stats().Floods.WindowUpdate)
+}
