@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -176,6 +177,7 @@ func (c *Conn) TLS() *tls.Conn { return c.tc }
 func (c *Conn) Feed(p []byte) {
 	c.mc.lock()
 	c.mc.in = append(c.mc.in, p...)
+	c.mc.unpark()
 	c.mc.unlock()
 	c.mc.cond.Signal()
 }
@@ -185,6 +187,7 @@ func (c *Conn) Feed(p []byte) {
 func (c *Conn) feedEOF() {
 	c.mc.lock()
 	c.mc.eof = true
+	c.mc.unpark()
 	c.mc.unlock()
 	c.mc.cond.Broadcast()
 }
@@ -223,6 +226,7 @@ func (c *Conn) Poll(pool *Pool, timeout time.Duration) State {
 		}
 		c.done = make(chan struct{})
 		c.mc.blocking = true
+		busy.Add(1) // from the submit: the goroutine may not have started
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		c.mc.deadline = time.Now().Add(timeout)
 		if !pool.submit(func() {
@@ -234,7 +238,9 @@ func (c *Conn) Poll(pool *Pool, timeout time.Duration) State {
 			c.mc.unlock()
 			close(c.done)
 			c.notify()
+			busy.Add(-1)
 		}) {
+			busy.Add(-1)
 			cancel()
 			c.state, c.err = Failed, ErrPoolFull
 			return c.state
@@ -368,6 +374,7 @@ type memConn struct {
 	deadline time.Time
 	hsErr    error
 	notify   func()
+	parked   bool // a handshake goroutine waits in Read (see busy)
 }
 
 // lock takes the mutex while a handshake goroutine may touch the
@@ -415,6 +422,8 @@ func (m *memConn) Read(p []byte) (int, error) {
 // waitUntilDeadline waits for a Feed, a close, or the deadline; the
 // timer wakes the condition variable when the deadline passes.
 func (m *memConn) waitUntilDeadline() {
+	m.park()
+	defer m.unpark()
 	if m.deadline.IsZero() {
 		m.cond.Wait()
 		return
@@ -426,6 +435,32 @@ func (m *memConn) waitUntilDeadline() {
 	})
 	m.cond.Wait()
 	t.Stop()
+}
+
+// busy counts the handshakes running on a pool goroutine and not parked
+// waiting for the loop's bytes, for a simulation (package session/sim)
+// that must let them settle before its world moves on. A parked
+// goroutine is counted again by whoever wakes it, before it runs, so
+// that the count never reads 0 while a woken one has yet to run.
+var busy atomic.Int64
+
+// Busy is the number of handshakes at work right now (not waiting for
+// the client's bytes). A deterministic simulation waits for 0 before it
+// moves its world on.
+func Busy() int64 { return busy.Load() }
+
+// park and unpark, under mu, account for a handshake goroutine that
+// waits; a Feed or Close that wakes it unparks it first.
+func (m *memConn) park() {
+	m.parked = true
+	busy.Add(-1)
+}
+
+func (m *memConn) unpark() {
+	if m.parked {
+		m.parked = false
+		busy.Add(1)
+	}
 }
 
 func (m *memConn) Write(p []byte) (int, error) {
@@ -446,6 +481,7 @@ func (m *memConn) Write(p []byte) (int, error) {
 func (m *memConn) Close() error {
 	m.lock()
 	m.closed = true
+	m.unpark()
 	m.unlock()
 	m.cond.Broadcast()
 	return nil

@@ -749,9 +749,12 @@ func (s *cycle) sendRequest() (bool, session.Result) {
 			}
 			if r == protocol.WouldBlock {
 				s.bready.Wrote(r)
-				return progress, session.Continue
-			}
-			if r != protocol.Continue {
+				if len(s.x.reqOut) > 0 {
+					return progress, session.Continue
+				}
+				// All taken, though the socket is full now: account for
+				// what was written before waiting for the next edge.
+			} else if r != protocol.Continue {
 				return s.backendBroke()
 			}
 			if !s.headSent {
@@ -883,9 +886,14 @@ func (s *cycle) relayResponse() (bool, session.Result) {
 			}
 			if r == protocol.WouldBlock {
 				s.fready.Wrote(r)
-				return progress, session.Continue
-			}
-			if r != protocol.Continue {
+				if len(s.x.respOut) > 0 {
+					return progress, session.Continue
+				}
+				// All taken (a TLS socket encrypts everything and keeps
+				// what the kernel did not take to flush): the bytes must
+				// leave bbuf now, or the next round would frame them
+				// again, head included, as body.
+			} else if r != protocol.Continue {
 				s.l.stats.clientReset.Add(1)
 				return false, session.Close
 			}

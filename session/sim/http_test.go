@@ -193,7 +193,18 @@ type httpClient struct {
 	status   int
 	closing  bool // the last response said Connection: close
 	done     bool
-	conn     *sim.Conn
+	conn     clientConn
+}
+
+// clientConn is what a client reads and writes: a connection of the
+// simulated network, or TLS over one.
+type clientConn interface {
+	Read() []byte
+	Send(p []byte)
+	EOF() bool
+	Reset() bool
+	Refused() bool
+	Close()
 }
 
 func (c *httpClient) send() {
@@ -212,7 +223,9 @@ func (c *httpClient) end(why string) {
 	}
 }
 
-func (c *httpClient) Wake(conn *sim.Conn) {
+func (c *httpClient) Wake(conn *sim.Conn) { c.wake(conn) }
+
+func (c *httpClient) wake(conn clientConn) {
 	if c.done {
 		return
 	}

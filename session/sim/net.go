@@ -23,12 +23,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/protocol/tlsconn"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,6 +79,53 @@ type Net struct {
 
 	// Verbose traces every socket call and event (for replaying a seed).
 	Verbose bool
+
+	settlers []settler
+}
+
+// settler is work on other goroutines the world waits for: busy reports
+// whether it is still running, pump moves its results into the world.
+type settler struct {
+	busy func() bool
+	pump func()
+}
+
+// Settle registers work that runs on goroutines of its own (a TLS
+// handshake in crypto/tls, a blocking client): before each step the
+// network waits until busy reports false, then calls pump, so that such
+// work happens at the same point of every replay. tlsconn's handshakes
+// are settled this way always.
+func (n *Net) Settle(busy func() bool, pump func()) {
+	n.settlers = append(n.settlers, settler{busy, pump})
+}
+
+// settle waits for the goroutines the run depends on to be idle, and
+// pumps their results into the world, until pumping wakes none of them.
+func (n *Net) settle() {
+	idle := func() bool {
+		ok := tlsconn.Busy() == 0
+		for _, s := range n.settlers {
+			ok = ok && !s.busy()
+		}
+		return ok
+	}
+	for rounds := 0; ; rounds++ {
+		for spins := 0; !idle(); spins++ {
+			if spins > 2_000_000 {
+				n.Fail("a goroutine the run waits for never settled")
+				return
+			}
+			runtime.Gosched()
+		}
+		for _, s := range n.settlers {
+			if s.pump != nil {
+				s.pump()
+			}
+		}
+		if idle() || rounds > 1000 {
+			return
+		}
+	}
 }
 
 // New returns a network whose every choice follows seed.
@@ -267,6 +316,7 @@ func (n *Net) raise(s *sock, r eventloop.Ready) {
 func (p poller) Wait(emit func(eventloop.Token, eventloop.Ready), max int, timeout time.Duration) error {
 	n := p.Net
 	for {
+		n.settle()
 		n.steps++
 		if n.steps > n.maxSteps && n.failure == nil {
 			n.Fail("no end after %d steps: a livelock", n.maxSteps)
@@ -425,7 +475,9 @@ func (n *Net) window() int {
 		return 256 << 10
 	}
 	if n.rng.IntN(8) == 0 {
-		return 1 + n.rng.IntN(16) // a byte or a few at a time: slow, so rarer
+		// A few bytes at a time: slow, so rarer, and no smaller than a
+		// real TCP peer's worst (segments still come a byte at a time).
+		return 16 + n.rng.IntN(48)
 	}
 	return 1 + n.rng.IntN(1<<uint(8+n.rng.IntN(9)))
 }
