@@ -825,6 +825,9 @@ func (s *cycle) sendRequest() (bool, session.Result) {
 			progress = true
 		}
 		if r == protocol.Error {
+			if s.fbuf == nil {
+				return s.answerWith(ans503, true) // out of buffers
+			}
 			s.l.stats.clientReset.Add(1)
 			return false, session.Close
 		}
@@ -987,6 +990,11 @@ func (s *cycle) relayResponse() (bool, session.Result) {
 			}
 			return s.backendBroke()
 		case protocol.Error:
+			if s.bbuf == nil {
+				// The pool is exhausted: the proxy's own shortage, 503,
+				// not the backend's fault.
+				return s.backendFailed(ans503)
+			}
 			return s.backendBroke()
 		case protocol.Continue:
 			return progress, session.Continue // bbuf full: the client must take bytes first

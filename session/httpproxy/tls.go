@@ -222,16 +222,17 @@ func (s *Session) flushTLS() bool {
 // client still sends once everything of ours is out.
 const lingerTime = time.Second
 
-// closeGently ends an HTTPS or HTTP/2 connection the session is done
-// with, without losing what it wrote: it shuts our side (close_notify,
-// then the FIN once flushed, over TLS; the FIN over TCP) and drains what
-// the client still sends until it closes, so that unread bytes do not
-// turn our close into a reset that destroys the last response or frames.
-// It reports true when the session must stay for that (connLinger).
+// closeGently ends a connection the session is done with, without
+// losing what it wrote: it shuts our side (close_notify, then the FIN
+// once flushed, over TLS; the FIN over TCP) and drains what the client
+// still sends until it closes, so that unread bytes (pipelined requests
+// after a Connection: close, a body not read) do not turn our close into
+// a reset, which makes the kernel drop what it has not sent yet: the
+// last response or frames. It reports true when the session must stay
+// for that (connLinger).
 func (s *Session) closeGently() bool {
 	switch {
-	case s.tls.Socket == nil && s.h2 == nil, // plain HTTP/1.1 shuts its side in writeAnswer
-		s.state == connHandshake, s.state == connLinger, s.state == connClosed,
+	case s.state == connHandshake, s.state == connLinger, s.state == connClosed,
 		s.state == connTunnel, // the pipe flushes and relays FINs itself
 		s.h2 != nil && s.h2.broken:
 		return false

@@ -2,6 +2,8 @@ package sim_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluiceproxy/sluice/backend"
+	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/protocol/http1"
 	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session"
@@ -41,6 +44,8 @@ type httpWorld struct {
 	methods   map[string]string
 	processed map[string]int
 	answered  map[string]int
+	tight     bool // the worker's buffer pool is tiny: a 503 may answer anything
+	stopped   bool // a soft stop began while clients were at work
 }
 
 func expected(id string, body []byte) string {
@@ -52,19 +57,30 @@ func expected(id string, body []byte) string {
 // httpBackend serves requests on one connection: it parses them with
 // http1, reads each body whole, and answers as the request's plan says.
 type httpBackend struct {
-	w    *httpWorld
-	buf  []byte
-	p    http1.Parser
-	h    http1.Head
-	body http1.Body
-	in   []byte // the body's content so far
-	head bool   // a head is parsed, its body being read
-	id   string
-	done bool
+	w        *httpWorld
+	buf      []byte
+	p        http1.Parser
+	h        http1.Head
+	body     http1.Body
+	in       []byte // the body's content so far
+	head     bool   // a head is parsed, its body being read
+	id       string
+	done     bool
+	draining bool // answered early: reads what still comes, then closes
 }
 
 func (b *httpBackend) Wake(c *sim.Conn) {
 	if b.done {
+		return
+	}
+	if b.draining {
+		// A lingering close, as servers do: a close with the request's
+		// body unread would be a reset that loses the answer.
+		c.Read()
+		if c.EOF() || c.Reset() {
+			c.Close()
+			b.done = true
+		}
 		return
 	}
 	b.buf = append(b.buf, c.Read()...)
@@ -115,8 +131,8 @@ func (b *httpBackend) Wake(c *sim.Conn) {
 				return
 			case planEarly:
 				c.Send([]byte("HTTP/1.1 413 Too Big\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
-				c.Close()
-				b.done = true
+				c.CloseWrite()
+				b.draining = true
 				return
 			}
 		}
@@ -230,7 +246,10 @@ func (c *httpClient) wake(conn clientConn) {
 		return
 	}
 	if conn.Refused() {
-		c.w.n.Fail("client %d: connect refused", c.id)
+		if !c.w.stopped {
+			c.w.n.Fail("client %d: connect refused", c.id)
+		}
+		c.end("refused: the proxy is stopping")
 		return
 	}
 	if c.sent == 0 {
@@ -288,11 +307,11 @@ func (c *httpClient) wake(conn clientConn) {
 	case conn.Reset() || conn.EOF():
 		// The proxy closed with requests unanswered: only after a fault
 		// on this connection, or a response that said it would close.
-		if !c.closing && !c.faulted() {
+		if !c.closing && !c.faulted() && !c.w.stopped {
 			c.w.n.Fail("client %d: the connection ended with %d of %d requests answered, no fault, no close announced", c.id, c.answered, len(c.reqs))
 		}
 		c.end("closed by the proxy")
-	case c.closing:
+	case c.closing && !c.inBody:
 		c.end("the proxy announced the close")
 	}
 }
@@ -316,6 +335,9 @@ func (c *httpClient) check(r request, status int, body []byte) {
 		c.w.n.Fail("request %s answered twice", r.id)
 	}
 	ok := status == 200 && string(body) == expected(r.id, r.body)
+	if status == 503 && c.w.tight {
+		return // out of buffers: the proxy's answer when its pool is exhausted
+	}
 	switch pl {
 	case planOK, planChunked, planClose:
 		if !ok {
@@ -368,11 +390,17 @@ func runHTTP(seed uint64) (*sim.Net, error) {
 	n := sim.New(seed, sim.AllFaults)
 	n.Verbose = *seedFlag != 0
 	rng := n.Rand()
-	w, err := session.NewWorker(n.Config(session.Config{MaxConnections: 64}))
+	world := &httpWorld{n: n, plans: map[string]plan{}, methods: map[string]string{}, processed: map[string]int{}, answered: map[string]int{}}
+	cfg := session.Config{MaxConnections: 64}
+	if rng.IntN(5) == 0 {
+		// Buffer-pool exhaustion: requests wait for a buffer or get 503.
+		cfg.Buffers = protocol.PoolConfig{Max: 2 + rng.IntN(5)}
+		world.tight = true
+	}
+	w, err := session.NewWorker(n.Config(cfg))
 	if err != nil {
 		return n, err
 	}
-	world := &httpWorld{n: n, plans: map[string]plan{}, methods: map[string]string{}, processed: map[string]int{}, answered: map[string]int{}}
 	be1, be2, front := sim.Addr(10, 8001), sim.Addr(11, 8002), sim.Addr(1, 80)
 	accept := func(c *sim.Conn) sim.Actor { return &httpBackend{w: world} }
 	n.Serve(be1, accept)
@@ -387,6 +415,29 @@ func runHTTP(seed uint64) (*sim.Net, error) {
 		must(n, l.AddFrontend(w, router.Frontend{ID: "all", HostKind: router.HostAny, Action: router.Action{Cluster: "c"}}))
 		_, err := w.AddListener(front, l, session.ListenConfig{})
 		must(n, err)
+		if rng.IntN(3) == 0 {
+			// Reconfiguration between two events: b2 leaves while
+			// requests are in flight, and comes back.
+			n.After(time.Duration(rng.IntN(200))*time.Millisecond, func() {
+				n.Tracef("command: remove b2")
+				mustUnlessStopped(n, w.RemoveBackend("c", "b2"))
+				n.After(time.Duration(rng.IntN(200))*time.Millisecond, func() {
+					n.Tracef("command: add b2")
+					mustUnlessStopped(n, w.AddBackend("c", backend.Backend{ID: "b2", Address: be2}))
+				})
+			})
+		}
+		if rng.IntN(4) == 0 {
+			// A soft stop between two events, clients at work: what a
+			// backend processed must still reach its client.
+			n.After(time.Duration(rng.IntN(300))*time.Millisecond, func() {
+				n.Tracef("command: soft stop")
+				world.stopped = true
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				must(n, w.SoftStop(ctx))
+			})
+		}
 		k := 1 + rng.IntN(4)
 		for i := 0; i < k; i++ {
 			c := &httpClient{w: world, id: i, pipeline: rng.IntN(3) == 0}
@@ -424,7 +475,25 @@ func runHTTP(seed uint64) (*sim.Net, error) {
 		}
 		return true, ""
 	}
-	return n, n.Run(w, start, stopWhenDone(n, w, done))
+	err = n.Run(w, start, stopWhenDone(n, w, done))
+	if err == nil && world.stopped {
+		// No request a backend processed is lost to the stop.
+		for _, c := range clients {
+			for _, r := range c.reqs {
+				if pl := world.plans[r.id]; world.processed[r.id] > 0 && world.answered[r.id] == 0 && (pl == planOK || pl == planChunked || pl == planClose) {
+					return n, fmt.Errorf("seed %d: the soft stop lost request %s, which a backend processed", seed, r.id)
+				}
+			}
+		}
+	}
+	return n, err
 }
 
 func TestSimHTTP(t *testing.T) { seeds(t, "http", runHTTP) }
+
+// mustUnlessStopped: a command after a soft stop is refused, rightly.
+func mustUnlessStopped(n *sim.Net, err error) {
+	if !errors.Is(err, session.ErrStopped) {
+		must(n, err)
+	}
+}

@@ -426,6 +426,7 @@ type sock struct {
 	closed   bool
 	blocked  bool // a write would block: the next room raises Writable
 	lastAt   time.Time
+	epoch    int // a reset bumps it: data sent before and not yet delivered is lost
 
 	backlog []*sock // a listening socket's accepted-to-be
 
@@ -498,6 +499,7 @@ func (n *Net) send(s *sock, p []byte) int {
 	}
 	data := append([]byte(nil), p[:k]...)
 	s.inflight += k
+	ep := s.epoch
 	for len(data) > 0 {
 		seg := len(data)
 		if n.faults.Segments && n.rng.IntN(2) == 0 {
@@ -507,6 +509,9 @@ func (n *Net) send(s *sock, p []byte) int {
 		data = data[seg:]
 		n.deliver(s, func(to *sock) {
 			s.inflight -= len(chunk)
+			if s.epoch != ep {
+				return // s reset the connection: what it had not sent is gone
+			}
 			if to.closed {
 				n.resetFrom(to) // bytes to a closed socket: the kernel answers RST
 				return
@@ -637,6 +642,10 @@ func (n *Net) closeSock(s *sock) {
 		}
 		s.backlog = nil
 	case len(s.in) > 0 && !s.rst:
+		// Closed with bytes unread: the kernel answers with a reset,
+		// and drops what it had not sent yet (a response still in the
+		// send buffer is lost: what lingering closes are for).
+		s.epoch++
 		n.resetFrom(s)
 	case !s.rst && !s.refused:
 		n.shutdown(s)

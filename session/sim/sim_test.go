@@ -85,6 +85,11 @@ func stopWhenDone(n *sim.Net, w *session.Worker, done func() (bool, string)) fun
 				n.Fail("soft stop: %v", err)
 			}
 			n.After(5*time.Minute, func() {
+				select {
+				case <-w.Done():
+					return // it ended
+				default:
+				}
 				st, _ := w.Status()
 				n.Fail("the soft stop did not end: %+v", st)
 			})

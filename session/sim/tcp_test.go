@@ -109,6 +109,11 @@ func (c *tcpClient) Wake(conn *sim.Conn) {
 // runTCP: clients through tcpproxy to two echo backends, one of which
 // may be down; the seed picks sizes, client aborts and backend resets.
 func runTCP(seed uint64) (*sim.Net, error) {
+	return runRelay(seed, func() (session.Listener, error) { return tcpproxy.NewListener(tcpproxy.Config{Cluster: "c"}) })
+}
+
+// runRelay runs the TCP scenario through the listener newListener makes.
+func runRelay(seed uint64, newListener func() (session.Listener, error)) (*sim.Net, error) {
 	n := sim.New(seed, sim.AllFaults)
 	n.Verbose = *seedFlag != 0
 	rng := n.Rand()
@@ -139,7 +144,7 @@ func runTCP(seed uint64) (*sim.Net, error) {
 		must(n, w.AddCluster("c", backend.RoundRobin))
 		must(n, w.AddBackend("c", backend.Backend{ID: "b1", Address: be1}))
 		must(n, w.AddBackend("c", backend.Backend{ID: "b2", Address: be2}))
-		l, err := tcpproxy.NewListener(tcpproxy.Config{Cluster: "c"})
+		l, err := newListener()
 		must(n, err)
 		_, err = w.AddListener(front, l, session.ListenConfig{})
 		must(n, err)

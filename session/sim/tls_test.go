@@ -76,10 +76,10 @@ func newTLSConn(w *tlsWorld, client *httpClient) *tlsConn {
 	return t
 }
 
-// pipe is the net.Conn crypto/tls sees.
-type pipe struct{ *tlsConn }
+// tlsPipe is the net.Conn crypto/tls sees.
+type tlsPipe struct{ *tlsConn }
 
-func (pp pipe) Read(p []byte) (int, error) {
+func (pp tlsPipe) Read(p []byte) (int, error) {
 	t := pp.tlsConn
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -100,7 +100,7 @@ func (pp pipe) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (pp pipe) Write(p []byte) (int, error) {
+func (pp tlsPipe) Write(p []byte) (int, error) {
 	t := pp.tlsConn
 	t.mu.Lock()
 	t.cipherOut = append(t.cipherOut, p...)
@@ -108,12 +108,12 @@ func (pp pipe) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (pipe) Close() error                     { return nil }
-func (pipe) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (pipe) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
-func (pipe) SetDeadline(time.Time) error      { return nil }
-func (pipe) SetReadDeadline(time.Time) error  { return nil }
-func (pipe) SetWriteDeadline(time.Time) error { return nil }
+func (tlsPipe) Close() error                     { return nil }
+func (tlsPipe) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (tlsPipe) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (tlsPipe) SetDeadline(time.Time) error      { return nil }
+func (tlsPipe) SetReadDeadline(time.Time) error  { return nil }
+func (tlsPipe) SetWriteDeadline(time.Time) error { return nil }
 
 // wakeLocked hands ciphertext (or the end) to a parked goroutine,
 // counting it busy before it runs.
@@ -130,7 +130,7 @@ func (t *tlsConn) wakeLocked() {
 // a Read and a Write at once, and a reader parked for ciphertext could
 // not write).
 func (t *tlsConn) start() {
-	tc := tls.Client(pipe{t}, &tls.Config{ServerName: "app.example", InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+	tc := tls.Client(tlsPipe{t}, &tls.Config{ServerName: "app.example", InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
 	t.w.busy.Add(2)
 	go func() {
 		defer t.w.busy.Add(-1)
@@ -299,7 +299,9 @@ func runTLS(seed uint64) (*sim.Net, error) {
 	start := func() {
 		must(n, w.AddCluster("c", backend.RoundRobin))
 		must(n, w.AddBackend("c", backend.Backend{ID: "b1", Address: be1}))
-		l := httpproxy.NewListener(httpproxy.Config{TLS: &httpproxy.TLS{Certs: store}, BackTimeout: 5 * time.Second})
+		// A slow link makes a slow handshake; the request timeout (which
+		// bounds it) is not what this scenario tests.
+		l := httpproxy.NewListener(httpproxy.Config{TLS: &httpproxy.TLS{Certs: store}, BackTimeout: 5 * time.Second, RequestTimeout: time.Minute})
 		must(n, l.AddFrontend(w, router.Frontend{ID: "all", HostKind: router.HostAny, Action: router.Action{Cluster: "c"}}))
 		_, err := w.AddListener(front, l, session.ListenConfig{})
 		must(n, err)

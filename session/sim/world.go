@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -396,6 +397,16 @@ func (n *Net) Run(w *session.Worker, start func(), idle func()) error {
 	// start then run at once on it.
 	n.After(time.Millisecond, func() { started = true; start() })
 	err := w.Run()
+	// The proxy is gone; what it sent is still on the way, and the
+	// world's actors see it arrive, or the resets.
+	for steps := 0; len(n.queue) > 0 && n.failure == nil && steps < 1_000_000; steps++ {
+		n.settle()
+		next := heap.Pop(&n.queue).(*action)
+		if next.at.After(n.now) {
+			n.now = next.at
+		}
+		next.f()
+	}
 	if n.failure != nil {
 		return n.failure
 	}
