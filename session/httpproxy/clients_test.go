@@ -744,6 +744,30 @@ func TestH2CListenerAnswersBadHTTP1(t *testing.T) {
 	assert.EqualValues(t, 2, tt.l.Stats().NotHTTP)
 }
 
+// An h2c client that sent the start of the HTTP/2 preface and stalls is
+// closed at the request timeout without an HTTP/1.1 408, which it would
+// read as a broken frame (found by the simulation, seed h2/3644, after a
+// clock jump).
+func TestH2CStalledPrefaceClosesWithoutHTTP1Answer(t *testing.T) {
+	tt := newTester(t, httpproxy.Config{H2C: true, RequestTimeout: 200 * time.Millisecond}, newOrigin(t, "a"))
+	c, err := net.Dial("tcp", tt.addr.String())
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nS")
+	require.NoError(t, err)
+	out, _ := io.ReadAll(c)
+	assert.Empty(t, string(out))
+	// A stalled HTTP/1.1 head still gets its 408.
+	c2, err := net.Dial("tcp", tt.addr.String())
+	require.NoError(t, err)
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c2, "GET / HT")
+	out, _ = io.ReadAll(c2)
+	assert.Equal(t, 408, statusOf(string(out)))
+}
+
 // tokenHolder keeps idle tokens that nothing asks it to give back.
 type tokenHolder struct{ tokens []eventloop.Token }
 

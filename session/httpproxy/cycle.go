@@ -1432,6 +1432,12 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 		}
 		switch s.phase {
 		case phaseHead:
+			if c := s.conn(); c != nil && c.h2cPreface() {
+				// What came is the start of the HTTP/2 preface: an
+				// HTTP/1.1 408 would reach an HTTP/2 client as a broken
+				// frame. It just closes (RFC 9113 §3.4).
+				return session.Close
+			}
 			_, res := s.answerWith(ans408, true)
 			if res == session.Close {
 				return res

@@ -252,6 +252,21 @@ func (s *Session) beforeRequests(progress bool) (p bool, res session.Result, don
 	return false, session.Continue, false
 }
 
+// h2cPreface reports whether the bytes an h2c listener's connection has
+// sent so far, and no HTTP/1.1 request before them, are the start of the
+// HTTP/2 client preface.
+func (s *Session) h2cPreface() bool {
+	if !s.l.cfg.H2C || s.h1seen || s.tls.Socket != nil {
+		return false
+	}
+	b := s.partial
+	if s.fbuf != nil && !s.fbuf.Empty() {
+		b = s.fbuf.Bytes()
+	}
+	n := min(len(b), len(h2.ClientPreface))
+	return n > 0 && string(b[:n]) == h2.ClientPreface[:n]
+}
+
 // useProxyHeader takes the client address a PROXY header carries (a
 // LOCAL one, a health check of the balancer, carries none).
 func (s *Session) useProxyHeader(h *proxyproto.Header) {

@@ -49,12 +49,17 @@ type Faults struct {
 	// SpuriousEvents reports readiness nothing changed (edge-triggered
 	// pollers may), which a session must shrug off.
 	SpuriousEvents bool
+	// ClockJumps moves the clock, once in some runs, half a minute to
+	// five minutes ahead between two events while bytes are in flight
+	// (a stalled process, a suspended VM): every timer due fires at once.
+	// Scenarios then accept the timeouts' answers ([Net.Jumped]).
+	ClockJumps bool
 	// MaxDelay bounds Delays (default 20 ms).
 	MaxDelay time.Duration
 }
 
 // AllFaults turns every kind of fault on.
-var AllFaults = Faults{Segments: true, Delays: true, SmallWindows: true, SpuriousEvents: true}
+var AllFaults = Faults{Segments: true, Delays: true, SmallWindows: true, SpuriousEvents: true, ClockJumps: true}
 
 // Net is one simulated network and its clock.
 type Net struct {
@@ -81,7 +86,13 @@ type Net struct {
 	Verbose bool
 
 	settlers []settler
+	jumpAt   int  // the step at which the clock jumps (0: never)
+	jumped   bool // it did
 }
+
+// Jumped reports whether the clock jumped in this run (Faults.ClockJumps):
+// answers a timeout gives are then expected.
+func (n *Net) Jumped() bool { return n.jumped }
 
 // settler is work on other goroutines the world waits for: busy reports
 // whether it is still running, pump moves its results into the world.
@@ -133,7 +144,7 @@ func New(seed uint64, f Faults) *Net {
 	if f.MaxDelay <= 0 {
 		f.MaxDelay = 20 * time.Millisecond
 	}
-	return &Net{
+	n := &Net{
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9E3779B97F4A7C15)),
 		seed:     seed,
 		faults:   f,
@@ -141,6 +152,10 @@ func New(seed uint64, f Faults) *Net {
 		nextPort: 40000,
 		maxSteps: 2_000_000,
 	}
+	if f.ClockJumps && n.rng.IntN(8) == 0 {
+		n.jumpAt = 20 + n.rng.IntN(400)
+	}
+	return n
 }
 
 // Now is the simulated clock, for the timer wheel.
@@ -354,6 +369,16 @@ func (p poller) Wait(emit func(eventloop.Token, eventloop.Ready), max int, timeo
 		heap.Pop(&n.queue)
 		if next.at.After(n.now) {
 			n.now = next.at
+		}
+		if n.jumpAt > 0 && n.steps >= n.jumpAt && !n.jumped {
+			// Everything in flight is late at once: the world's actions
+			// run in their order as soon as they can, and every timer of
+			// the proxy is due. (Deliveries keep their order: new ones
+			// come after what was queued before.)
+			n.jumped = true
+			d := 30*time.Second + time.Duration(n.rng.Int64N(int64(270*time.Second)))
+			n.Tracef("the clock jumps %v", d)
+			n.now = n.now.Add(d)
 		}
 		next.f()
 		if n.faults.SpuriousEvents && n.open > 0 && n.rng.IntN(50) == 0 {

@@ -91,14 +91,15 @@ func (c *tcpClient) Wake(conn *sim.Conn) {
 		c.n.Fail("client %d: got bytes it did not send, or out of order (at %d of %d)", c.id, len(c.got), len(c.payload))
 		return
 	}
+	faulted := c.faulted || c.n.Jumped() // a clock jump: timeouts may cut any connection
 	switch {
 	case conn.Reset():
-		if !c.faulted {
+		if !faulted {
 			c.n.Fail("client %d: reset with no fault (got %d of %d)", c.id, len(c.got), len(c.payload))
 		}
 		c.end("reset")
 	case conn.EOF():
-		if !c.faulted && len(c.got) != len(c.payload) {
+		if !faulted && len(c.got) != len(c.payload) {
 			c.n.Fail("client %d: EOF after %d of %d bytes, with no fault", c.id, len(c.got), len(c.payload))
 		}
 		conn.Close()
