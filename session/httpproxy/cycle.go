@@ -1324,10 +1324,8 @@ func (s *cycle) writeAnswer() (bool, session.Result) {
 	s.x.answer = s.x.answer[:0]
 	s.exchangeEnded(nil)
 	if s.closeAfter {
-		// Let the client read the answer before the FIN: a close with
-		// unread input would turn into a reset that can destroy it. (Over
-		// TLS, closeGently sends close_notify and the FIN after it.)
-		s.front.CloseWrite()
+		// The connection's closeGently shuts our side (close_notify first
+		// over TLS) and lets the client read the answer before it closes.
 		return false, session.Close
 	}
 	// The request had no body left unread (else closeAfter): go on.

@@ -86,10 +86,6 @@ func (*tlsStream) takeResponse(*http1.Editor, http1.BodyKind, int64) headTaken {
 func (*tlsStream) endBody([]byte) protocol.SocketResult                        { return protocol.Continue }
 func (*tlsStream) gone() bool                                                  { return false }
 
-// CloseWrite does nothing: the connection's closeGently sends
-// close_notify, then the FIN once the ciphertext is out.
-func (*tlsStream) CloseWrite() error { return nil }
-
 var (
 	_ frontStream = (*tcpStream)(nil)
 	_ frontStream = (*tlsStream)(nil)

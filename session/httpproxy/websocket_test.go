@@ -1,8 +1,11 @@
 package httpproxy_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -71,4 +74,33 @@ func TestWebSocketThroughTheProxy(t *testing.T) {
 	assert.Len(t, got, len(big)+6)
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, "bye"))
 	assert.EqualValues(t, 1, tt.l.Stats().Tunnels)
+}
+
+// Over HTTPS, the end of a tunnel reaches the client as TLS's own end
+// (close_notify, then the FIN): a backend that sends its last bytes and
+// closes its side leaves the client reading them, then EOF.
+func TestTunnelOverTLSRelaysTheBackendsEnd(t *testing.T) {
+	b := rawOrigin(t, "b", func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nlast words")
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, br)
+	})
+	f := newHTTPS(t, httpproxy.Config{}, b)
+	c, err := tls.Dial("tcp", f.addr.String(), &tls.Config{RootCAs: f.roots, ServerName: "localhost"})
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+	require.NoError(t, err)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	rest, err := io.ReadAll(br)
+	require.NoError(t, err, "the tunnel's end arrives as EOF, not a timeout")
+	assert.Equal(t, "last words", string(rest))
 }
