@@ -44,10 +44,10 @@ func newPoller(b Backend) (*Poller, error) {
 // Register adds fd with token t and interest i. The token is what every
 // event for fd carries; t must not exceed [MaxToken].
 func (p *Poller) Register(fd int, t Token, i Interest) error {
-	if p.sim != nil {
-		if t > MaxToken {
-			return ErrReservedToken
-		}
+	switch {
+	case t > MaxToken:
+		return ErrReservedToken
+	case p.sim != nil:
 		return p.sim.Register(fd, t, i)
 	}
 	return p.register(fd, t, i)
@@ -55,10 +55,10 @@ func (p *Poller) Register(fd int, t Token, i Interest) error {
 
 // Reregister changes the token or interest of a registered fd.
 func (p *Poller) Reregister(fd int, t Token, i Interest) error {
-	if p.sim != nil {
-		if t > MaxToken {
-			return ErrReservedToken
-		}
+	switch {
+	case t > MaxToken:
+		return ErrReservedToken
+	case p.sim != nil:
 		return p.sim.Reregister(fd, t, i)
 	}
 	return p.reregister(fd, t, i)

@@ -92,20 +92,13 @@ func epollFlags(i Interest) uint32 {
 	return f
 }
 
-// Register adds fd with token t and interest i. The token is what every
-// event for fd carries; t must not exceed [MaxToken].
+// register is Register on the kernel's poller (t is checked).
 func (p *Poller) register(fd int, t Token, i Interest) error {
-	if t > MaxToken {
-		return ErrReservedToken
-	}
 	return p.ctl(unix.EPOLL_CTL_ADD, "register", fd, t, i)
 }
 
-// Reregister changes the token or interest of a registered fd.
+// reregister is Reregister on the kernel's poller (t is checked).
 func (p *Poller) reregister(fd int, t Token, i Interest) error {
-	if t > MaxToken {
-		return ErrReservedToken
-	}
 	return p.ctl(unix.EPOLL_CTL_MOD, "reregister", fd, t, i)
 }
 

@@ -92,12 +92,8 @@ func newKernelPoller() (*Poller, error) {
 	return &Poller{kq: kq}, nil
 }
 
-// Register adds fd with token t and interest i. The token is what every
-// event for fd carries; t must not exceed [MaxToken].
+// register is Register on the kernel's poller (t is checked).
 func (p *Poller) register(fd int, t Token, i Interest) error {
-	if t > MaxToken {
-		return ErrReservedToken
-	}
 	return p.apply(fd, t, i, "register")
 }
 
@@ -106,11 +102,8 @@ func (p *Poller) registerReserved(fd int, t Token, i Interest) error {
 	return p.apply(fd, t, i, "register")
 }
 
-// Reregister changes the token or interest of a registered fd.
+// reregister is Reregister on the kernel's poller (t is checked).
 func (p *Poller) reregister(fd int, t Token, i Interest) error {
-	if t > MaxToken {
-		return ErrReservedToken
-	}
 	return p.apply(fd, t, i, "reregister")
 }
 

@@ -83,6 +83,13 @@ func simWrite(fd int, p []byte) (int, error) {
 	return simWritev(fd, one[:])
 }
 
+func simAddr(fd int, f func(SimNet, int) (netip.AddrPort, error)) (netip.AddrPort, error) {
+	if n := sim(); n != nil {
+		return f(n, fd)
+	}
+	return netip.AddrPort{}, errNoSim{}
+}
+
 func simCall(fd int, f func(SimNet) error) error {
 	if n := sim(); n != nil {
 		return f(n)

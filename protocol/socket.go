@@ -290,20 +290,7 @@ var ErrWouldBlock = errors.New("protocol: operation would block")
 // while, or the level-triggered backlog keeps it spinning.
 func Accept(lfd int) (int, netip.AddrPort, error) {
 	for {
-		var fd int
-		var peer netip.AddrPort
-		var err error
-		if lfd >= SimFD {
-			if n := sim(); n != nil {
-				fd, peer, err = n.Accept(lfd)
-			} else {
-				err = unix.EBADF
-			}
-		} else {
-			var sa unix.Sockaddr
-			fd, sa, err = accept(lfd)
-			peer = addrPort(sa)
-		}
+		fd, peer, err := acceptSock(lfd)
 		switch err {
 		case nil:
 			return fd, peer, nil
@@ -315,6 +302,18 @@ func Accept(lfd int) (int, netip.AddrPort, error) {
 			return -1, netip.AddrPort{}, wrap("accept", err)
 		}
 	}
+}
+
+// acceptSock is one accept(2), or the simulation's for its descriptors.
+func acceptSock(lfd int) (int, netip.AddrPort, error) {
+	if lfd >= SimFD {
+		if n := sim(); n != nil {
+			return n.Accept(lfd)
+		}
+		return -1, netip.AddrPort{}, unix.EBADF
+	}
+	fd, sa, err := accept(lfd)
+	return fd, addrPort(sa), err
 }
 
 // Connect starts a non-blocking connect to addr. It returns the socket at
@@ -362,8 +361,8 @@ func ConnectResult(fd int) error {
 
 // LocalAddr is the socket's own address.
 func LocalAddr(fd int) (netip.AddrPort, error) {
-	if n := sim(); fd >= SimFD && n != nil {
-		return n.LocalAddr(fd)
+	if fd >= SimFD {
+		return simAddr(fd, SimNet.LocalAddr)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
@@ -374,8 +373,8 @@ func LocalAddr(fd int) (netip.AddrPort, error) {
 
 // PeerAddr is the connected peer's address.
 func PeerAddr(fd int) (netip.AddrPort, error) {
-	if n := sim(); fd >= SimFD && n != nil {
-		return n.PeerAddr(fd)
+	if fd >= SimFD {
+		return simAddr(fd, SimNet.PeerAddr)
 	}
 	sa, err := unix.Getpeername(fd)
 	if err != nil {

@@ -192,11 +192,13 @@ func TestBackpressureBoundsBuffering(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return r.stalled(t) >= 0 }, 10*time.Second, time.Millisecond, "the pipe stops reading the client")
 	var in uint64
-	var awaitsFront, awaitsBack bool
-	r.onLoop(t, func() { in, awaitsFront, awaitsBack = r.p.BytesIn(), r.p.Awaits(pipe.Front), r.p.Awaits(pipe.Back) })
+	var awaitsBack bool
+	r.onLoop(t, func() { in, awaitsBack = r.p.BytesIn(), r.p.Awaits(pipe.Back) })
 	assert.Less(t, in, uint64(len(payload)), "the rest waits in the client's kernel buffers, not in the proxy")
+	// Whether it awaits the client too depends on the moment (its last
+	// bytes may all have gone to the server's kernel buffer); the
+	// simulation checks that exactly (session/sim, seed tcp/44).
 	assert.True(t, awaitsBack, "the pipe waits on the server to take the bytes")
-	_ = awaitsFront // true or false by the moment: the simulation checks it exactly (session/sim seed tcp/44)
 	got, err := io.ReadAll(r.server)
 	require.NoError(t, err)
 	require.NoError(t, <-werr)

@@ -107,6 +107,14 @@ func (s *cycle) conn() *Session {
 	return c
 }
 
+// Protocol implements session.ProxySession.
+func (s *cycle) Protocol() session.Protocol {
+	if s.secure {
+		return session.HTTPS
+	}
+	return session.HTTP
+}
+
 // FrontendToken implements session.ProxySession.
 func (s *cycle) FrontendToken() eventloop.Token { return s.frontToken }
 
@@ -208,7 +216,7 @@ func (s *cycle) readFront() (int, protocol.SocketResult) {
 
 // readInto reads from sock into the free room of buf and records the
 // outcome in the side's readiness.
-func readInto[S protocol.Socket](sock S, buf *protocol.Buffer, ready *protocol.Readiness) (int, protocol.SocketResult) {
+func readInto(sock protocol.Socket, buf *protocol.Buffer, ready *protocol.Readiness) (int, protocol.SocketResult) {
 	space := buf.Space()
 	if len(space) == 0 {
 		return 0, protocol.Continue
@@ -500,32 +508,31 @@ func take(self session.ProxySession, b *backend.Backend) session.TakeResult {
 	return session.TakeNone
 }
 
+// useBack takes a TCP connection to b as the back stream: a fresh one,
+// or one from the idle pool (reused).
 func (s *cycle) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventloop.Token, reused bool) {
 	s.bsock = tcpStream{sock}
-	s.backend, s.back, s.backToken, s.reused = b, &s.bsock, t, reused
+	s.attachBack(b, &s.bsock, t, reused)
+}
+
+// useBackStream takes an HTTP/2 stream as the back stream. It counts as
+// a reused connection: a request the server refused (REFUSED_STREAM, a
+// GOAWAY before it) is sent again.
+func (s *cycle) useBackStream(b *backend.Backend, bs *h2BackStream, t eventloop.Token) {
+	s.l.stats.h2BackStreams.Add(1)
+	s.attachBack(b, bs, t, true)
+}
+
+func (s *cycle) attachBack(b *backend.Backend, back backStream, t eventloop.Token, reused bool) {
+	s.backend, s.back, s.backToken, s.reused = b, back, t, reused
 	s.bready.Reset()
 	if reused {
-		s.bready.SetWritable() // its writable edge was used up in the pool
+		s.bready.SetWritable() // a pooled connection's writable edge was used up in the pool; a stream's has none
 	}
 	s.x.connected = s.lp.Now()
 	s.lp.Timers().Cancel(s.backTimer)
 	s.backTimer = s.lp.Schedule(t, 0, s.l.cfg.BackTimeout)
 	s.backSeen = s.lp.Now()
-	s.startExchange()
-}
-
-// useBackStream takes an HTTP/2 stream as the backend connection. It
-// counts as a reused one: a request the server refused (REFUSED_STREAM,
-// a GOAWAY before it) is sent again.
-func (s *cycle) useBackStream(b *backend.Backend, bs *h2BackStream, t eventloop.Token) {
-	s.backend, s.back, s.backToken, s.reused = b, bs, t, true
-	s.bready.Reset()
-	s.bready.SetWritable()
-	s.x.connected = s.lp.Now()
-	s.lp.Timers().Cancel(s.backTimer)
-	s.backTimer = s.lp.Schedule(t, 0, s.l.cfg.BackTimeout)
-	s.backSeen = s.lp.Now()
-	s.l.stats.h2BackStreams.Add(1)
 	s.startExchange()
 }
 
@@ -564,16 +571,13 @@ func (s *cycle) startExchange() {
 	s.headSent, s.headGone, s.reqDone, s.x.pendingBody = false, false, false, 0
 	s.respHead, s.respSent, s.x.respBytes = false, false, 0
 	s.x.rparser.Reset()
-	if s.retried {
-		// The body is framed again from its start, which is still in
-		// fbuf (a request is sent again only while nothing of it was
-		// consumed): the framing state of the first attempt would take
-		// its first bytes for the middle of the body.
-		kind, n := s.x.req.Body(false, false)
-		s.x.reqBody.Init(kind, n, s.l.cfg.Limits)
-		s.x.reqBody.Parse(nil)
-		s.x.reqBodyIn = 0
-	}
+	// Each attempt frames the body from its start, which is still in
+	// fbuf (a request is sent again only while nothing of it was
+	// consumed): a retry must not inherit the first attempt's state.
+	kind, n := s.x.req.Body(false, false)
+	s.x.reqBody.Init(kind, n, s.l.cfg.Limits)
+	s.x.reqBody.Parse(nil)
+	s.x.reqBodyIn = 0
 	s.x.respBuilt, s.x.respBuildErr = false, nil
 	head := s.fbuf.Bytes()[:s.x.req.Len]
 	if s.back.takeRequest(e, s.x.req.Method.Of(head), s.x.reqBody.Kind(), s.x.req.ContentLength) == headSent {
@@ -783,14 +787,7 @@ func (s *cycle) sendRequest() (bool, session.Result) {
 		}
 		// Frame the body bytes already buffered.
 		if !s.fbuf.Empty() {
-			b := s.fbuf.Bytes()
-			n, data, done, err := 0, b, false, error(nil)
-			if s.reqData {
-				n, data, done, err = s.x.reqBody.Decode(b)
-			} else {
-				n, done, err = s.x.reqBody.Parse(b)
-				data = b[:n]
-			}
+			n, data, done, err := frameBody(&s.x.reqBody, s.fbuf.Bytes(), s.reqData)
 			if err != nil {
 				return s.answerWith(ans400, true)
 			}
@@ -836,6 +833,18 @@ func (s *cycle) sendRequest() (bool, session.Result) {
 		}
 	}
 	return progress, session.Continue
+}
+
+// frameBody accounts for the body bytes at the start of b: n of them
+// are the body's, and data is what to write of them, all of them for a
+// peer that takes HTTP/1.1 bytes, the content only (one chunk's data at
+// a time) for an HTTP/2 stream.
+func frameBody(bd *http1.Body, b []byte, content bool) (n int, data []byte, done bool, err error) {
+	if content {
+		return bd.Decode(b)
+	}
+	n, done, err = bd.Parse(b)
+	return n, b[:n], done, err
 }
 
 // advance drops n written bytes from the front of bufs.
@@ -946,14 +955,7 @@ func (s *cycle) relayResponse() (bool, session.Result) {
 					continue
 				}
 			} else {
-				b := s.bbuf.Bytes()
-				n, data, done, err := 0, b, false, error(nil)
-				if s.respData {
-					n, data, done, err = s.x.respBody.Decode(b)
-				} else {
-					n, done, err = s.x.respBody.Parse(b)
-					data = b[:n]
-				}
+				n, data, done, err := frameBody(&s.x.respBody, s.bbuf.Bytes(), s.respData)
 				if err != nil {
 					s.l.stats.backendBadResponse.Add(1)
 					return s.backendFailed(ans502)

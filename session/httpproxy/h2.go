@@ -611,12 +611,7 @@ func (st *h2Stream) takeResponse(e *http1.Editor, kind http1.BodyKind, left int6
 	}
 	a := arena{b: make([]byte, 0, e.Len())}
 	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(e.Status())})
-	e.EachField(func(name, value []byte) {
-		n := fieldName(name)
-		if allowedInH2(n) {
-			fields = append(fields, h2.HeaderField{Name: n, Value: a.str(value), Sensitive: n == "x-request-id"})
-		}
-	})
+	e.EachField(func(name, value []byte) { fields = appendH2Field(fields, &a, name, value, false) })
 	st.f.fields = fields[:0]
 	st.kind, st.left = kind, left
 	end := kind == http1.BodyNone || kind == http1.BodyLength && left == 0
@@ -683,14 +678,6 @@ func (st *h2Stream) Close() error {
 	}
 	st.req, st.hbuf = nil, nil
 	return nil
-}
-
-// Protocol implements session.ProxySession.
-func (c *h2Child) Protocol() session.Protocol {
-	if c.secure {
-		return session.HTTPS
-	}
-	return session.HTTP
 }
 
 // Ready implements session.ProxySession.

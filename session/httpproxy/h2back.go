@@ -100,6 +100,7 @@ type h2BackStream struct {
 	chunked  bool
 	ended    bool // the response is complete
 	reset    bool
+	waits    bool // in the connection's waiting list
 	refused  bool // the server refused the stream unprocessed (RFC 9113 §8.7): safe to send again
 	connFail bool // the connection never came up: a connect failure, not a broken exchange
 }
@@ -262,7 +263,7 @@ func (c *h2Back) fail() {
 	}
 	c.conn.Close() // StreamReset(CANCEL) for the open streams
 	for _, bs := range c.waiting {
-		bs.reset, bs.connFail = true, c.connecting
+		bs.reset, bs.connFail, bs.waits = true, c.connecting, false
 		c.queue(bs, eventloop.Readable|eventloop.Writable)
 	}
 	c.waiting = nil
@@ -288,6 +289,7 @@ func (c *h2Back) openWaiting() {
 	for len(c.waiting) > 0 && c.conn.CanOpen() {
 		bs := c.waiting[0]
 		c.waiting = c.waiting[1:]
+		bs.waits = false
 		if !bs.closed {
 			bs.open()
 			c.queue(bs, eventloop.Writable)
@@ -366,71 +368,41 @@ func (c *h2Back) ResponseHeaders(id uint32, fields []h2.HeaderField, endStream, 
 	}
 	// ValidateResponse made :status the first field, three digits.
 	status, _ := strconv.Atoi(fields[0].Value)
-	if status >= 200 && !bs.gave && bs.x != nil {
-		bs.buildHead(status, fields, endStream)
-		c.queue(bs, eventloop.Readable)
-		return
-	}
-	bs.gave = true
-	b := append(bs.resp, "HTTP/1.1 "...)
-	b = append(append(append(b, fields[0].Value...), ' '), http.StatusText(status)...)
-	b = append(b, "\r\n"...)
-	// Trailers announced (a "trailer" field) need chunked framing in
-	// HTTP/1.1, which a Content-Length would rule out: drop the length.
-	announced := false
-	for _, f := range fields {
-		if f.Name == "trailer" {
-			announced = !endStream
-		}
-	}
-	hasLength := false
-	for i, f := range fields {
-		if f.Name == "content-length" {
-			if announced {
-				continue
-			}
-			hasLength = true
-		}
-		b = appendFields(b, fields[i:i+1])
-	}
-	if interim := status >= 100 && status < 200; !interim {
-		switch {
-		case endStream && !hasLength && status != 204 && status != 304:
-			b = append(b, "Content-Length: 0\r\n"...)
-		case !endStream && !hasLength:
-			b = append(b, "Transfer-Encoding: chunked\r\n"...)
-			bs.chunked = true
-		}
-	}
-	b = append(b, "\r\n"...)
-	bs.resp = b
-	if endStream {
-		bs.ended = true
-	}
+	bs.writeHead(status, fields, endStream)
 	c.queue(bs, eventloop.Readable)
 }
 
-// buildHead writes the final response head, the first bytes of the
-// response, with an http1.Builder into the session's exchange: the same
-// bytes and framing as above, indexed as they are written.
-func (bs *h2BackStream) buildHead(status int, fields []h2.HeaderField, endStream bool) {
-	x := bs.x
-	w := &bs.c.st.build
-	w.Limits = x.rparser.Limits
-	size := 64
-	for _, f := range fields {
-		size += len(f.Name) + len(f.Value) + 4
+// writeHead writes a response head as HTTP/1.1 bytes for the session,
+// with an http1.Builder. The final head, when it is the first thing the
+// stream gives, is indexed in the session's exchange as it is written
+// (x.resp, x.respBuilt): the session does not parse it again. A final
+// head without Content-Length gets chunked framing, and announced
+// trailers (a "trailer" field) need it too, which a Content-Length
+// would rule out: that length is dropped.
+func (bs *h2BackStream) writeHead(status int, fields []h2.HeaderField, endStream bool) {
+	x, final := bs.x, status >= 200
+	h, w := &bs.c.st.spareHead, &bs.c.st.build
+	w.Limits = http1.Limits{}
+	if x != nil {
+		w.Limits = x.rparser.Limits
 	}
-	w.Response(make([]byte, 0, size), &x.resp, status, http.StatusText(status))
+	index := final && !bs.gave && x != nil
+	if index {
+		h = &x.resp
+	}
+	size := 64
 	announced := false
 	for _, f := range fields {
-		if f.Name == "trailer" {
-			announced = !endStream
-		}
+		size += len(f.Name) + len(f.Value) + 4
+		announced = announced || f.Name == "trailer" && !endStream
 	}
+	w.Response(make([]byte, 0, size), h, status, http.StatusText(status))
 	hasLength := false
-	for _, f := range fields[1:] {
-		if f.Name == "content-length" {
+	for _, f := range fields {
+		switch {
+		case f.IsPseudo():
+			continue
+		case f.Name == "content-length":
 			if announced {
 				continue
 			}
@@ -438,15 +410,22 @@ func (bs *h2BackStream) buildHead(status int, fields []h2.HeaderField, endStream
 		}
 		w.Field(f.Name, f.Value)
 	}
-	switch {
-	case endStream && !hasLength && status != 204 && status != 304:
-		w.Field("Content-Length", "0")
-	case !endStream && !hasLength:
-		w.Field("Transfer-Encoding", "chunked")
-		bs.chunked = true
+	if final {
+		switch {
+		case endStream && !hasLength && status != 204 && status != 304:
+			w.Field("Content-Length", "0")
+		case !endStream && !hasLength:
+			w.Field("Transfer-Encoding", "chunked")
+			bs.chunked = true
+		}
 	}
-	bs.resp, x.respBuildErr = w.End()
-	x.respBuilt, bs.gave = true, true
+	head, err := w.End()
+	if index {
+		bs.resp, x.respBuildErr, x.respBuilt = head, err, true
+	} else {
+		bs.resp = append(bs.resp, head...) // after an interim head still unread
+	}
+	bs.gave = true
 	if endStream {
 		bs.ended = true
 	}
@@ -507,20 +486,7 @@ func (bs *h2BackStream) takeRequest(e *http1.Editor, method []byte, kind http1.B
 		h2.HeaderField{Name: ":scheme", Value: "http"},
 		h2.HeaderField{Name: ":authority", Value: a.str(host)},
 		h2.HeaderField{Name: ":path", Value: a.str(e.Target())})
-	e.EachField(func(name, value []byte) {
-		n := fieldName(name)
-		switch {
-		case n == "te":
-			if string(value) != "trailers" {
-				return
-			}
-		case n == "host", !allowedInH2(n):
-			return
-		}
-		// A value unique to each message (the request id) would only
-		// churn the peer's HPACK table: send it without indexing.
-		fields = append(fields, h2.HeaderField{Name: n, Value: a.str(value), Sensitive: n == "x-request-id"})
-	})
+	e.EachField(func(name, value []byte) { fields = appendH2Field(fields, &a, name, value, true) })
 	bs.pending, bs.kind, bs.left = fields, kind, left
 	if !bs.reset && !bs.c.closed {
 		bs.open()
@@ -564,12 +530,10 @@ func (bs *h2BackStream) open() bool {
 		return bs.id != 0
 	}
 	if !c.conn.CanOpen() {
-		for _, x := range c.waiting {
-			if x == bs {
-				return false
-			}
+		if !bs.waits {
+			bs.waits = true
+			c.waiting = append(c.waiting, bs)
 		}
-		c.waiting = append(c.waiting, bs)
 		return false
 	}
 	end := bs.kind == http1.BodyNone || bs.kind == http1.BodyLength && bs.left == 0
@@ -589,17 +553,26 @@ func (bs *h2BackStream) open() bool {
 	return true
 }
 
+// writable reports whether the stream can take request content now:
+// Continue once it is open, WouldBlock while it waits for room to open,
+// Closed when it is gone.
+func (bs *h2BackStream) writable() protocol.SocketResult {
+	switch {
+	case bs.reset || bs.c.closed:
+		return protocol.Closed
+	case bs.open():
+		return protocol.Continue
+	case bs.reset:
+		return protocol.Closed
+	}
+	return protocol.WouldBlock
+}
+
 // body sends request content as DATA.
 func (bs *h2BackStream) body(p []byte) (int, protocol.SocketResult) {
 	c := bs.c
-	if bs.reset || c.closed {
-		return 0, protocol.Closed
-	}
-	if bs.id == 0 && !bs.open() {
-		if bs.reset {
-			return 0, protocol.Closed
-		}
-		return 0, protocol.WouldBlock
+	if r := bs.writable(); r != protocol.Continue {
+		return 0, r
 	}
 	if bs.state != rsBody {
 		return len(p), protocol.Continue // nothing follows the end of a request
@@ -631,14 +604,8 @@ func (bs *h2BackStream) body(p []byte) (int, protocol.SocketResult) {
 // END_STREAM.
 func (bs *h2BackStream) endBody(trailers []byte) protocol.SocketResult {
 	c := bs.c
-	if bs.reset || c.closed {
-		return protocol.Closed
-	}
-	if bs.id == 0 && !bs.open() {
-		if bs.reset {
-			return protocol.Closed
-		}
-		return protocol.WouldBlock
+	if r := bs.writable(); r != protocol.Continue {
+		return r
 	}
 	if bs.state != rsBody {
 		return protocol.Continue
@@ -714,11 +681,14 @@ func (bs *h2BackStream) Close() error {
 		}
 		c.kick()
 	}
-	for i, x := range c.waiting {
-		if x == bs {
-			c.waiting = append(c.waiting[:i], c.waiting[i+1:]...)
-			break
+	if bs.waits {
+		for i, x := range c.waiting {
+			if x == bs {
+				c.waiting = append(c.waiting[:i], c.waiting[i+1:]...)
+				break
+			}
 		}
+		bs.waits = false
 	}
 	bs.resp, bs.pending, bs.x = nil, nil, nil
 	return nil

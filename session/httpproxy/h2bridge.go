@@ -156,18 +156,32 @@ func (a *arena) str(v []byte) string {
 }
 
 // appendHeadFields appends the fields of an HTTP/1.1 response head as
-// HTTP/2 fields (RFC 9113 §8.2.2: lower-case names, no
-// connection-specific fields).
+// HTTP/2 fields.
 func appendHeadFields(dst []h2.HeaderField, a *arena, head []byte, h *http1.Head) []h2.HeaderField {
 	for i := range h.Fields {
 		f := &h.Fields[i]
-		if name := fieldName(f.Name.Of(head)); allowedInH2(name) {
-			// A value unique to each message (the request id) would only
-			// churn the peer's HPACK table: send it without indexing.
-			dst = append(dst, h2.HeaderField{Name: name, Value: a.str(f.Value.Of(head)), Sensitive: name == "x-request-id"})
-		}
+		dst = appendH2Field(dst, a, f.Name.Of(head), f.Value.Of(head), false)
 	}
 	return dst
+}
+
+// appendH2Field appends an HTTP/1.1 field line as an HTTP/2 field (RFC
+// 9113 §8.2.2: a lower-case name, connection-specific fields dropped).
+// In a request (§8.3.1) Host is dropped, the caller sends it as
+// :authority, and TE is kept only as "trailers", which gRPC sends.
+func appendH2Field(dst []h2.HeaderField, a *arena, name, value []byte, request bool) []h2.HeaderField {
+	n := fieldName(name)
+	switch {
+	case request && n == "te":
+		if string(value) != "trailers" {
+			return dst
+		}
+	case request && n == "host", !allowedInH2(n):
+		return dst
+	}
+	// A value unique to each message (the request id) would only churn
+	// the peer's HPACK table: send it without indexing.
+	return append(dst, h2.HeaderField{Name: n, Value: a.str(value), Sensitive: n == "x-request-id"})
 }
 
 // appendFields writes HTTP/2 fields as HTTP/1.1 field lines.

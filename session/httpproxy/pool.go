@@ -24,7 +24,8 @@ type workerState struct {
 	// spareIdle keeps idleConn values between a take and the next put.
 	spareIdle []*idleConn
 	tmp       []byte        // scratch for field values the editor copies
-	build     http1.Builder // HTTP/2 request heads, written as HTTP/1.1 and indexed at once
+	build     http1.Builder // heads from HTTP/2 fields, written as HTTP/1.1 and indexed at once
+	spareHead http1.Head    // the index of a head nobody reads it from (an interim one)
 
 	clusterAnswers map[string]map[int]Answer
 	seq            uint64 // request id counter

@@ -145,14 +145,6 @@ type Session struct {
 	needBuffer bool // connTunnel: the pipe waits for a buffer
 }
 
-// Protocol implements session.ProxySession.
-func (s *Session) Protocol() session.Protocol {
-	if s.secure {
-		return session.HTTPS
-	}
-	return session.HTTP
-}
-
 // UpdateReadiness implements session.ProxySession.
 func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 	if s.state == connTunnel {
@@ -236,9 +228,8 @@ func (s *Session) beforeRequests(progress bool) (p bool, res session.Result, don
 	if s.l.cfg.H2C && s.tls.Socket == nil {
 		// HTTP/2 with prior knowledge (RFC 9113 §3.3) starts with the
 		// client preface, which no HTTP/1.1 request does.
-		n := min(len(b), len(h2.ClientPreface))
-		if string(b[:n]) == h2.ClientPreface[:n] {
-			if n == len(h2.ClientPreface) {
+		if prefaceStart(b) {
+			if len(b) >= len(h2.ClientPreface) {
 				p, res := s.startH2(b)
 				return p, res, true
 			}
@@ -259,10 +250,15 @@ func (s *Session) h2cPreface() bool {
 	if !s.l.cfg.H2C || s.h1seen || s.tls.Socket != nil {
 		return false
 	}
-	b := s.partial
 	if s.fbuf != nil && !s.fbuf.Empty() {
-		b = s.fbuf.Bytes()
+		return prefaceStart(s.fbuf.Bytes())
 	}
+	return prefaceStart(s.partial)
+}
+
+// prefaceStart reports whether b begins as the HTTP/2 client preface
+// does (all of it, or as much of it as b holds).
+func prefaceStart(b []byte) bool {
 	n := min(len(b), len(h2.ClientPreface))
 	return n > 0 && string(b[:n]) == h2.ClientPreface[:n]
 }

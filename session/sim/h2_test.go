@@ -258,14 +258,7 @@ func runH2(seed uint64) (*sim.Net, error) {
 			n.After(time.Duration(rng.IntN(30))*time.Millisecond, func() { c.conn = n.Dial(front, c) })
 		}
 	}
-	done := func() (bool, string) {
-		for _, c := range clients {
-			if !c.done {
-				return false, describe("h2 client %d: %d of %d opened", c.id, c.opened, len(c.reqs))
-			}
-		}
-		return true, ""
-	}
+	done := allDone(&clients, func(c *h2Client) bool { return c.done })
 	return n, n.Run(w, start, stopWhenDone(n, w, done))
 }
 

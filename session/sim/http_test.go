@@ -470,14 +470,7 @@ func runHTTP(seed uint64) (*sim.Net, error) {
 			n.After(time.Duration(rng.IntN(30))*time.Millisecond, func() { c.conn = n.Dial(front, c) })
 		}
 	}
-	done := func() (bool, string) {
-		for _, c := range clients {
-			if !c.done {
-				return false, describe("client %d: %d of %d answered", c.id, c.answered, len(c.reqs))
-			}
-		}
-		return true, ""
-	}
+	done := allDone(&clients, func(c *httpClient) bool { return c.done })
 	err = n.Run(w, start, stopWhenDone(n, w, done))
 	if err == nil && world.stopped && !n.Jumped() {
 		// No request a backend processed is lost to the stop.

@@ -584,11 +584,17 @@ func (n *Net) read(s *sock, p []byte) (int, error) {
 	if len(s.in) == 0 {
 		s.in = nil
 	}
-	if p := s.peer; p != nil && p.blocked && p.room() > 0 {
+	n.roomFor(s.peer)
+	return k, nil
+}
+
+// roomFor raises a writable edge for p if it was blocked and its peer's
+// reads made room again.
+func (n *Net) roomFor(p *sock) {
+	if p != nil && p.blocked && p.room() > 0 {
 		p.blocked = false
 		n.raise(p, eventloop.Writable)
 	}
-	return k, nil
 }
 
 func (n *Net) writev(s *sock, bufs [][]byte) (int, error) {

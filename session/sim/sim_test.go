@@ -3,7 +3,6 @@ package sim_test
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -71,13 +70,13 @@ func seeds(t *testing.T, name string, scenario func(seed uint64) (*sim.Net, erro
 
 // stopWhenDone soft-stops the worker once done reports true, and fails
 // the run when the stop does not end in time.
-func stopWhenDone(n *sim.Net, w *session.Worker, done func() (bool, string)) func() {
+func stopWhenDone(n *sim.Net, w *session.Worker, done func() bool) func() {
 	stopping := false
 	return func() {
 		if stopping {
 			return
 		}
-		if ok, _ := done(); ok {
+		if done() {
 			stopping = true
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
@@ -97,4 +96,29 @@ func stopWhenDone(n *sim.Net, w *session.Worker, done func() (bool, string)) fun
 	}
 }
 
-func describe(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+// allDone reports whether every client of *clients (filled by the
+// scenario's start) has ended.
+func allDone[C any](clients *[]C, ended func(C) bool) func() bool {
+	return func() bool {
+		for _, c := range *clients {
+			if !ended(c) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// sendPiece sends the next piece of payload from *sent on (at most max
+// bytes) and comes back a moment later through again; once everything
+// is sent it half-closes.
+func sendPiece(n *sim.Net, conn *sim.Conn, payload []byte, sent *int, max int, again func()) {
+	if *sent == len(payload) {
+		conn.CloseWrite()
+		return
+	}
+	k := min(len(payload)-*sent, 1+n.Rand().IntN(max))
+	conn.Send(payload[*sent : *sent+k])
+	*sent += k
+	n.After(time.Duration(n.Rand().IntN(3))*time.Millisecond, again)
+}

@@ -16,7 +16,6 @@ import (
 // client's FIN; with abortAt it resets the connection after that many
 // bytes instead.
 type echo struct {
-	n       *sim.Net
 	got     int
 	abortAt int
 }
@@ -58,14 +57,7 @@ func (c *tcpClient) sendSome() {
 		c.end("aborted")
 		return
 	}
-	if c.sent == len(c.payload) {
-		c.conn.CloseWrite()
-		return
-	}
-	k := min(len(c.payload)-c.sent, 1+c.n.Rand().IntN(8192))
-	c.conn.Send(c.payload[c.sent : c.sent+k])
-	c.sent += k
-	c.n.After(time.Duration(c.n.Rand().IntN(3))*time.Millisecond, c.sendSome)
+	sendPiece(c.n, c.conn, c.payload, &c.sent, 8192, c.sendSome)
 }
 
 func (c *tcpClient) end(why string) {
@@ -124,14 +116,10 @@ func runRelay(seed uint64, newListener func() (session.Listener, error)) (*sim.N
 	}
 	be1, be2, front := sim.Addr(10, 7001), sim.Addr(11, 7002), sim.Addr(1, 9000)
 	abortBackend := rng.IntN(4) == 0
-	faultedBy := map[int]bool{} // backend-side resets, by the client's order of arrival
-	arrivals := 0
 	accept := func(c *sim.Conn) sim.Actor {
-		arrivals++
-		e := &echo{n: n}
+		e := &echo{}
 		if abortBackend && rng.IntN(2) == 0 {
 			e.abortAt = 1 + rng.IntN(4096)
-			c.Value = e.abortAt
 		}
 		return e
 	}
@@ -169,15 +157,7 @@ func runRelay(seed uint64, newListener func() (session.Listener, error)) (*sim.N
 			})
 		}
 	}
-	_ = faultedBy
-	done := func() (bool, string) {
-		for _, c := range clients {
-			if !c.done {
-				return false, describe("client %d: sent %d of %d, got %d", c.id, c.sent, len(c.payload), len(c.got))
-			}
-		}
-		return true, ""
-	}
+	done := allDone(&clients, func(c *tcpClient) bool { return c.done })
 	return n, n.Run(w, start, stopWhenDone(n, w, done))
 }
 

@@ -336,14 +336,7 @@ func runTLS(seed uint64) (*sim.Net, error) {
 			})
 		}
 	}
-	done := func() (bool, string) {
-		for _, c := range clients {
-			if !c.done {
-				return false, describe("client %d: %d of %d answered", c.id, c.answered, len(c.reqs))
-			}
-		}
-		return true, ""
-	}
+	done := allDone(&clients, func(c *httpClient) bool { return c.done })
 	return n, n.Run(w, start, stopWhenDone(n, w, done))
 }
 

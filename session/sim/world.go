@@ -41,8 +41,6 @@ type Conn struct {
 	closing   bool   // a FIN follows out
 	gone      bool   // closed: no FIN to send, nothing to read
 	scheduled bool
-	// Value is the actor's own, for its bookkeeping.
-	Value any
 }
 
 // Read takes every byte delivered so far.
@@ -52,10 +50,7 @@ func (c *Conn) Read() []byte {
 	}
 	b := c.s.in
 	c.s.in = nil
-	if p := c.s.peer; p != nil && p.blocked && p.room() > 0 {
-		p.blocked = false
-		c.n.raise(p, eventloop.Writable)
-	}
+	c.n.roomFor(c.s.peer)
 	return b
 }
 

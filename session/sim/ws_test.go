@@ -74,14 +74,7 @@ func (c *wsClient) sendSome() {
 	if c.done || c.conn.Ended() {
 		return
 	}
-	if c.sent == len(c.payload) {
-		c.conn.CloseWrite()
-		return
-	}
-	k := min(len(c.payload)-c.sent, 1+c.n.Rand().IntN(4096))
-	c.conn.Send(c.payload[c.sent : c.sent+k])
-	c.sent += k
-	c.n.After(time.Duration(c.n.Rand().IntN(3))*time.Millisecond, c.sendSome)
+	sendPiece(c.n, c.conn, c.payload, &c.sent, 4096, c.sendSome)
 }
 
 func (c *wsClient) Wake(conn *sim.Conn) {
@@ -180,14 +173,7 @@ func runWS(seed uint64) (*sim.Net, error) {
 			})
 		}
 	}
-	done := func() (bool, string) {
-		for _, c := range clients {
-			if !c.done {
-				return false, describe("ws client %d: sent %d of %d, got %d", c.id, c.sent, len(c.payload), len(c.got))
-			}
-		}
-		return true, ""
-	}
+	done := allDone(&clients, func(c *wsClient) bool { return c.done })
 	return n, n.Run(w, start, stopWhenDone(n, w, done))
 }
 
