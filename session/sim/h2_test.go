@@ -210,13 +210,11 @@ func (c *h2Client) StreamWritable(id uint32) {
 // runH2: HTTP/2 clients (h2c, prior knowledge) multiplexing requests
 // through httpproxy to HTTP/1.1 backends whose answers the seed plans.
 func runH2(seed uint64) (*sim.Net, error) {
-	n := sim.New(seed, sim.AllFaults)
-	n.Verbose = *seedFlag != 0
-	rng := n.Rand()
-	w, err := session.NewWorker(n.Config(session.Config{MaxConnections: 64}))
+	n, w, err := newRun(seed)
 	if err != nil {
 		return n, err
 	}
+	rng := n.Rand()
 	world := &httpWorld{n: n, plans: map[string]plan{}, methods: map[string]string{}, processed: map[string]int{}, answered: map[string]int{}}
 	be1, be2, front := sim.Addr(10, 8001), sim.Addr(11, 8002), sim.Addr(1, 80)
 	accept := func(c *sim.Conn) sim.Actor { return &httpBackend{w: world} }

@@ -96,6 +96,16 @@ func stopWhenDone(n *sim.Net, w *session.Worker, done func() bool) func() {
 	}
 }
 
+// newRun is a scenario's start: the network for seed, with every fault
+// (and a trace of every call when one seed is replayed), and a worker on
+// it.
+func newRun(seed uint64) (*sim.Net, *session.Worker, error) {
+	n := sim.New(seed, sim.AllFaults)
+	n.Verbose = *seedFlag != 0
+	w, err := session.NewWorker(n.Config(session.Config{MaxConnections: 64}))
+	return n, w, err
+}
+
 // allDone reports whether every client of *clients (filled by the
 // scenario's start) has ended.
 func allDone[C any](clients *[]C, ended func(C) bool) func() bool {

@@ -107,13 +107,11 @@ func runTCP(seed uint64) (*sim.Net, error) {
 
 // runRelay runs the TCP scenario through the listener newListener makes.
 func runRelay(seed uint64, newListener func() (session.Listener, error)) (*sim.Net, error) {
-	n := sim.New(seed, sim.AllFaults)
-	n.Verbose = *seedFlag != 0
-	rng := n.Rand()
-	w, err := session.NewWorker(n.Config(session.Config{MaxConnections: 64}))
+	n, w, err := newRun(seed)
 	if err != nil {
 		return n, err
 	}
+	rng := n.Rand()
 	be1, be2, front := sim.Addr(10, 7001), sim.Addr(11, 7002), sim.Addr(1, 9000)
 	abortBackend := rng.IntN(4) == 0
 	accept := func(c *sim.Conn) sim.Actor {

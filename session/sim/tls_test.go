@@ -278,13 +278,11 @@ func (t *tlsConn) Close() {
 // runTLS: the HTTP/1.1 scenario over TLS (httpproxy's HTTPS listener,
 // crypto/tls clients), the handshakes settled so that a seed replays.
 func runTLS(seed uint64) (*sim.Net, error) {
-	n := sim.New(seed, sim.AllFaults)
-	n.Verbose = *seedFlag != 0
-	rng := n.Rand()
-	w, err := session.NewWorker(n.Config(session.Config{MaxConnections: 64}))
+	n, w, err := newRun(seed)
 	if err != nil {
 		return n, err
 	}
+	rng := n.Rand()
 	tw := &tlsWorld{}
 	n.Settle(func() bool { return tw.busy.Load() > 0 }, tw.pump)
 	world := &httpWorld{n: n, plans: map[string]plan{}, methods: map[string]string{}, processed: map[string]int{}, answered: map[string]int{}}

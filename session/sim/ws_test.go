@@ -137,13 +137,11 @@ func (c *wsClient) end() {
 
 // runWS: upgrades through httpproxy, then a tunnel both ways.
 func runWS(seed uint64) (*sim.Net, error) {
-	n := sim.New(seed, sim.AllFaults)
-	n.Verbose = *seedFlag != 0
-	rng := n.Rand()
-	w, err := session.NewWorker(n.Config(session.Config{MaxConnections: 64}))
+	n, w, err := newRun(seed)
 	if err != nil {
 		return n, err
 	}
+	rng := n.Rand()
 	be, front := sim.Addr(10, 9001), sim.Addr(1, 80)
 	abort := rng.IntN(4) == 0
 	n.Serve(be, func(c *sim.Conn) sim.Actor {
