@@ -431,6 +431,7 @@ func (st *h2Stream) Read(p []byte) (int, protocol.SocketResult) {
 		c := min(st.credit, n)
 		st.credit -= c
 		st.f.conn.Consumed(st.id, c)
+		st.f.kick() // a WINDOW_UPDATE may be waiting to go out
 	}
 	if n == len(p) && n > 0 {
 		return n, protocol.Continue
