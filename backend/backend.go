@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/sluiceproxy/sluice/metrics"
 )
 
 // DefaultWeight is the weight of a backend configured with Weight 0, so that
@@ -72,6 +74,15 @@ type Counters struct {
 	// (responses), as reported by CountBytes: the directions of the
 	// listeners' counters and of HAProxy's bin and bout at every level.
 	BytesIn, BytesOut uint64
+	// Responses counts responses by HTTP status class, [0] for 1xx to [4]
+	// for 5xx: those the backend sent (Served calls), and for a cluster
+	// also those the proxy made for its requests (Cluster.Answered).
+	Responses [5]uint64
+	// Connect times successful connects (ConnectSucceeded); FirstByte
+	// the wait from sending a request to its response's first byte, and
+	// Duration whole exchanges as the client saw them (Served, and for a
+	// cluster Answered too).
+	Connect, FirstByte, Duration metrics.HistogramValue
 }
 
 // add adds o to c, field by field.
@@ -83,6 +94,19 @@ func (c *Counters) add(o Counters) {
 	c.Requests += o.Requests
 	c.BytesIn += o.BytesIn
 	c.BytesOut += o.BytesOut
+	for i := range c.Responses {
+		c.Responses[i] += o.Responses[i]
+	}
+	c.Connect.Add(o.Connect)
+	c.FirstByte.Add(o.FirstByte)
+	c.Duration.Add(o.Duration)
+}
+
+// countStatus counts status in its class, when it has one.
+func (c *Counters) countStatus(status int) {
+	if k := status/100 - 1; k >= 0 && k < len(c.Responses) {
+		c.Responses[k]++
+	}
 }
 
 // Backend is one server of a cluster. The exported fields are its
@@ -246,12 +270,12 @@ func (b *Backend) ConnectFailed(now time.Time) {
 }
 
 // ConnectSucceeded records that a connect started with ConnectStarted
-// succeeded. The connection stays counted in Active until Released. It
-// clears the consecutive-failure count and brings a Down backend back Up,
-// resetting its back-off: one good connect is proof enough that the
-// backend listens again. now is unused today; it keeps the outcome reports
-// alike and leaves room for slow start.
-func (b *Backend) ConnectSucceeded(now time.Time) {
+// succeeded, took after it started. The connection stays counted in
+// Active until Released. It clears the consecutive-failure count and
+// brings a Down backend back Up, resetting its back-off: one good connect
+// is proof enough that the backend listens again.
+func (b *Backend) ConnectSucceeded(now time.Time, took time.Duration) {
+	b.counters.Connect.Observe(took)
 	b.failures = 0
 	if b.status != Down {
 		return
@@ -294,6 +318,15 @@ func (b *Backend) CountRequest() { b.counters.Requests++ }
 func (b *Backend) CountBytes(in, out uint64) {
 	b.counters.BytesIn += in
 	b.counters.BytesOut += out
+}
+
+// Served records a response the backend sent: its HTTP status (0 for a
+// protocol without one), the wait for its first byte once the request
+// was sent, and the whole exchange's duration as the client saw it.
+func (b *Backend) Served(status int, firstByte, total time.Duration) {
+	b.counters.countStatus(status)
+	b.counters.FirstByte.Observe(firstByte)
+	b.counters.Duration.Observe(total)
 }
 
 // String returns the backend's ID and address, for logs.

@@ -22,7 +22,7 @@ func BenchmarkPick(b *testing.B) {
 					b.Fatal(err)
 				}
 				be.ConnectStarted()
-				be.ConnectSucceeded(now)
+				be.ConnectSucceeded(now, time.Millisecond)
 				be.Released()
 			}
 		})
@@ -55,7 +55,7 @@ func BenchmarkPickKey(b *testing.B) {
 					}
 					i++
 					be.ConnectStarted()
-					be.ConnectSucceeded(now)
+					be.ConnectSucceeded(now, time.Millisecond)
 					be.Released()
 				}
 			})

@@ -428,7 +428,7 @@ func TestTrialSuccessRecovers(t *testing.T) {
 	m = countPicks(t, c, now, 20)
 	assert.Equal(t, map[string]int{"b": 20}, m, "nothing else while the trial runs")
 
-	trial.ConnectSucceeded(now)
+	trial.ConnectSucceeded(now, time.Millisecond)
 	assert.Equal(t, Up, a.Status())
 	assert.True(t, a.RetryAt().IsZero())
 	m = countPicks(t, c, now, 20)
@@ -472,7 +472,7 @@ func TestOnStateChangeOncePerTransition(t *testing.T) {
 		a.ConnectStarted()
 		a.ConnectFailed(t0)
 		a.ConnectStarted()
-		a.ConnectSucceeded(t0)
+		a.ConnectSucceeded(t0, time.Millisecond)
 		a.Released()
 	}
 	assert.Empty(t, events)
@@ -487,7 +487,7 @@ func TestOnStateChangeOncePerTransition(t *testing.T) {
 	assert.Equal(t, []event{{"a", false}}, events)
 	for range 3 {
 		a.ConnectStarted()
-		a.ConnectSucceeded(now)
+		a.ConnectSucceeded(now, time.Millisecond)
 		a.Released()
 	}
 	assert.Equal(t, []event{{"a", false}, {"a", true}}, events)
@@ -497,15 +497,15 @@ func TestCounters(t *testing.T) {
 	_, _, bs := newCluster(t, Config{}, RoundRobin, spec{id: "a"})
 	a := bs[0]
 	a.ConnectStarted()
-	a.ConnectSucceeded(t0)
+	a.ConnectSucceeded(t0, time.Millisecond)
 	assert.Equal(t, 1, a.Active())
 	a.Released()
 	takeDown(t, a, t0)
 	now := a.RetryAt()
 	a.ConnectStarted()
-	a.ConnectSucceeded(now)
+	a.ConnectSucceeded(now, time.Millisecond)
 	a.Released()
-	assert.Equal(t, Counters{Connections: 5, Failures: 3, Downs: 1, Ups: 1}, a.Counters())
+	assert.Equal(t, Counters{Connections: 5, Failures: 3, Downs: 1, Ups: 1}, counts(a.Counters()))
 	assert.Zero(t, a.Active())
 	a.Released()
 	assert.Zero(t, a.Active(), "an extra Released never goes negative")
@@ -517,7 +517,7 @@ func TestAddRemoveUnderUse(t *testing.T) {
 	cs, c, bs := newCluster(t, cfg, LeastConnections, spec{id: "a"}, spec{id: "b"}, spec{id: "c"})
 	a, b := bs[0], bs[1]
 	a.ConnectStarted()
-	a.ConnectSucceeded(t0)
+	a.ConnectSucceeded(t0, time.Millisecond)
 	b.ConnectStarted() // A connect in flight.
 
 	require.NoError(t, cs.RemoveBackend("c", "a"))
@@ -678,7 +678,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 					panic(err)
 				}
 				b.ConnectStarted()
-				b.ConnectSucceeded(now)
+				b.ConnectSucceeded(now, time.Millisecond)
 				b.Released()
 				b, err = c.PickSticky(now, "e", tried)
 				if err != nil {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -204,6 +205,17 @@ func (cs *Clusters) RemoveCluster(id string) error {
 // resolves the cluster once per request and then picks from it.
 func (cs *Clusters) Cluster(id string) *Cluster { return cs.clusters[id] }
 
+// All returns the clusters sorted by ID: a copy, for admin output and
+// metrics, not for the data path.
+func (cs *Clusters) All() []*Cluster {
+	out := make([]*Cluster, 0, len(cs.clusters))
+	for _, c := range cs.clusters {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Cluster) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
 // Len returns the number of clusters.
 func (cs *Clusters) Len() int { return len(cs.clusters) }
 
@@ -296,6 +308,7 @@ type Cluster struct {
 	rng       *rand.Rand
 	gen       uint64
 	removed   Counters // totals of the backends removed so far.
+	answered  Counters // the proxy's own answers to the cluster's requests.
 
 	// tiers are Pick's scratch lists, one per tier, reused so that picking
 	// does not allocate; cands is the view handed to the picker.
@@ -331,10 +344,20 @@ func (c *Cluster) Generation() uint64 { return c.gen }
 // back with the same ID would then be counted twice.
 func (c *Cluster) Counters() Counters {
 	total := c.removed
+	total.add(c.answered)
 	for _, b := range c.backends {
 		total.add(b.counters)
 	}
 	return total
+}
+
+// Answered records a response the proxy made itself to a request for the
+// cluster (no backend available, a timeout, a backend's broken
+// response): its status and the exchange's duration. It counts in the
+// cluster's Responses and Duration, not in any backend's.
+func (c *Cluster) Answered(status int, total time.Duration) {
+	c.answered.countStatus(status)
+	c.answered.Duration.Observe(total)
 }
 
 // Backends returns the cluster's backends in the order they were added. The

@@ -227,7 +227,7 @@ func TestPickKeyAroundAnUnavailableBackend(t *testing.T) {
 			// Back up: its keys come back.
 			b := bs[2]
 			b.ConnectStarted()
-			b.ConnectSucceeded(now)
+			b.ConnectSucceeded(now, time.Millisecond)
 			b.Released()
 			assert.Equal(t, before, keyed(t, c, keys))
 		})
@@ -385,7 +385,7 @@ func TestPickKeyDoesNotAllocate(t *testing.T) {
 					panic(err)
 				}
 				b.ConnectStarted()
-				b.ConnectSucceeded(now)
+				b.ConnectSucceeded(now, time.Millisecond)
 				b.Released()
 				bs[0].ConnectStarted()
 				bs[0].ConnectFailed(now)

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluiceproxy/sluice/metrics"
 )
 
 // lightest is a user-written policy: always the lowest-weight candidate,
@@ -255,7 +257,7 @@ func TestGeneration(t *testing.T) {
 
 	takeDown(t, a, t0)
 	a.ConnectStarted()
-	a.ConnectSucceeded(a.RetryAt())
+	a.ConnectSucceeded(a.RetryAt(), time.Millisecond)
 	a.Released()
 	step("down and up through connects", false)
 	_, err = c.Pick(t0, nil)
@@ -286,33 +288,33 @@ func TestClusterCountersKeepRemovedBackends(t *testing.T) {
 	cs, c, bs := newCluster(t, Config{}, RoundRobin, spec{id: "a"}, spec{id: "b"})
 	a, b := bs[0], bs[1]
 	a.ConnectStarted()
-	a.ConnectSucceeded(t0)
+	a.ConnectSucceeded(t0, time.Millisecond)
 	a.CountRequest()
 	a.CountRequest()
 	a.CountBytes(1000, 200)
 	b.ConnectStarted()
 	b.ConnectFailed(t0)
 	b.ConnectStarted()
-	b.ConnectSucceeded(t0)
+	b.ConnectSucceeded(t0, time.Millisecond)
 	b.CountRequest()
 	b.CountBytes(10, 20)
 	b.CountBytes(5, 0)
 
-	assert.Equal(t, Counters{Connections: 1, Requests: 2, BytesIn: 1000, BytesOut: 200}, a.Counters())
-	assert.Equal(t, Counters{Connections: 2, Failures: 1, Requests: 1, BytesIn: 15, BytesOut: 20}, b.Counters())
+	assert.Equal(t, Counters{Connections: 1, Requests: 2, BytesIn: 1000, BytesOut: 200}, counts(a.Counters()))
+	assert.Equal(t, Counters{Connections: 2, Failures: 1, Requests: 1, BytesIn: 15, BytesOut: 20}, counts(b.Counters()))
 	both := Counters{Connections: 3, Failures: 1, Requests: 3, BytesIn: 1015, BytesOut: 220}
-	assert.Equal(t, both, c.Counters())
+	assert.Equal(t, both, counts(c.Counters()))
 
 	require.NoError(t, cs.RemoveBackend("c", "a"))
-	assert.Equal(t, both, c.Counters(), "a removed backend's totals stay with the cluster")
+	assert.Equal(t, both, counts(c.Counters()), "a removed backend's totals stay with the cluster")
 
 	// The session on a finishes after the removal: a's own counters see
 	// it, the cluster's keep a's totals at removal.
 	a.CountRequest()
 	a.CountBytes(1, 1)
 	a.Released()
-	assert.Equal(t, Counters{Connections: 1, Requests: 3, BytesIn: 1001, BytesOut: 201}, a.Counters())
-	assert.Equal(t, both, c.Counters())
+	assert.Equal(t, Counters{Connections: 1, Requests: 3, BytesIn: 1001, BytesOut: 201}, counts(a.Counters()))
+	assert.Equal(t, both, counts(c.Counters()))
 
 	// Re-adding the ID is a new backend with its own counters.
 	a2, err := cs.AddBackend("c", Backend{ID: "a", Address: addr(1)})
@@ -322,10 +324,38 @@ func TestClusterCountersKeepRemovedBackends(t *testing.T) {
 	want := both
 	want.Connections++
 	want.Requests++
-	assert.Equal(t, want, c.Counters())
+	assert.Equal(t, want, counts(c.Counters()))
+
+	h := c.Counters().Connect
+	assert.Equal(t, uint64(2), h.Count(), "the successful connects, timed")
+	assert.Equal(t, 2*time.Millisecond, h.Sum)
 
 	require.NoError(t, cs.RemoveCluster("c"))
-	assert.Equal(t, want, c.Counters(), "a removed cluster keeps its totals for whoever still holds it")
+	assert.Equal(t, want, counts(c.Counters()), "a removed cluster keeps its totals for whoever still holds it")
+}
+
+// counts is c without its histograms.
+func counts(c Counters) Counters {
+	c.Connect, c.FirstByte, c.Duration = metrics.HistogramValue{}, metrics.HistogramValue{}, metrics.HistogramValue{}
+	return c
+}
+
+// A backend's responses count at the backend and its cluster; the
+// proxy's own answers at the cluster only.
+func TestServedAndAnswered(t *testing.T) {
+	_, c, bs := newCluster(t, Config{}, RoundRobin, spec{id: "a"})
+	a := bs[0]
+	a.Served(200, time.Millisecond, 3*time.Millisecond)
+	a.Served(404, time.Millisecond, 2*time.Millisecond)
+	a.Served(0, 0, time.Second) // a protocol without statuses: timed, not classed
+	c.Answered(503, 10*time.Millisecond)
+	assert.Equal(t, [5]uint64{0, 1, 0, 1, 0}, a.Counters().Responses)
+	assert.Equal(t, [5]uint64{0, 1, 0, 1, 1}, c.Counters().Responses)
+	assert.Equal(t, uint64(3), a.Counters().FirstByte.Count())
+	assert.Equal(t, uint64(3), a.Counters().Duration.Count())
+	d := c.Counters().Duration
+	assert.Equal(t, uint64(4), d.Count())
+	assert.Equal(t, time.Second+15*time.Millisecond, d.Sum)
 }
 
 func TestCountingDoesNotAllocate(t *testing.T) {

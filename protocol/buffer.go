@@ -151,3 +151,6 @@ func (p *Pool) Exhausted() uint64 { return p.exhausted }
 
 // Size is the size of each buffer.
 func (p *Pool) Size() int { return p.cfg.Size }
+
+// Max returns how many buffers may be lent at once.
+func (p *Pool) Max() int { return p.cfg.Max }

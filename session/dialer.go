@@ -130,6 +130,7 @@ type Dialer struct {
 	token eventloop.Token
 	ready protocol.Readiness
 	timer timer.Handle
+	began time.Time // the current connect's start
 	tried [MaxDialAttempts]*backend.Backend
 	n     int
 }
@@ -191,6 +192,7 @@ func (d *Dialer) next() DialState {
 			}
 		}
 		b.ConnectStarted()
+		d.began = lp.Now()
 		fd, err := protocol.Connect(b.Address)
 		if err != nil {
 			d.failed(b, err)
@@ -268,7 +270,8 @@ func (d *Dialer) Poll() DialState {
 			d.next()
 			continue
 		}
-		b.ConnectSucceeded(d.lp.Now())
+		now := d.lp.Now()
+		b.ConnectSucceeded(now, now.Sub(d.began))
 		d.lp.Timers().Cancel(d.timer)
 		d.state = DialConnected
 	}

@@ -16,6 +16,10 @@ import (
 
 // Config is an HTTP listener's settings. Zero values take the defaults.
 type Config struct {
+	// Name labels the listener's metrics (listener="..."). Default
+	// "http", or "https" with TLS. Listeners with the same name are
+	// counted together.
+	Name string
 	// Hooks run for every request of the listener, in order, before the
 	// hooks of its route ([Listener.SetRouteHooks]). See [Hooks].
 	Hooks []Hooks
@@ -105,6 +109,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxIdlePerBackend == 0 {
 		c.MaxIdlePerBackend = 1024
+	}
+	if c.Name == "" {
+		c.Name = "http"
+		if c.TLS != nil {
+			c.Name = "https"
+		}
 	}
 	if c.Scheme == "" {
 		c.Scheme = "http"

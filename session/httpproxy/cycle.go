@@ -46,7 +46,7 @@ type cycle struct {
 	l            *Listener
 	lp           *session.Loop
 	st           *workerState
-	routes       *router.Router // the listener's, on this worker
+	lw           *onWorker // the listener's part on this worker: routes, counters
 
 	front   frontStream      // where the request comes from and the response goes
 	fbuf    *protocol.Buffer // request bytes: the head, then body bytes
@@ -257,7 +257,7 @@ func (s *cycle) readHead() (bool, session.Result) {
 		if n, r := s.readFront(); n > 0 {
 			progress = true
 		} else if r == protocol.Error {
-			s.l.stats.clientReset.Add(1)
+			s.lw.stats.clientReset.Add(1)
 			return false, session.Close
 		}
 	}
@@ -292,7 +292,7 @@ func (s *cycle) readHead() (bool, session.Result) {
 		// HTTP/2 preface nor an HTTP/1.x request line get no HTTP/1.1
 		// answer the client could not read: the connection just closes
 		// (RFC 9113 §3.4: an invalid preface ends the connection).
-		s.l.stats.notHTTP.Add(1)
+		s.lw.stats.notHTTP.Add(1)
 		return false, session.Close
 	}
 	if err != nil {
@@ -316,7 +316,7 @@ func (s *cycle) readHead() (bool, session.Result) {
 		return progress, session.Continue
 	}
 	s.partial = nil
-	s.l.stats.requests.Add(1)
+	s.lw.stats.requests.Add(1)
 	return true, s.headDone()
 }
 
@@ -407,7 +407,7 @@ func (s *cycle) chooseRoute() bool {
 		host, _ = x.reqEdit.Get("host")
 		target = x.reqEdit.Target()
 	}
-	f, ok := s.routes.LookupRequest(host, target, x.req.Method.Of(head), &x.reqEdit)
+	f, ok := s.lw.routes.LookupRequest(host, target, x.req.Method.Of(head), &x.reqEdit)
 	if !ok {
 		if x.hreq.cluster != "" {
 			return true // a hook chose the cluster: no route needed
@@ -476,7 +476,7 @@ func (s *cycle) connect(self session.ProxySession) (bool, session.Result) {
 		sock, t, r := d.Handoff()
 		s.useBack(d.Backend(), sock, t, false)
 		s.bready.Merge(r)
-		s.l.stats.newBackend.Add(1)
+		s.lw.stats.newBackend.Add(1)
 		return true, session.Continue
 	case session.DialTaken: // take set the connection up
 		return true, session.Continue
@@ -501,7 +501,7 @@ func take(self session.ProxySession, b *backend.Backend) session.TakeResult {
 	if !s.retried {
 		if sock, t, ok := s.st.take(s.lp, b, s.self); ok {
 			s.useBack(b, sock, t, true)
-			s.l.stats.reusedBackend.Add(1)
+			s.lw.stats.reusedBackend.Add(1)
 			return session.Taken
 		}
 	}
@@ -519,7 +519,7 @@ func (s *cycle) useBack(b *backend.Backend, sock protocol.TCPSocket, t eventloop
 // a reused connection: a request the server refused (REFUSED_STREAM, a
 // GOAWAY before it) is sent again.
 func (s *cycle) useBackStream(b *backend.Backend, bs *h2BackStream, t eventloop.Token) {
-	s.l.stats.h2BackStreams.Add(1)
+	s.lw.stats.h2BackStreams.Add(1)
 	s.attachBack(b, bs, t, true)
 }
 
@@ -811,7 +811,7 @@ func (s *cycle) sendRequest() (bool, session.Result) {
 		}
 		if s.frontEOF {
 			// The client closed before the end of its body.
-			s.l.stats.clientReset.Add(1)
+			s.lw.stats.clientReset.Add(1)
 			return false, session.Close
 		}
 		if !s.frontReadable() {
@@ -825,7 +825,7 @@ func (s *cycle) sendRequest() (bool, session.Result) {
 			if s.fbuf == nil {
 				return s.answerWith(ans503, true) // out of buffers
 			}
-			s.l.stats.clientReset.Add(1)
+			s.lw.stats.clientReset.Add(1)
 			return false, session.Close
 		}
 		if n == 0 && r != protocol.Closed {
@@ -906,7 +906,7 @@ func (s *cycle) relayResponse() (bool, session.Result) {
 				// leave bbuf now, or the next round would frame them
 				// again, head included, as body.
 			} else if r != protocol.Continue {
-				s.l.stats.clientReset.Add(1)
+				s.lw.stats.clientReset.Add(1)
 				return false, session.Close
 			}
 			s.bbuf.Consume(s.x.pendingResp)
@@ -940,12 +940,12 @@ func (s *cycle) relayResponse() (bool, session.Result) {
 					done, err = x.rparser.Parse(b, http1.Response, &x.resp)
 				}
 				if err != nil {
-					s.l.stats.backendBadResponse.Add(1)
+					s.lw.stats.backendBadResponse.Add(1)
 					return s.backendFailed(ans502)
 				}
 				if !done {
 					if s.bbuf.Full() {
-						s.l.stats.backendBadResponse.Add(1)
+						s.lw.stats.backendBadResponse.Add(1)
 						return s.backendFailed(ans502)
 					}
 				} else {
@@ -957,7 +957,7 @@ func (s *cycle) relayResponse() (bool, session.Result) {
 			} else {
 				n, data, done, err := frameBody(&s.x.respBody, s.bbuf.Bytes(), s.respData)
 				if err != nil {
-					s.l.stats.backendBadResponse.Add(1)
+					s.lw.stats.backendBadResponse.Add(1)
 					return s.backendFailed(ans502)
 				}
 				if n > 0 {
@@ -1026,7 +1026,7 @@ func (s *cycle) startResponse(b []byte) bool {
 		// §15.2.2, §7.8): relayed, it would leave the client waiting on
 		// a connection nobody speaks on. (Only a client's own connection
 		// to a backend's can become a tunnel: an HTTP/2 stream cannot.)
-		s.l.stats.backendBadResponse.Add(1)
+		s.lw.stats.backendBadResponse.Add(1)
 		s.backendFailed(ans502)
 		return false
 	}
@@ -1091,7 +1091,7 @@ func (s *cycle) startResponse(b []byte) bool {
 		s.x.pendingResp = 0
 		s.x.respOut = s.x.rsegs[:0]
 		s.respSent = true
-		s.l.stats.responses.Add(1)
+		s.lw.stats.responses.Add(1)
 		return true
 	}
 	if !s.reqDone && !s.tunnel {
@@ -1108,7 +1108,7 @@ func (s *cycle) startResponse(b []byte) bool {
 	}
 	s.x.pendingResp = h.Len
 	s.x.respOut = e.Segments(s.x.rsegs[:0])
-	s.l.stats.responses.Add(1)
+	s.lw.stats.responses.Add(1)
 	// Body bytes that came with the head go in the same writev: a small
 	// response leaves in one system call. (Not for a tunnel: what follows
 	// a 101 belongs to the new protocol, and the pipe takes it.)
@@ -1168,8 +1168,8 @@ func (s *cycle) resetExchange() {
 func (s *cycle) freeExchange() {
 	if x := s.x; x != nil {
 		if x.sentBack|x.gotBack != 0 {
-			s.l.stats.bytesIn.Add(x.sentBack)
-			s.l.stats.bytesOut.Add(x.gotBack)
+			s.lw.stats.bytesIn.Add(x.sentBack)
+			s.lw.stats.bytesOut.Add(x.gotBack)
 		}
 		s.st.putExchange(x)
 		s.x = nil
@@ -1191,10 +1191,10 @@ func (s *cycle) backendBroke() (bool, session.Result) {
 		s.phase = phaseConnect
 		return true, session.Continue
 	}
-	s.l.stats.backendReset.Add(1)
+	s.lw.stats.backendReset.Add(1)
 	if s.reused && !s.retried && !s.respSent && !s.headGone && (s.bbuf == nil || s.bbuf.Empty()) && s.replayable() {
 		// A pooled connection the server had closed: once more, fresh.
-		s.l.stats.retried.Add(1)
+		s.lw.stats.retried.Add(1)
 		s.dropBack(false)
 		s.retried = true
 		s.phase = phaseConnect
@@ -1264,7 +1264,7 @@ func (s *cycle) answerWith(idx int, closeConn bool) (bool, session.Result) {
 }
 
 func (s *cycle) answerStatus(idx, status int, reason string, closeConn bool, extra string) (bool, session.Result) {
-	s.l.stats.answers[idx].Add(1)
+	s.lw.stats.answers[idx].Add(1)
 	if !s.beginAnswer(closeConn) {
 		return false, session.Close
 	}

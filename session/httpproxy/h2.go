@@ -98,7 +98,7 @@ func (s *Session) startH2(initial []byte) (bool, session.Result) {
 	f.conn = h2.NewServerConn(s.l.cfg.HTTP2, f)
 	s.h2 = f
 	s.state = connH2
-	s.l.stats.h2Conns.Add(1)
+	s.lw.stats.h2Conns.Add(1)
 	if len(initial) > 0 {
 		f.partial = append(f.partial, initial...)
 	}
@@ -241,10 +241,10 @@ func (f *h2Front) close() {
 	}
 	f.closing = true
 	st := f.conn.Stats()
-	f.s.l.stats.h2Streams.Add(st.StreamsOpened)
+	f.s.lw.stats.h2Streams.Add(st.StreamsOpened)
 	fl := st.Floods
 	if n := fl.RapidReset + fl.MadeYouReset + fl.Continuation + fl.Ping + fl.Settings + fl.EmptyData + fl.WindowUpdate + fl.ControlQueue; n > 0 {
-		f.s.l.stats.h2Floods.Add(n)
+		f.s.lw.stats.h2Floods.Add(n)
 	}
 	for _, stream := range f.streams {
 		if !stream.closed {
@@ -280,7 +280,7 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 		l:          s.l,
 		lp:         s.lp,
 		st:         s.st,
-		routes:     s.routes,
+		lw:         s.lw,
 		front:      st,
 		secure:     s.secure,
 		local:      s.local,

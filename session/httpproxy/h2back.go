@@ -70,6 +70,7 @@ type h2Back struct {
 	closed     bool
 	timer      timer.Handle
 	idleAt     time.Time
+	began      time.Time // the connect's start
 	last       time.Time
 	idle       time.Duration
 	fields     []h2.HeaderField
@@ -140,7 +141,7 @@ func (s *cycle) dialH2(b *backend.Backend) (*h2Back, error) {
 		return nil, err
 	}
 	c := &h2Back{lp: s.lp, st: s.st, b: b, sock: protocol.NewTCPSocket(fd), connecting: true,
-		streams: map[uint32]*h2BackStream{}, idle: s.l.cfg.IdleBackendTimeout, idleAt: s.lp.Now(), last: s.lp.Now()}
+		streams: map[uint32]*h2BackStream{}, idle: s.l.cfg.IdleBackendTimeout, idleAt: s.lp.Now(), began: s.lp.Now(), last: s.lp.Now()}
 	t, err := s.lp.Register(fd, c)
 	if err != nil {
 		c.sock.Close()
@@ -156,7 +157,7 @@ func (s *cycle) dialH2(b *backend.Backend) (*h2Back, error) {
 	}
 	s.st.h2conns[b] = append(s.st.h2conns[b], c)
 	c.timer = s.lp.Schedule(t, 0, s.l.cfg.ConnectTimeout)
-	s.l.stats.newBackend.Add(1)
+	s.lw.stats.newBackend.Add(1)
 	return c, nil
 }
 
@@ -212,7 +213,8 @@ func (c *h2Back) runOnce() {
 				return
 			}
 			c.connecting = false
-			c.b.ConnectSucceeded(c.lp.Now())
+			now := c.lp.Now()
+			c.b.ConnectSucceeded(now, now.Sub(c.began))
 			c.b.Released() // streams, not the connection, count as active
 			c.schedule()
 		}

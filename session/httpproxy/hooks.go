@@ -376,7 +376,7 @@ func (p *Pending) Resume(f func(r *Request)) error {
 
 // answerHook answers with a hook's status, body and fields.
 func (s *cycle) answerHook(status int, body string, fields []Field) {
-	s.l.stats.hookAnswers.Add(1)
+	s.lw.stats.hookAnswers.Add(1)
 	if !s.beginAnswer(false) {
 		s.closeAfter = true
 		return
@@ -449,7 +449,7 @@ func (s *cycle) routeHooks() []Hooks { return s.x.rhooks }
 func (s *cycle) callHook(f func()) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.l.stats.hookPanics.Add(1)
+			s.lw.stats.hookPanics.Add(1)
 			s.lp.Logger().Error("http: a hook panicked; the request gets 500", "panic", fmt.Sprint(v), "request_id", string(s.x.id[:s.x.idLen]), "stack", string(debug.Stack()))
 			r := &s.x.hreq
 			if r.pend != nil { // it suspended, then panicked: the pending one is void
@@ -565,7 +565,7 @@ func (s *cycle) resume(p *Pending, f func(r *Request)) {
 
 // hookTimedOut answers a request whose suspension lasted too long.
 func (s *cycle) hookTimedOut() session.Result {
-	s.l.stats.hookTimeouts.Add(1)
+	s.lw.stats.hookTimeouts.Add(1)
 	s.x.hreq.pend = nil
 	_, res := s.answerWith(ans504, false)
 	if res == session.Close {
@@ -607,11 +607,12 @@ func (s *cycle) exchangeDone(status int, answered bool, err error) {
 		return
 	}
 	x.doneRun = true
+	now := s.lp.Now()
+	s.countExchange(status, answered, now)
 	lh, rh := s.l.cfg.Hooks, s.routeHooks()
 	if len(lh) == 0 && len(rh) == 0 {
 		return
 	}
-	now := s.lp.Now()
 	o := &x.outcome
 	*o = Outcome{Status: status, Answered: answered, Cluster: x.clusterID, Start: x.start, Duration: now.Sub(x.start),
 		Backend: x.backendID, RequestBytes: x.reqBodyIn, ResponseBytes: x.respBytes, Err: err}
@@ -628,7 +629,7 @@ func (s *cycle) exchangeDone(status int, answered bool, err error) {
 				func() {
 					defer func() {
 						if v := recover(); v != nil {
-							s.l.stats.hookPanics.Add(1)
+							s.lw.stats.hookPanics.Add(1)
 							s.lp.Logger().Error("http: a Done hook panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 						}
 					}()

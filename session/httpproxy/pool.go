@@ -8,7 +8,6 @@ import (
 	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/protocol/http1"
 	"github.com/sluiceproxy/sluice/protocol/tlsconn"
-	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/timer"
 )
@@ -34,7 +33,7 @@ type workerState struct {
 
 	h2Clusters map[string]bool                // clusters whose backends speak h2c
 	health     map[string]*healthSupervisor   // health checks by cluster
-	routers    map[*Listener]*router.Router   // each listener's routes
+	listeners  map[*Listener]*onWorker        // each listener's part
 	h2conns    map[*backend.Backend][]*h2Back // their connections
 	routeHooks map[*Listener]map[string][]Hooks
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/sluiceproxy/sluice/eventloop"
@@ -18,14 +19,16 @@ import (
 )
 
 // Listener makes an HTTP session of each accepted connection. One
-// counters atomic; routes and clusters are each worker's own.
+// listener may serve on several workers: routes, clusters and counters
+// are each worker's own (onWorker), and Stats sums the counters.
 type Listener struct {
-	cfg   Config
-	stats Stats
+	cfg Config
 
 	tlsConfig *tls.Config // HTTPS: shared by every connection
 	tlsPool   *tlsconn.Pool
-	tlsStats  tlsStats
+
+	mu      sync.Mutex
+	workers []*onWorker // every worker's part, for Stats and metrics
 }
 
 // NewListener applies cfg's defaults. With cfg.TLS it is an HTTPS
@@ -54,34 +57,17 @@ func (l *Listener) Protocol() session.Protocol {
 // [session.Proxy], whose every worker keeps its own copy of the routes):
 // safe from any goroutine, before or after the listener is added.
 func (l *Listener) AddFrontend(c session.Commands, f router.Frontend) error {
-	return c.Exec(func(lp *session.Loop) error { return l.routes(lp).Add(f) })
+	return c.Exec(func(lp *session.Loop) error { return l.onWorker(lp).routes.Add(f) })
 }
 
 // RemoveFrontend removes the listener's route f.ID.
 func (l *Listener) RemoveFrontend(c session.Commands, id string) error {
-	return c.Exec(func(lp *session.Loop) error { return l.routes(lp).Remove(id) })
-}
-
-// routes is the listener's routing table on lp's worker.
-func (l *Listener) routes(lp *session.Loop) *router.Router {
-	st := stateOf(lp)
-	r := st.routers[l]
-	if r == nil {
-		r = router.New()
-		if st.routers == nil {
-			st.routers = map[*Listener]*router.Router{}
-		}
-		st.routers[l] = r
-	}
-	return r
+	return c.Exec(func(lp *session.Loop) error { return l.onWorker(lp).routes.Remove(id) })
 }
 
 // AnswersOverLimit implements session.OverLimitAnswerer: a client over
 // the per-IP limit gets 429 with Retry-After rather than a silent close.
 func (l *Listener) AnswersOverLimit() bool { return true }
-
-// Stats returns the listener's counters.
-func (l *Listener) Stats() StatsSnapshot { return l.stats.Snapshot() }
 
 // NewSession implements session.Listener.
 func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.ProxySession, error) {
@@ -93,13 +79,15 @@ func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.Pro
 		l:          l,
 		lp:         lp,
 		st:         stateOf(lp),
-		routes:     l.routes(lp),
+		lw:         l.onWorker(lp),
 		front:      &s.sock,
 		frontToken: a.Token,
 		local:      a.Local,
 		overLimit:  a.OverLimit,
 		frontSeen:  lp.Now(),
 	}
+	s.lw.accepted.Add(1)
+	s.lw.sessions.Add(1)
 	if l.tlsConfig != nil {
 		// The handshake is part of the first request: it has the request
 		// timeout.
@@ -220,7 +208,7 @@ func (s *Session) beforeRequests(progress bool) (p bool, res session.Result, don
 			s.releaseFront()
 			return progress, session.Continue, true
 		default:
-			s.l.stats.proxyRejected.Add(1)
+			s.lw.stats.proxyRejected.Add(1)
 			return false, session.Close, true
 		}
 	}
@@ -289,7 +277,7 @@ func (s *Session) timeout(t eventloop.Token, name eventloop.TimerName) session.R
 		return s.tunnelTimeout(t, s.lp.Now())
 	case connHandshake:
 		if t == s.frontToken {
-			s.l.tlsStats.timeout.Add(1)
+			s.lw.tls.timeout.Add(1)
 			return session.Close
 		}
 	case connLinger:
@@ -327,14 +315,15 @@ func (s *Session) Close() {
 		return
 	}
 	if s.state == connTunnel {
-		s.l.stats.bytesIn.Add(s.pipe.Written(pipe.Back))
-		s.l.stats.bytesOut.Add(s.pipe.Read(pipe.Back))
+		s.lw.stats.bytesIn.Add(s.pipe.Written(pipe.Back))
+		s.lw.stats.bytesOut.Add(s.pipe.Read(pipe.Back))
 		if s.backend != nil {
 			s.backend.CountBytes(s.pipe.Written(pipe.Back), s.pipe.Read(pipe.Back))
 		}
 		s.pipe.Release()
 	}
 	s.state = connClosed
+	s.lw.sessions.Add(-1)
 	s.cycle.close()
 	if s.h2 != nil {
 		s.h2.close()
@@ -365,7 +354,7 @@ var (
 // client. Bytes either side sent early (the client's first frames after
 // its request, the backend's after its head) go through first.
 func (s *Session) startTunnel() session.Result {
-	s.l.stats.tunnels.Add(1)
+	s.lw.stats.tunnels.Add(1)
 	s.exchangeEnded(nil)
 	s.pipe = new(pipe.Pipe)
 	s.pipe.Init(s.lp.Pool(), s.front, &s.bsock)

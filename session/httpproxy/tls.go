@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluiceproxy/sluice/metrics"
 	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/protocol/certs"
 	"github.com/sluiceproxy/sluice/protocol/proxyproto"
@@ -63,6 +64,7 @@ type tlsStats struct {
 	handshakes, resumed                        atomic.Uint64
 	notTLS, poolFull, timeout, closed, refused atomic.Uint64
 	nanos, maxNanos                            atomic.Int64
+	duration                                   metrics.Histogram
 }
 
 func (s *tlsStats) snapshot() TLSStats {
@@ -76,6 +78,7 @@ func (s *tlsStats) snapshot() TLSStats {
 func (s *tlsStats) done(d time.Duration) {
 	s.handshakes.Add(1)
 	s.nanos.Add(int64(d))
+	s.duration.Observe(d)
 	for {
 		m := s.maxNanos.Load()
 		if int64(d) <= m || s.maxNanos.CompareAndSwap(m, int64(d)) {
@@ -84,9 +87,17 @@ func (s *tlsStats) done(d time.Duration) {
 	}
 }
 
-// TLSStats returns the listener's handshake counters (zero for a
-// cleartext listener).
-func (l *Listener) TLSStats() TLSStats { return l.tlsStats.snapshot() }
+func (t *TLSStats) add(o TLSStats) {
+	t.Handshakes += o.Handshakes
+	t.Resumed += o.Resumed
+	t.NotTLS += o.NotTLS
+	t.PoolFull += o.PoolFull
+	t.Timeout += o.Timeout
+	t.ClientClosed += o.ClientClosed
+	t.Refused += o.Refused
+	t.HandshakeTime += o.HandshakeTime
+	t.HandshakeMax = max(t.HandshakeMax, o.HandshakeMax)
+}
 
 // serverConfig builds the one tls.Config every connection of the
 // listener shares (session ticket keys live in it, so resumption works
@@ -140,11 +151,11 @@ func (s *Session) handshake() (bool, session.Result) {
 	switch s.tls.Handshake(s.l.tlsPool, s.l.cfg.RequestTimeout, &s.fready) {
 	case tlsconn.Established:
 		if start := s.tls.Started(); !start.IsZero() {
-			s.l.tlsStats.done(time.Since(start))
+			s.lw.tls.done(time.Since(start))
 		}
 		cs := s.tls.Conn().TLS().ConnectionState()
 		if cs.DidResume {
-			s.l.tlsStats.resumed.Add(1)
+			s.lw.tls.resumed.Add(1)
 		}
 		if cs.NegotiatedProtocol == "h2" {
 			return s.startH2(nil)
@@ -158,15 +169,15 @@ func (s *Session) handshake() (bool, session.Result) {
 		err := s.tls.Conn().Err()
 		switch {
 		case errors.Is(err, tlsconn.ErrNotClientHello):
-			s.l.tlsStats.notTLS.Add(1)
+			s.lw.tls.notTLS.Add(1)
 		case errors.Is(err, tlsconn.ErrPoolFull):
-			s.l.tlsStats.poolFull.Add(1)
+			s.lw.tls.poolFull.Add(1)
 		case errors.Is(err, tlsconn.ErrPeerGone), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			s.l.tlsStats.closed.Add(1)
+			s.lw.tls.closed.Add(1)
 		case isTimeout(err):
-			s.l.tlsStats.timeout.Add(1)
+			s.lw.tls.timeout.Add(1)
 		default:
-			s.l.tlsStats.refused.Add(1)
+			s.lw.tls.refused.Add(1)
 		}
 		return false, session.Close
 	}
@@ -200,7 +211,7 @@ func (s *Session) readProxyBeforeTLS() (progress bool, res session.Result, ok bo
 		case errors.Is(err, proxyproto.ErrIncomplete) && r != protocol.Closed && r != protocol.Error && len(s.partial) < maxProxyHeader:
 			continue
 		default:
-			s.l.stats.proxyRejected.Add(1)
+			s.lw.stats.proxyRejected.Add(1)
 			return false, session.Close, false
 		}
 	}

@@ -69,6 +69,9 @@ const (
 
 // Config is a TCP listener's settings. Zero values take the defaults.
 type Config struct {
+	// Name labels the listener's metrics (listener="..."). Default
+	// "tcp". Listeners with the same name are counted together.
+	Name string
 	// Cluster is the cluster whose backends receive the connections.
 	Cluster string
 	// ConnectTimeout bounds one backend connect attempt. Default 3 s.
@@ -107,6 +110,9 @@ type Config struct {
 var ErrRelayNeedsExpect = errors.New("tcpproxy: SendProxy Relay needs ExpectProxy")
 
 func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = "tcp"
+	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 3 * time.Second
 	}

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync"
 	"time"
 
-	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/protocol/pipe"
@@ -18,10 +18,12 @@ import (
 
 // Listener makes a TCP proxy session of each accepted connection. One
 // Listener may serve the listening sockets of several workers: its
-// settings are read-only and its counters atomic.
+// settings are read-only, and each worker counts apart (onWorker).
 type Listener struct {
-	cfg   Config
-	stats Stats
+	cfg Config
+
+	mu      sync.Mutex
+	workers []*onWorker
 }
 
 // NewListener checks cfg and applies its defaults.
@@ -41,32 +43,25 @@ func NewListener(cfg Config) (*Listener, error) {
 // Protocol implements session.Listener.
 func (l *Listener) Protocol() session.Protocol { return session.TCP }
 
-// dialFailed counts a failed backend connect.
-func (l *Listener) dialFailed(_ *backend.Backend, err error) {
-	if errors.Is(err, session.ErrDialTimeout) {
-		l.stats.connectTimedOut.Add(1)
-	} else {
-		l.stats.connectFailed.Add(1)
-	}
-}
-
-// Stats returns the listener's counters.
-func (l *Listener) Stats() StatsSnapshot { return l.stats.Snapshot() }
-
 // NewSession implements session.Listener.
 func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.ProxySession, error) {
 	protocol.SetNoDelay(a.Fd, true)
+	lw := l.onWorker(lp)
 	s := &Session{
 		Base:       session.Base{Cluster: l.cfg.Cluster, Peer: a.Peer},
 		l:          l,
+		lw:         lw,
 		lp:         lp,
+		began:      lp.Now(),
 		front:      protocol.NewTCPSocket(a.Fd),
 		frontToken: a.Token,
 		local:      a.Local,
 		last:       lp.Now(),
 		state:      stateConnect,
 	}
-	s.dial = session.Dialer{Cluster: l.cfg.Cluster, Attempts: l.cfg.ConnectAttempts, ConnectTimeout: l.cfg.ConnectTimeout, OnFail: l.dialFailed}
+	s.dial = session.Dialer{Cluster: l.cfg.Cluster, Attempts: l.cfg.ConnectAttempts, ConnectTimeout: l.cfg.ConnectTimeout, OnFail: lw.onFail}
+	lw.accepted.Add(1)
+	lw.sessions.Add(1)
 	if l.cfg.ExpectProxy {
 		s.state = stateExpect
 		s.frontTimer = lp.Schedule(a.Token, 0, l.cfg.HeaderTimeout)
@@ -97,6 +92,7 @@ const headerRoom = 128
 type Session struct {
 	session.Base
 	l  *Listener
+	lw *onWorker // the listener's part on this worker: counters
 	lp *session.Loop
 
 	state      state
@@ -117,6 +113,7 @@ type Session struct {
 	frontSeen  time.Time // last byte moved on the client side (pipe)
 	backSeen   time.Time // last byte moved on the backend side (pipe)
 	last       time.Time
+	began      time.Time
 	needBuffer bool
 	counted    [2]uint64 // bytes to and from the backend reported to it so far
 }
@@ -218,7 +215,7 @@ func (s *Session) readHeader() (session.Result, bool) {
 	default:
 		// Garbage, a header too long for the buffer, or a client that
 		// closed before finishing it.
-		s.l.stats.proxyRejected.Add(1)
+		s.lw.stats.proxyRejected.Add(1)
 		s.lp.Logger().Debug("tcp: bad PROXY header", "peer", s.Peer, "err", err, "read", r)
 		return session.Close, false
 	}
@@ -279,18 +276,18 @@ func (s *Session) decide(final bool) (session.Result, bool) {
 		}
 		s.dial.Cluster = s.Cluster
 		s.dial.Key, s.dial.UseKey = d.Key, d.UseKey
-		s.l.stats.routed.Add(1)
+		s.lw.stats.routed.Add(1)
 		s.rearmFront(s.l.cfg.FrontTimeout)
 		s.state = stateConnect
 		return session.Continue, true
 	case errors.Is(err, ErrNeedMore) && !final:
 		return session.Continue, s.frontReady.Readable()
 	case errors.Is(err, ErrNeedMore):
-		s.l.stats.routeTimedOut.Add(1)
+		s.lw.stats.routeTimedOut.Add(1)
 		s.lp.Logger().Debug("tcp: route undecided", "peer", s.Peer, "bytes", len(data))
 		return session.Close, false
 	default:
-		s.l.stats.routeRejected.Add(1)
+		s.lw.stats.routeRejected.Add(1)
 		s.lp.Logger().Debug("tcp: route refused the connection", "peer", s.Peer, "err", err)
 		return session.Close, false
 	}
@@ -319,7 +316,7 @@ func (s *Session) connect(self session.ProxySession) (session.Result, bool) {
 }
 
 func (s *Session) noBackend() (session.Result, bool) {
-	s.l.stats.noBackend.Add(1)
+	s.lw.stats.noBackend.Add(1)
 	s.lp.Logger().Debug("tcp: no backend left", "cluster", s.Cluster, "attempts", s.dial.Attempted(), "err", s.dial.Err())
 	return session.Close, false
 }
@@ -414,7 +411,7 @@ func (s *Session) relay() session.Result {
 	case pipe.Done:
 		return session.Close
 	case pipe.Failed:
-		s.l.stats.reset.Add(1)
+		s.lw.stats.reset.Add(1)
 		return session.Close
 	case pipe.NeedBuffer:
 		// Nothing raises an edge for a buffer coming back: look again
@@ -465,7 +462,7 @@ func (s *Session) Timeout(t eventloop.Token, name eventloop.TimerName) session.R
 		s.frontTimer = s.lp.Schedule(t, 0, max(s.l.cfg.FrontTimeout-s.lp.Now().Sub(s.frontSeen), time.Millisecond))
 		return s.relay()
 	case t == s.frontToken && s.state == stateExpect:
-		s.l.stats.proxyTimedOut.Add(1)
+		s.lw.stats.proxyTimedOut.Add(1)
 		return session.Close
 	case t == s.frontToken && s.state == stateRoute:
 		res, _ := s.decide(true) // time is up: decide on what came
@@ -476,7 +473,7 @@ func (s *Session) Timeout(t eventloop.Token, name eventloop.TimerName) session.R
 	case t == s.frontToken && s.state == statePipe && !s.idleFor(t, &s.frontTimer, s.frontSeen, s.l.cfg.FrontTimeout):
 		return session.Continue
 	case t == s.frontToken:
-		s.l.stats.frontTimeouts.Add(1)
+		s.lw.stats.frontTimeouts.Add(1)
 		return session.Close
 	case name == session.DialTimer:
 		if s.dial.Timeout(t, name) == session.DialFailed {
@@ -487,7 +484,7 @@ func (s *Session) Timeout(t eventloop.Token, name eventloop.TimerName) session.R
 	case s.dial.Owns(t) && s.state == statePipe && !s.idleFor(t, &s.backTimer, s.backSeen, s.l.cfg.BackTimeout):
 		return session.Continue
 	case s.dial.Owns(t):
-		s.l.stats.backTimeouts.Add(1)
+		s.lw.stats.backTimeouts.Add(1)
 		return session.Close
 	}
 	return session.Continue
@@ -509,13 +506,15 @@ func (s *Session) Close() {
 		return
 	}
 	if s.state == statePipe {
-		s.l.stats.bytesIn.Add(s.pipe.BytesIn())
-		s.l.stats.bytesOut.Add(s.pipe.BytesOut())
+		s.lw.stats.bytesIn.Add(s.pipe.BytesIn())
+		s.lw.stats.bytesOut.Add(s.pipe.BytesOut())
 		s.countBytes()
 		s.pipe.Release()
 	}
 	s.state = stateClosed
-	s.l.stats.sessions.Add(1)
+	s.lw.stats.sessions.Add(1)
+	s.lw.sessions.Add(-1)
+	s.lw.duration.Observe(s.lp.Now().Sub(s.began))
 	s.lp.Timers().Cancel(s.backTimer)
 	s.dial.Close()
 	s.lp.Timers().Cancel(s.frontTimer)
