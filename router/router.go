@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -167,6 +168,31 @@ func (r *Router) Remove(id string) error {
 		if r.any.remove(f) {
 			r.any = nil
 		}
+	}
+	return nil
+}
+
+// Replace puts f in place of the frontend with f.ID, in one step: no
+// lookup sees neither. f may match what the old one matched (a route
+// sent to another cluster). Without a frontend f.ID it adds f. On error
+// the router is unchanged.
+func (r *Router) Replace(f Frontend) error {
+	old, ok := r.byID[f.ID]
+	if !ok {
+		return r.Add(f)
+	}
+	if _, err := normalize(f); err != nil {
+		return err
+	}
+	prev := *old
+	if err := r.Remove(f.ID); err != nil {
+		return err
+	}
+	if err := r.Add(f); err != nil {
+		if err2 := r.Add(prev); err2 != nil {
+			return errors.Join(err, err2)
+		}
+		return err
 	}
 	return nil
 }

@@ -265,3 +265,25 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 		assert.Zero(t, testing.AllocsPerRun(200, func() { r.Lookup(host, tg, method) }), target)
 	}
 }
+
+func TestReplaceSwapsInOneStep(t *testing.T) {
+	r := New()
+	require.NoError(t, r.Add(Frontend{ID: "a", Host: "example.com", Action: Action{Cluster: "one"}}))
+	// Same host and path: Add would conflict, Replace swaps.
+	require.NoError(t, r.Replace(Frontend{ID: "a", Host: "example.com", Action: Action{Cluster: "two"}}))
+	f, ok := r.Lookup([]byte("example.com"), []byte("/"), []byte("GET"))
+	require.True(t, ok)
+	assert.Equal(t, "two", f.Action.Cluster)
+	// A replacement that conflicts with another route leaves both alone.
+	require.NoError(t, r.Add(Frontend{ID: "b", Host: "example.com", Path: "/b", Action: Action{Cluster: "three"}}))
+	assert.Error(t, r.Replace(Frontend{ID: "a", Host: "example.com", Path: "/b", Action: Action{Cluster: "four"}}))
+	f, _ = r.Lookup([]byte("example.com"), []byte("/"), []byte("GET"))
+	assert.Equal(t, "two", f.Action.Cluster)
+	f, _ = r.Lookup([]byte("example.com"), []byte("/b"), []byte("GET"))
+	assert.Equal(t, "three", f.Action.Cluster)
+	// Replacing an unknown ID adds it.
+	require.NoError(t, r.Replace(Frontend{ID: "c", Host: "other.example", Action: Action{Cluster: "five"}}))
+	f, ok = r.Lookup([]byte("other.example"), []byte("/"), []byte("GET"))
+	require.True(t, ok)
+	assert.Equal(t, "five", f.Action.Cluster)
+}

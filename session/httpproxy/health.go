@@ -92,6 +92,24 @@ func StartHealthChecks(c session.Commands, cluster string, hc HealthCheck) error
 	})
 }
 
+// StopHealthChecks ends cluster's health checks; its backends count as
+// healthy again. Without checks it does nothing.
+func StopHealthChecks(c session.Commands, cluster string) error {
+	return c.Exec(func(lp *session.Loop) error {
+		st := stateOf(lp)
+		if old := st.health[cluster]; old != nil {
+			old.Close()
+			delete(st.health, cluster)
+		}
+		if c := lp.Clusters().Cluster(cluster); c != nil {
+			for _, b := range c.Backends() {
+				b.SetHealthy(true) // no checks: nothing holds a backend out
+			}
+		}
+		return nil
+	})
+}
+
 // healthSupervisor keeps one checker per backend of a cluster, adding
 // checkers for new backends and dropping those of removed ones.
 type healthSupervisor struct {

@@ -60,6 +60,12 @@ func (l *Listener) AddFrontend(c session.Commands, f router.Frontend) error {
 	return c.Exec(func(lp *session.Loop) error { return l.onWorker(lp).routes.Add(f) })
 }
 
+// ReplaceFrontend puts f in place of the listener's route f.ID (or adds
+// it): a route sent to another cluster without a moment with neither.
+func (l *Listener) ReplaceFrontend(c session.Commands, f router.Frontend) error {
+	return c.Exec(func(lp *session.Loop) error { return l.onWorker(lp).routes.Replace(f) })
+}
+
 // RemoveFrontend removes the listener's route f.ID.
 func (l *Listener) RemoveFrontend(c session.Commands, id string) error {
 	return c.Exec(func(lp *session.Loop) error { return l.onWorker(lp).routes.Remove(id) })
