@@ -42,6 +42,15 @@ type Config struct {
 	// (WebSocket) when either side has been silent that long. Default
 	// 1 h, since such connections idle by design.
 	TunnelTimeout time.Duration
+	// StopIdleAfter is how long a soft stop keeps a keep-alive
+	// connection that was just used: a client that got a response a
+	// moment ago may have its next request on the way, and closing the
+	// connection under it is an error the client sees (HAProxy's
+	// idle-close-on-response). Such a connection stays open until it has
+	// been idle this long; a request that comes meanwhile is answered
+	// with Connection: close. Connections idle for longer close at once.
+	// Default 1 s; negative: close every idle connection at once.
+	StopIdleAfter time.Duration
 	// MaxBody bounds a request body: 413 beyond it (a Content-Length
 	// over it is refused before anything is forwarded). 0: no limit.
 	MaxBody int64
@@ -104,6 +113,9 @@ func (c Config) withDefaults() Config {
 	def(&c.BackTimeout, 30*time.Second)
 	def(&c.IdleBackendTimeout, 30*time.Second)
 	def(&c.TunnelTimeout, time.Hour)
+	if c.StopIdleAfter == 0 {
+		c.StopIdleAfter = time.Second
+	}
 	if c.ConnectAttempts <= 0 {
 		c.ConnectAttempts = 3
 	}

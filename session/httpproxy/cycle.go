@@ -1475,10 +1475,13 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 	return s.self.Ready(s.self)
 }
 
-// ShuttingDown ends a cycle waiting for its next request; one with a
-// request in progress finishes it and closes after.
+// ShuttingDown ends a cycle waiting for its next request, once it has
+// waited Config.StopIdleAfter (the worker asks again every few tens of
+// milliseconds); one with a request in progress, or a request that comes
+// meanwhile, finishes it and closes after.
 func (s *cycle) ShuttingDown() session.Result {
-	if s.phase == phaseIdle && (s.fbuf == nil || s.fbuf.Empty()) {
+	if s.phase == phaseIdle && (s.fbuf == nil || s.fbuf.Empty()) &&
+		s.lp.Now().Sub(s.frontSeen) >= s.l.cfg.StopIdleAfter {
 		return session.Close
 	}
 	s.closeAfter = true

@@ -1,8 +1,10 @@
 package httpproxy_test
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -107,4 +109,41 @@ func TestSoftStopUnderLoadLosesNoRequest(t *testing.T) {
 	assert.Equal(t, st.Requests, st.Responses, "every request the proxy read was answered")
 	assert.Zero(t, st.BackendReset+st.ClientReset, "no exchange was cut")
 	t.Logf("ok %d, refused after the stop %d", ok.Load(), failed.Load())
+}
+
+// A soft stop does not close a keep-alive connection under a request on
+// its way: one used a moment ago stays open for StopIdleAfter, and the
+// request that comes meanwhile is answered, with Connection: close.
+func TestSoftStopAnswersTheNextRequestOfABusyConnection(t *testing.T) {
+	o := newOrigin(t, "o")
+	tt := newTester(t, httpproxy.Config{StopIdleAfter: 2 * time.Second}, o)
+	c, err := net.Dial("tcp", tt.addr.String())
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	ask := func() *http.Response {
+		_, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: app\r\n\r\n")
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(r, nil)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	assert.False(t, ask().Close)
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- tt.w.SoftStop(ctx)
+	}()
+	time.Sleep(300 * time.Millisecond) // several shutdown rounds
+	resp := ask()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.True(t, resp.Close, "the last response says Connection: close")
+	_, err = r.ReadByte()
+	assert.ErrorIs(t, err, io.EOF, "then the proxy closes")
+	require.NoError(t, <-stopped)
 }
