@@ -4,6 +4,7 @@ go 1.24.0
 
 require (
 	github.com/coder/websocket v1.8.15
+	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/net v0.50.0
 	golang.org/x/sys v0.41.0
