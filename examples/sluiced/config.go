@@ -142,7 +142,6 @@ const (
 	ProtoSNI   Proto = "sni"
 )
 
-
 // Addr is an ip:port.
 type Addr struct{ netip.AddrPort }
 
