@@ -57,3 +57,23 @@ timeuot = "1s"`, `timeuot = "1s"`, "listeners.timeuot", "unknown field"},
 		})
 	}
 }
+
+// Whatever the file holds, ParseConfig answers a configuration or an
+// error naming the file; it never panics.
+func FuzzParseConfig(f *testing.F) {
+	demo, err := os.ReadFile("demo.toml")
+	require.NoError(f, err)
+	f.Add(demo)
+	f.Add([]byte("[admin]\nsocket = \"/tmp/x\"\n[[listeners]]\nname = \"a\"\n[[listeners.routes]]\ncluster = \"c\"\n"))
+	f.Add([]byte("[[clusters]]\n[[clusters.backends]]\n[[clusters.backends]]\nid = 1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig("fuzz.toml", data)
+		if err == nil && cfg == nil {
+			t.Fatal("no configuration and no error")
+		}
+		var ce *ConfigError
+		if err != nil && !errors.As(err, &ce) {
+			t.Fatalf("an error that names no file: %v", err)
+		}
+	})
+}
