@@ -176,7 +176,7 @@ func TestPromtoolAcceptsText(t *testing.T) {
 	s.Histogram("sluice_http_request_duration_seconds", "Request durations.", h.Load(), metrics.L("listener", "web"))
 	var out bytes.Buffer
 	require.NoError(t, s.WriteText(&out))
-	CheckWithPromtool(t, promtool, out.Bytes())
+	checkWithPromtool(t, promtool, out.Bytes())
 }
 
 func needTool(t *testing.T, name string) string {
@@ -191,9 +191,9 @@ func needTool(t *testing.T, name string) string {
 	return path
 }
 
-// CheckWithPromtool runs promtool check metrics on text and fails on any
+// checkWithPromtool runs promtool check metrics on text and fails on any
 // complaint, lint warnings included.
-func CheckWithPromtool(t *testing.T, promtool string, text []byte) {
+func checkWithPromtool(t *testing.T, promtool string, text []byte) {
 	t.Helper()
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(text)

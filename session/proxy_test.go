@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,4 +86,27 @@ func TestProxyHardStopBeforeStart(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, p.HardStop())
 	assert.Equal(t, fds, openFDs(t))
+}
+
+// PerWorker gives each worker a value of its own, and Each sees them
+// all: per-worker counters summed by a reader.
+func TestPerWorkerSumsWorkers(t *testing.T) {
+	p, err := session.NewProxy(session.ProxyConfig{Workers: 3})
+	require.NoError(t, err)
+	p.Start()
+	defer func() {
+		p.HardStop()
+		p.Wait()
+	}()
+	var counts session.PerWorker[atomic.Int64]
+	for i := 0; i < 2; i++ { // the second round finds each worker's value again
+		require.NoError(t, p.Exec(func(lp *session.Loop) error {
+			counts.Get(lp, func() *atomic.Int64 { return new(atomic.Int64) }).Add(1)
+			return nil
+		}))
+	}
+	n, total := 0, int64(0)
+	counts.Each(func(c *atomic.Int64) { n++; total += c.Load() })
+	assert.Equal(t, 3, n)
+	assert.Equal(t, int64(6), total)
 }

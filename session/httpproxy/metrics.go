@@ -30,34 +30,13 @@ var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // onWorker is the listener's part on lp's worker, made the first time.
 func (l *Listener) onWorker(lp *session.Loop) *onWorker {
-	st := stateOf(lp)
-	if w := st.listeners[l]; w != nil {
-		return w
-	}
-	w := &onWorker{routes: router.New()}
-	if st.listeners == nil {
-		st.listeners = map[*Listener]*onWorker{}
-	}
-	st.listeners[l] = w
-	l.mu.Lock()
-	l.workers = append(l.workers, w)
-	l.mu.Unlock()
-	return w
-}
-
-func (l *Listener) each(f func(w *onWorker)) {
-	l.mu.Lock()
-	ws := l.workers
-	l.mu.Unlock()
-	for _, w := range ws {
-		f(w)
-	}
+	return l.workers.Get(lp, func() *onWorker { return &onWorker{routes: router.New()} })
 }
 
 // Stats returns the listener's counters, summed over its workers.
 func (l *Listener) Stats() StatsSnapshot {
 	total := StatsSnapshot{Answers: map[int]uint64{}}
-	l.each(func(w *onWorker) { total.add(w.stats.Snapshot()) })
+	l.workers.Each(func(w *onWorker) { total.add(w.stats.Snapshot()) })
 	return total
 }
 
@@ -65,7 +44,7 @@ func (l *Listener) Stats() StatsSnapshot {
 // cleartext listener), summed over its workers.
 func (l *Listener) TLSStats() TLSStats {
 	var total TLSStats
-	l.each(func(w *onWorker) { total.add(w.tls.snapshot()) })
+	l.workers.Each(func(w *onWorker) { total.add(w.tls.snapshot()) })
 	return total
 }
 
@@ -89,7 +68,7 @@ func (l *Listener) Collect(_ context.Context, s *metrics.Set) error {
 	var classes [len(statusClasses)]uint64
 	var duration, handshakes metrics.HistogramValue
 	var open, accepted int64
-	l.each(func(w *onWorker) {
+	l.workers.Each(func(w *onWorker) {
 		for i := range classes {
 			classes[i] += w.classes[i].Load()
 		}

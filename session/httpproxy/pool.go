@@ -33,7 +33,6 @@ type workerState struct {
 
 	h2Clusters map[string]bool                // clusters whose backends speak h2c
 	health     map[string]*healthSupervisor   // health checks by cluster
-	listeners  map[*Listener]*onWorker        // each listener's part
 	h2conns    map[*backend.Backend][]*h2Back // their connections
 	routeHooks map[*Listener]map[string][]Hooks
 }

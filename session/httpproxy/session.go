@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/sluiceproxy/sluice/eventloop"
@@ -27,8 +26,7 @@ type Listener struct {
 	tlsConfig *tls.Config // HTTPS: shared by every connection
 	tlsPool   *tlsconn.Pool
 
-	mu      sync.Mutex
-	workers []*onWorker // every worker's part, for Stats and metrics
+	workers session.PerWorker[onWorker] // every worker's part: routes, counters
 }
 
 // NewListener applies cfg's defaults. With cfg.TLS it is an HTTPS

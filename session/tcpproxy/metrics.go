@@ -21,18 +21,13 @@ type onWorker struct {
 	onFail   func(*backend.Backend, error) // dialFailed, made once
 }
 
-type workerKey struct{ l *Listener }
-
 // onWorker is the listener's part on lp's worker, made the first time.
 func (l *Listener) onWorker(lp *session.Loop) *onWorker {
-	return lp.Local(workerKey{l}, func() any {
+	return l.workers.Get(lp, func() *onWorker {
 		w := &onWorker{}
 		w.onFail = w.dialFailed
-		l.mu.Lock()
-		l.workers = append(l.workers, w)
-		l.mu.Unlock()
 		return w
-	}).(*onWorker)
+	})
 }
 
 // dialFailed counts a failed backend connect.
@@ -44,19 +39,10 @@ func (w *onWorker) dialFailed(_ *backend.Backend, err error) {
 	}
 }
 
-func (l *Listener) each(f func(w *onWorker)) {
-	l.mu.Lock()
-	ws := l.workers
-	l.mu.Unlock()
-	for _, w := range ws {
-		f(w)
-	}
-}
-
 // Stats returns the listener's counters, summed over its workers.
 func (l *Listener) Stats() StatsSnapshot {
 	var total StatsSnapshot
-	l.each(func(w *onWorker) { total.add(w.stats.Snapshot()) })
+	l.workers.Each(func(w *onWorker) { total.add(w.stats.Snapshot()) })
 	return total
 }
 
@@ -68,7 +54,7 @@ func (l *Listener) Collect(_ context.Context, s *metrics.Set) error {
 	st := l.Stats()
 	var duration metrics.HistogramValue
 	var open, accepted int64
-	l.each(func(w *onWorker) {
+	l.workers.Each(func(w *onWorker) {
 		duration.Add(w.duration.Load())
 		open += w.sessions.Load()
 		accepted += int64(w.accepted.Load())

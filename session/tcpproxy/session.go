@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/sluiceproxy/sluice/eventloop"
@@ -20,10 +19,8 @@ import (
 // Listener may serve the listening sockets of several workers: its
 // settings are read-only, and each worker counts apart (onWorker).
 type Listener struct {
-	cfg Config
-
-	mu      sync.Mutex
-	workers []*onWorker
+	cfg     Config
+	workers session.PerWorker[onWorker]
 }
 
 // NewListener checks cfg and applies its defaults.
