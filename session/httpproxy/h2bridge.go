@@ -44,12 +44,19 @@ func frameScratch(lp *session.Loop) []byte {
 // rest; an idle connection keeps no buffer. It reports whether bytes came
 // and whether the socket ended or failed.
 func readFrames(lp *session.Loop, sock protocol.Socket, ready *protocol.Readiness, partial *[]byte, conn h2conn) (got, ended bool) {
-	for ready.Readable() && !conn.Done() {
+	for ready.Readable() {
 		buf := frameScratch(lp)
 		k := copy(buf, *partial)
 		n, r := sock.Read(buf[k:])
 		ready.Read(n, r)
-		if n > 0 {
+		if n > 0 && conn.Done() {
+			// The connection is over but its last frames wait for the
+			// peer to take them: what it sends is dropped, and read so
+			// that its close is seen. A peer that stopped reading and
+			// waits for its own bytes to go out would otherwise hold
+			// the connection until a timeout.
+			*partial = nil
+		} else if n > 0 {
 			got = true
 			data := buf[:k+n]
 			m, err := conn.Feed(data, lp.Now())

@@ -70,10 +70,18 @@ func (c *Conn) CloseWrite() {
 }
 
 // Close is CloseWrite, then the connection is forgotten: bytes that
-// still come are answered with a reset, as by a kernel.
+// still come are answered with a reset, as by a kernel. With bytes
+// unread it resets at once, what it had not sent yet dropped, as a
+// kernel's close does: it does not wait for its queue to drain into a
+// peer that may itself wait for this side to read.
 func (c *Conn) Close() {
-	c.CloseWrite()
 	c.gone = true
+	if len(c.s.in) > 0 {
+		c.out = nil
+		c.n.closeSock(c.s)
+		return
+	}
+	c.CloseWrite()
 	if len(c.out) == 0 {
 		c.n.closeSock(c.s)
 	}
