@@ -23,6 +23,7 @@ import (
 // one response line for each.
 //
 //	{"command":"status"}
+//	{"command":"clusters"}
 //	{"command":"backends"}
 //	{"command":"add_backend","cluster":"app","id":"app-3","address":"127.0.0.1:8207"}
 //	{"command":"remove_backend","cluster":"app","id":"app-3"}
@@ -231,6 +232,8 @@ func (d *daemon) command(req request) response {
 	switch req.Command {
 	case "status":
 		return okResponse(d.status())
+	case "clusters":
+		return okResponse(s.clusterList())
 	case "backends":
 		list, err := s.backends()
 		if err != nil {
@@ -265,7 +268,7 @@ func (d *daemon) command(req request) response {
 	case "":
 		return errResponse(errors.New("no command"))
 	}
-	return errResponse(fmt.Errorf("unknown command %q (status, backends, add_backend, remove_backend, drain, reload, stop, metrics)", req.Command))
+	return errResponse(fmt.Errorf("unknown command %q (status, clusters, backends, add_backend, remove_backend, drain, reload, stop, metrics)", req.Command))
 }
 
 func result(v any, err error) response {
@@ -273,6 +276,29 @@ func result(v any, err error) response {
 		return errResponse(err)
 	}
 	return okResponse(v)
+}
+
+// ClusterInfo is one cluster in the "clusters" answer.
+type ClusterInfo struct {
+	ID           string `json:"id"`
+	Policy       string `json:"policy"`
+	HTTP2        bool   `json:"http2,omitempty"`
+	HealthChecks bool   `json:"health_checks,omitempty"`
+	Backends     int    `json:"backends"`
+	Drained      int    `json:"drained,omitempty"`
+}
+
+func (s *server) clusterList() []ClusterInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ClusterInfo
+	for _, c := range s.cfg.Clusters {
+		r := s.clusters[c.ID]
+		drained := len(s.drained[c.ID])
+		out = append(out, ClusterInfo{ID: c.ID, Policy: r.Policy.String(), HTTP2: r.HTTP2, HealthChecks: r.Health != nil,
+			Backends: len(r.Backends) - drained, Drained: drained})
+	}
+	return out
 }
 
 // BackendState is one backend in the "backends" answer.

@@ -19,6 +19,7 @@ const ctlUsage = `usage: sluiced ctl [-config FILE | -socket PATH] COMMAND [ARGS
 
 commands:
   status                           the process, its workers and listeners
+  clusters                         every cluster: policy, backends
   backends                         every backend and its state
   drain CLUSTER BACKEND            no new requests; in-flight ones finish
   add-backend CLUSTER ID ADDRESS   until the next reload
@@ -87,7 +88,7 @@ func ctlRequest(args []string) (request, error) {
 		return nil
 	}
 	switch cmd := args[0]; cmd {
-	case "status", "backends", "reload", "stop", "metrics":
+	case "status", "clusters", "backends", "reload", "stop", "metrics":
 		return request{Command: cmd}, want(0)
 	case "drain":
 		if err := want(2); err != nil {

@@ -7,7 +7,7 @@
 // passthrough listeners, metrics, and backends of its own). Then:
 //
 //	kill -HUP PID                 reload the file: the difference is applied
-//	sluiced ctl -config FILE status|backends|reload|stop|metrics
+//	sluiced ctl -config FILE status|clusters|backends|reload|stop|metrics
 //	sluiced ctl -config FILE drain CLUSTER BACKEND
 //	sluiced -config FILE -upgrade   a new process takes the sockets over
 //	kill -TERM PID                soft stop (a second signal: hard stop)

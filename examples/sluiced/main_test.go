@@ -360,6 +360,8 @@ func TestDrainFinishesInFlight(t *testing.T) {
 	got := slow.served()
 	out, _, _ = runCtl(p, "backends")
 	assert.Contains(t, out, `"drained"`)
+	out, _, _ = runCtl(p, "clusters")
+	assert.Contains(t, out, `"drained": 1`)
 	slow.release()
 	for i := 0; i < 4; i++ {
 		r := <-results
