@@ -65,8 +65,10 @@ type h2Stream struct {
 	id    uint32
 	child *h2Child
 
-	// The request, as HTTP/1.1 bytes for the child.
+	// The request, as HTTP/1.1 bytes for the child; reqBuf is the array
+	// under it, kept for the next stream when the child is reused.
 	req     []byte
+	reqBuf  []byte
 	credit  int // DATA octets in req not yet given back to flow control
 	chunked bool
 	reqEnd  bool
@@ -271,7 +273,7 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 	}
 	s := f.s
 	now := s.lp.Now()
-	child := &h2Child{}
+	child := s.st.newChild()
 	st := &child.st
 	st.f, st.id = f, id
 	child.cycle = cycle{
@@ -308,6 +310,9 @@ func (f *h2Front) Data(id uint32, data []byte, endStream bool) {
 		f.conn.Consumed(id, len(data))
 		return
 	}
+	if len(st.req) == 0 {
+		st.req = st.reqBuf[:0] // what the child took leaves room
+	}
 	if len(data) > 0 {
 		st.req = appendChunk(st.req, data, st.chunked)
 		st.credit += len(data)
@@ -317,6 +322,9 @@ func (f *h2Front) Data(id uint32, data []byte, endStream bool) {
 			st.req = appendLastChunk(st.req, nil)
 		}
 		st.reqEnd = true
+	}
+	if cap(st.req) > cap(st.reqBuf) {
+		st.reqBuf = st.req[:0] // it grew: a new array, st.req at its start
 	}
 	f.queue(st, eventloop.Readable)
 }
@@ -367,7 +375,11 @@ func (st *h2Stream) buildRequest(fields []h2.HeaderField, endStream bool, x *exc
 	}
 	w := &st.f.s.st.build
 	w.Limits = x.parser.Limits
-	w.Request(make([]byte, 0, size), &x.req, method, target)
+	buf := st.reqBuf[:0]
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	w.Request(buf, &x.req, method, target)
 	if authority != "" {
 		w.Field("Host", authority)
 	}
@@ -390,6 +402,7 @@ func (st *h2Stream) buildRequest(fields []h2.HeaderField, endStream bool, x *exc
 		st.chunked = true
 	}
 	st.req, x.buildErr = w.End()
+	st.reqBuf = st.req[:0]
 	x.built = true
 	st.reqEnd = endStream
 }
@@ -569,7 +582,7 @@ func (st *h2Stream) endBody(trailers []byte) protocol.SocketResult {
 		return protocol.Continue
 	}
 	if len(trailers) > 0 {
-		fields := trailerFields(st.f.fields[:0], trailers)
+		fields := trailerFields(st.f.fields[:0], &st.f.s.st.intern, trailers)
 		st.f.fields = fields[:0]
 		if len(fields) > 0 && st.f.conn.WriteHeaders(st.id, fields, true) == nil {
 			st.finish(false)
@@ -610,9 +623,9 @@ func (st *h2Stream) takeResponse(e *http1.Editor, kind http1.BodyKind, left int6
 		st.reset = true // the stream is gone: its cycle closes
 		return headFailed
 	}
-	a := arena{b: make([]byte, 0, e.Len())}
+	in := &st.f.s.st.intern
 	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(e.Status())})
-	e.EachField(func(name, value []byte) { fields = appendH2Field(fields, &a, name, value, false) })
+	e.EachField(func(name, value []byte) { fields = appendH2Field(fields, in, name, value, false) })
 	st.f.fields = fields[:0]
 	st.kind, st.left = kind, left
 	end := kind == http1.BodyNone || kind == http1.BodyLength && left == 0
@@ -638,9 +651,8 @@ func (st *h2Stream) gone() bool { return st.reset }
 // responseFields converts a response head to HTTP/2 fields (RFC 9113
 // §8.2.2: no connection-specific fields, lower-case names).
 func (st *h2Stream) responseFields(head []byte) []h2.HeaderField {
-	a := arena{b: make([]byte, 0, len(head))}
 	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(st.resp.Status)})
-	fields = appendHeadFields(fields, &a, head, &st.resp)
+	fields = appendHeadFields(fields, &st.f.s.st.intern, head, &st.resp)
 	st.f.fields = fields[:0]
 	return fields
 }
@@ -690,10 +702,52 @@ func (c *h2Child) Timeout(t eventloop.Token, name eventloop.TimerName) session.R
 }
 
 // Close implements session.ProxySession: the request ends, and the stream
-// with it.
+// with it. The child then serves a later stream of the worker.
 func (c *h2Child) Close() {
+	first := !c.st.closed
 	c.close()
 	c.st.Close()
+	if first {
+		c.st.f.s.st.reuseChild(c)
+	}
+}
+
+// maxSpareChildren bounds the stream sessions a worker keeps for reuse,
+// maxKeptRequest the request array each keeps.
+const (
+	maxSpareChildren = 256
+	maxKeptRequest   = 4 << 10
+)
+
+// newChild returns a stream session closed before, or a new one: a
+// stream allocates nothing once the worker has served as many at once.
+func (st *workerState) newChild() *h2Child {
+	n := len(st.children)
+	if n == 0 {
+		return &h2Child{}
+	}
+	c := st.children[n-1]
+	st.children[n-1] = nil
+	st.children = st.children[:n-1]
+	var buf []byte
+	if cap(c.st.reqBuf) <= maxKeptRequest {
+		buf = c.st.reqBuf[:0] // an upload's large array is not kept
+	}
+	*c = h2Child{}
+	c.st.reqBuf = buf
+	return c
+}
+
+// reuseChild keeps a closed child for a later stream. One whose news is
+// still queued on its connection is left to the collector: the queue
+// holds it until its next round, and must not see a new stream in it.
+// Other references to a closed child (its token until the batch ends,
+// a deferred drive) are to a closed slot the worker skips.
+func (st *workerState) reuseChild(c *h2Child) {
+	if c.st.queued || len(st.children) >= maxSpareChildren {
+		return
+	}
+	st.children = append(st.children, c)
 }
 
 // PrintSession implements session.ProxySession.

@@ -480,15 +480,15 @@ func (c *h2Back) StreamWritable(id uint32) {
 // :authority, no connection-specific fields, TE only as "trailers"),
 // sent when the connection has room for a stream.
 func (bs *h2BackStream) takeRequest(e *http1.Editor, method []byte, kind http1.BodyKind, left int64) headTaken {
-	a := arena{b: make([]byte, 0, e.Len())}
+	in := &bs.c.st.intern
 	host, _ := e.Get("host")
 	fields := make([]h2.HeaderField, 0, 16)
 	fields = append(fields,
-		h2.HeaderField{Name: ":method", Value: a.str(method)},
+		h2.HeaderField{Name: ":method", Value: in.str(method)},
 		h2.HeaderField{Name: ":scheme", Value: "http"},
-		h2.HeaderField{Name: ":authority", Value: a.str(host)},
-		h2.HeaderField{Name: ":path", Value: a.str(e.Target())})
-	e.EachField(func(name, value []byte) { fields = appendH2Field(fields, &a, name, value, true) })
+		h2.HeaderField{Name: ":authority", Value: in.str(host)},
+		h2.HeaderField{Name: ":path", Value: in.str(e.Target())})
+	e.EachField(func(name, value []byte) { fields = appendH2Field(fields, in, name, value, true) })
 	bs.pending, bs.kind, bs.left = fields, kind, left
 	if !bs.reset && !bs.c.closed {
 		bs.open()
@@ -612,7 +612,7 @@ func (bs *h2BackStream) endBody(trailers []byte) protocol.SocketResult {
 	if bs.state != rsBody {
 		return protocol.Continue
 	}
-	fields := trailerFields(c.fields[:0], trailers)
+	fields := trailerFields(c.fields[:0], &c.st.intern, trailers)
 	c.fields = fields[:0]
 	if len(fields) == 0 || c.conn.WriteTrailers(bs.id, fields) != nil {
 		c.conn.WriteData(bs.id, nil, true)

@@ -146,28 +146,45 @@ func (q *newsQueue) deliverRound(lp *session.Loop) bool {
 	return progress
 }
 
-// arena copies field values into one array, never written again, and
-// views them as strings: one allocation per head instead of one per
-// field. The HPACK tables may keep such strings; nothing rewrites the
-// bytes under them (a growing append copies to a new array and leaves the
-// old one as it was).
-type arena struct{ b []byte }
+// interner makes the strings of HTTP/2 fields from bytes that will be
+// written again (a buffer, an editor's head). A field's name and value
+// may be kept by the HPACK tables, so the strings must not share those
+// bytes; the interner gives back the copy it made for the same bytes
+// before, so that the steady stream of identical fields a backend sends
+// (content-type, a server name, the second's date) costs no allocation.
+// It is the worker's: only its loop uses it.
+type interner struct{ m map[string]string }
 
-func (a *arena) str(v []byte) string {
+// Bounds of the interner: longer values are copied and not kept; a full
+// table starts over (the strings it gave stay valid where they are).
+const (
+	internMaxLen  = 128
+	internEntries = 4096
+)
+
+func (in *interner) str(v []byte) string {
 	if len(v) == 0 {
 		return ""
 	}
-	at := len(a.b)
-	a.b = append(a.b, v...)
-	return unsafe.String(&a.b[at], len(v))
+	if s, ok := in.m[string(v)]; ok {
+		return s
+	}
+	s := string(v)
+	if len(v) <= internMaxLen {
+		if in.m == nil || len(in.m) >= internEntries {
+			in.m = make(map[string]string, 256)
+		}
+		in.m[s] = s
+	}
+	return s
 }
 
 // appendHeadFields appends the fields of an HTTP/1.1 response head as
 // HTTP/2 fields.
-func appendHeadFields(dst []h2.HeaderField, a *arena, head []byte, h *http1.Head) []h2.HeaderField {
+func appendHeadFields(dst []h2.HeaderField, in *interner, head []byte, h *http1.Head) []h2.HeaderField {
 	for i := range h.Fields {
 		f := &h.Fields[i]
-		dst = appendH2Field(dst, a, f.Name.Of(head), f.Value.Of(head), false)
+		dst = appendH2Field(dst, in, f.Name.Of(head), f.Value.Of(head), false)
 	}
 	return dst
 }
@@ -176,8 +193,8 @@ func appendHeadFields(dst []h2.HeaderField, a *arena, head []byte, h *http1.Head
 // 9113 §8.2.2: a lower-case name, connection-specific fields dropped).
 // In a request (§8.3.1) Host is dropped, the caller sends it as
 // :authority, and TE is kept only as "trailers", which gRPC sends.
-func appendH2Field(dst []h2.HeaderField, a *arena, name, value []byte, request bool) []h2.HeaderField {
-	n := fieldName(name)
+func appendH2Field(dst []h2.HeaderField, in *interner, name, value []byte, request bool) []h2.HeaderField {
+	n := fieldName(in, name)
 	switch {
 	case request && n == "te":
 		if string(value) != "trailers" {
@@ -187,8 +204,18 @@ func appendH2Field(dst []h2.HeaderField, a *arena, name, value []byte, request b
 		return dst
 	}
 	// A value unique to each message (the request id) would only churn
-	// the peer's HPACK table: send it without indexing.
-	return append(dst, h2.HeaderField{Name: n, Value: a.str(value), Sensitive: n == "x-request-id"})
+	// the peer's HPACK table, and the interner's: it is sent never
+	// indexed, so no table keeps it. A response head is encoded at once:
+	// its value may view the editor's bytes; a request's may wait for
+	// room on the connection, so it is copied.
+	if n == "x-request-id" {
+		v := unsafe.String(unsafe.SliceData(value), len(value))
+		if request {
+			v = string(value)
+		}
+		return append(dst, h2.HeaderField{Name: n, Value: v, Sensitive: true})
+	}
+	return append(dst, h2.HeaderField{Name: n, Value: in.str(value)})
 }
 
 // appendFields writes HTTP/2 fields as HTTP/1.1 field lines.
@@ -219,7 +246,7 @@ func appendLastChunk(b []byte, trailers []h2.HeaderField) []byte {
 
 // trailerFields parses a trailer section into HTTP/2 fields, dropping
 // the connection-specific ones.
-func trailerFields(dst []h2.HeaderField, t []byte) []h2.HeaderField {
+func trailerFields(dst []h2.HeaderField, in *interner, t []byte) []h2.HeaderField {
 	for len(t) > 0 {
 		line := t
 		if j := bytes.IndexByte(t, '\n'); j >= 0 {
@@ -232,11 +259,11 @@ func trailerFields(dst []h2.HeaderField, t []byte) []h2.HeaderField {
 		if c <= 0 {
 			continue
 		}
-		name := fieldName(line[:c])
+		name := fieldName(in, line[:c])
 		if !allowedInH2(name) {
 			continue
 		}
-		dst = append(dst, h2.HeaderField{Name: name, Value: string(bytes.Trim(line[c+1:], " \t"))})
+		dst = append(dst, h2.HeaderField{Name: name, Value: in.str(bytes.Trim(line[c+1:], " \t"))})
 	}
 	return dst
 }
@@ -259,7 +286,7 @@ var commonNames = func() map[string]string {
 
 // fieldName is an HTTP/2 (lower-case) field name for b, without
 // allocating for the common ones.
-func fieldName(b []byte) string {
+func fieldName(in *interner, b []byte) string {
 	var buf [32]byte
 	if len(b) <= len(buf) {
 		l := buf[:len(b)]
@@ -272,7 +299,7 @@ func fieldName(b []byte) string {
 		if s, ok := commonNames[string(l)]; ok {
 			return s
 		}
-		return string(l)
+		return in.str(l)
 	}
 	return strings.ToLower(string(b))
 }

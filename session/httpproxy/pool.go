@@ -25,6 +25,8 @@ type workerState struct {
 	tmp       []byte        // scratch for field values the editor copies
 	build     http1.Builder // heads from HTTP/2 fields, written as HTTP/1.1 and indexed at once
 	spareHead http1.Head    // the index of a head nobody reads it from (an interim one)
+	intern    interner      // HTTP/2 field strings
+	children  []*h2Child    // HTTP/2 stream sessions, for the next streams
 
 	clusterAnswers map[string]map[int]Answer
 	seq            uint64 // request id counter
