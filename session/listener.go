@@ -151,10 +151,15 @@ func (w *Worker) admit(l Listener, local netip.AddrPort, fd int, peer netip.Addr
 		w.log.Debug("listener refused a session", "listener", local, "err", err)
 		return false
 	}
-	v.Insert(entry{s: s, peer: ip, front: true})
+	v.Insert(entry{s: s, front: true})
 	w.sessions++
 	w.status.Accepted++
-	w.perIP[ip]++
+	if w.cfg.MaxConnectionsPerIP > 0 {
+		// Counted only with a limit: an entry per client address and a
+		// token's address is memory every connection would pay.
+		w.perIP[ip]++
+		w.peers[t] = ip
+	}
 	return true
 }
 

@@ -100,9 +100,8 @@ type Status struct {
 type entry struct {
 	s      ProxySession
 	o      TokenOwner
-	peer   netip.Addr // client address counted for the per-IP limit; front tokens only
-	front  bool       // the session's frontend token (the one that counts as a session)
-	closed bool       // closed this batch; the key is freed at its end
+	front  bool // the session's frontend token (the one that counts as a session)
+	closed bool // closed this batch; the key is freed at its end
 }
 
 // Worker drives sessions on one event loop. It owns the token slab, the
@@ -129,7 +128,8 @@ type Worker struct {
 	tokenWarned    time.Time // the last warning about it
 
 	listeners               map[netip.AddrPort]*listenSession
-	perIP                   map[netip.Addr]int32
+	perIP                   map[netip.Addr]int32           // with MaxConnectionsPerIP: sessions by client address
+	peers                   map[eventloop.Token]netip.Addr // with MaxConnectionsPerIP: the address each front token counts for
 	sessions                int
 	paused                  bool
 	doomed                  []eventloop.Token
@@ -177,6 +177,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		checkLoop: loopCheckEnabled(),
 		listeners: map[netip.AddrPort]*listenSession{},
 		perIP:     map[netip.Addr]int32{},
+		peers:     map[eventloop.Token]netip.Addr{},
 		done:      make(chan struct{}),
 	}
 	w.handle = &Loop{w: w}
@@ -446,11 +447,12 @@ func (w *Worker) forget(t eventloop.Token) {
 	e.front = false
 	w.sessions--
 	w.status.Closed++
-	if e.peer.IsValid() {
-		if n := w.perIP[e.peer] - 1; n > 0 {
-			w.perIP[e.peer] = n
+	if ip, ok := w.peers[t]; ok {
+		delete(w.peers, t)
+		if n := w.perIP[ip] - 1; n > 0 {
+			w.perIP[ip] = n
 		} else {
-			delete(w.perIP, e.peer)
+			delete(w.perIP, ip)
 		}
 	}
 	if w.paused && w.sessions < w.cfg.MaxConnections*9/10 {
