@@ -419,7 +419,7 @@ func (s *slowServer) release() { close(s.gate) }
 func TestMetricsCountRequests(t *testing.T) {
 	p := newPorts(t)
 	p.write(t, "app-1", "app-2")
-	start(t, p)
+	pr := start(t, p)
 	const sent = 37
 	whoAnswers(t, p.url(), sent)
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p.Metrics))
@@ -442,6 +442,13 @@ func TestMetricsCountRequests(t *testing.T) {
 	text, _, code := runCtl(p, "metrics")
 	require.Equal(t, 0, code)
 	assert.Contains(t, text, fmt.Sprintf(`sluice_http_requests_total{listener="web"} %d`, sent))
+
+	// ctl stop: a soft stop; the process exits cleanly.
+	_, errText, code := runCtl(p, "stop")
+	require.Equal(t, 0, code, errText)
+	require.NoError(t, pr.exited(t, 15*time.Second))
+	_, _, code = runCtl(p, "status")
+	assert.Equal(t, 1, code, "nothing answers any more")
 }
 
 // The admin socket refuses a line over its limit and malformed JSON with
