@@ -727,6 +727,12 @@ func (s *cycle) exchange() (bool, session.Result) {
 	if res == session.Close {
 		return false, res
 	}
+	if s.phase != phaseExchange {
+		// Sending ended the exchange: an answer of the proxy's own took
+		// over (the backend went away, the request was refused), and
+		// the backend connection is gone with its readiness.
+		return p1, res
+	}
 	p2, res := s.relayResponse()
 	return p1 || p2, res
 }

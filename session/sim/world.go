@@ -385,7 +385,8 @@ var ErrLeak = errors.New("sim: leaked")
 // stop the worker (a soft stop, to check that nothing in flight is
 // lost) or fail the run; if it does none of these while the proxy waits
 // with no timer, the run is stuck and fails. Run returns the first
-// failure ([Net.Fail]), or a leak found once the worker stopped.
+// failure ([Net.Fail]), or a leak or a session's panic found once the
+// worker stopped.
 func (n *Net) Run(w *session.Worker, start func(), idle func()) error {
 	restore := protocol.UseSimNet(n)
 	defer restore()
@@ -417,6 +418,9 @@ func (n *Net) Run(w *session.Worker, start func(), idle func()) error {
 		return fmt.Errorf("seed %d: the worker failed: %w", n.seed, err)
 	}
 	st, _ := w.Status()
+	if st.Panics != 0 {
+		return fmt.Errorf("seed %d: %d sessions panicked (the worker closed them)", n.seed, st.Panics)
+	}
 	if n.open != 0 || st.Sessions != 0 || st.BuffersLent != 0 {
 		return fmt.Errorf("seed %d: %w: %d sockets open, %d sessions, %d tokens, %d buffers lent", n.seed, ErrLeak, n.open, st.Sessions, st.Tokens, st.BuffersLent)
 	}
