@@ -53,28 +53,20 @@ type cycle struct {
 	partial []byte           // an incomplete head, kept without a pool buffer
 	local   netip.AddrPort
 
-	// The request and the response being exchanged, borrowed from the
-	// worker while a request is in progress: an idle session holds none.
-	x     *exchange
-	route *router.Frontend
+	// The request and the response being exchanged, and the backend
+	// side, borrowed from the worker while a request is in progress (the
+	// backend side also while a tunnel lives): an idle client connection
+	// holds neither.
+	x *exchange
+	*backSide
 
-	// The backend.
-	back    backStream // a TCP connection (bsock) or a stream of an HTTP/2 one
-	bsock   tcpStream
-	backend *backend.Backend
-	cluster *backend.Cluster
-	// dial picks, connects and accounts the backend connection, from
-	// the connect until the connection ends (nil otherwise).
-	dial *session.Dialer
-	bbuf *protocol.Buffer // response bytes
-
-	frontTimer, backTimer timer.Handle
-	frontSeen, backSeen   time.Time
+	frontTimer timer.Handle
+	frontSeen  time.Time
 
 	// Small fields together: the struct is part of every connection.
-	frontToken, backToken eventloop.Token
-	fready, bready        protocol.Readiness
-	phase                 phase
+	frontToken eventloop.Token
+	fready     protocol.Readiness
+	phase      phase
 	secure                bool // the client came over TLS (HSTS applies)
 	frontEOF              bool
 	overLimit             bool // the client is over the per-IP limit: its request gets 429
@@ -92,6 +84,46 @@ type cycle struct {
 	tunnel                bool // the response switches protocols: a pipe follows its head
 	reqData               bool // the back stream took the request head as fields: it gets the body's content
 	respData              bool // the front stream took the response head as fields: it gets the body's content
+}
+
+// backSide is what a cycle holds of its request's route and backend:
+// the connection, its timer and readiness, the response buffer.
+type backSide struct {
+	route   *router.Frontend
+	back    backStream // a TCP connection (bsock) or a stream of an HTTP/2 one
+	bsock   tcpStream
+	backend *backend.Backend
+	cluster *backend.Cluster
+	// dial picks, connects and accounts the backend connection, from
+	// the connect until the connection ends (nil otherwise).
+	dial      *session.Dialer
+	bbuf      *protocol.Buffer // response bytes
+	backTimer timer.Handle
+	backSeen  time.Time
+	backToken eventloop.Token
+	bready    protocol.Readiness
+}
+
+// begin borrows what a request needs: the exchange and the backend side.
+func (s *cycle) begin() {
+	if s.x == nil {
+		s.x = s.st.getExchange(s.l.cfg.Limits)
+	}
+	if s.backSide == nil {
+		s.backSide = s.st.getSide()
+	}
+}
+
+// endSide gives the backend side back once nothing holds it: no
+// backend connection, connect or response buffer.
+func (s *cycle) endSide() {
+	b := s.backSide
+	if b == nil || b.back != nil || b.dial != nil || b.bbuf != nil {
+		return
+	}
+	s.lp.Timers().Cancel(b.backTimer)
+	s.backSide = nil
+	s.st.putSide(b)
 }
 
 // cycleOwner is a session with a cycle: a *Session or an HTTP/2
@@ -126,7 +158,7 @@ func (s *cycle) ClusterID() (string, bool) {
 	if s.x != nil && s.x.clusterID != "" {
 		return s.x.clusterID, true
 	}
-	if s.route != nil && s.route.Action.Cluster != "" {
+	if s.backSide != nil && s.route != nil && s.route.Action.Cluster != "" {
 		return s.route.Action.Cluster, true
 	}
 	return "", false
@@ -138,6 +170,9 @@ func (s *cycle) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 	s.Last = s.lp.Now()
 	if t == s.frontToken {
 		s.fready.Update(r)
+		return
+	}
+	if s.backSide == nil {
 		return
 	}
 	if s.back != nil && t == s.backToken {
@@ -261,9 +296,7 @@ func (s *cycle) readHead() (bool, session.Result) {
 			return false, session.Close
 		}
 	}
-	if s.x == nil {
-		s.x = s.st.getExchange(s.l.cfg.Limits)
-	}
+	s.begin()
 	if s.phase == phaseIdle {
 		s.phase = phaseHead
 		s.x.start = s.lp.Now()
@@ -1161,8 +1194,10 @@ func (s *cycle) responseDone() session.Result {
 }
 
 func (s *cycle) resetExchange() {
+	if s.backSide != nil {
+		s.route, s.cluster = nil, nil
+	}
 	s.freeExchange()
-	s.route, s.cluster = nil, nil
 	s.respHead, s.respSent, s.respBodyEOF, s.backNoReuse = false, false, false, false
 	s.reqData, s.respData = false, false
 	s.retried = false
@@ -1180,6 +1215,7 @@ func (s *cycle) freeExchange() {
 		s.st.putExchange(x)
 		s.x = nil
 	}
+	s.endSide()
 }
 
 func (s *cycle) releaseFront() {
@@ -1239,6 +1275,9 @@ func (s *cycle) backendFailed(idx int) (bool, session.Result) {
 // dropBack releases the backend connection (into the idle pool when
 // reuse is true and allowed, else closed) and ends its accounting.
 func (s *cycle) dropBack(reuse bool) {
+	if s.backSide == nil {
+		return
+	}
 	s.closeBack(reuse)
 	if s.dial != nil {
 		s.dial.Close() // a connect under way, or the backend's accounting
@@ -1285,6 +1324,7 @@ func (s *cycle) answerStatus(idx, status int, reason string, closeConn bool, ext
 // reports false when a response already started: then the connection
 // can only close.
 func (s *cycle) beginAnswer(closeConn bool) bool {
+	s.begin()
 	s.dropBack(false)
 	if s.bbuf != nil { // a response the answer replaces
 		s.lp.Pool().Put(s.bbuf)
@@ -1292,9 +1332,6 @@ func (s *cycle) beginAnswer(closeConn bool) bool {
 	}
 	if s.respSent {
 		return false
-	}
-	if s.x == nil {
-		s.x = s.st.getExchange(s.l.cfg.Limits)
 	}
 	if s.x.idLen == 0 {
 		s.setRequestID(nil)
@@ -1453,6 +1490,9 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 			return session.Close
 		}
 	}
+	if s.backSide == nil {
+		return session.Continue
+	}
 	if name == session.DialTimer && s.dial != nil {
 		s.dial.Timeout(t, name) // the next backend, or none: connect says
 		return s.self.Ready(s.self)
@@ -1504,11 +1544,14 @@ func (s *cycle) close() {
 		}
 		s.exchangeDone(status, false, ErrExchangeAborted)
 	}
-	s.dropBack(false)
+	if s.backSide != nil {
+		s.dropBack(false)
+		s.lp.Pool().Put(s.bbuf)
+		s.bbuf = nil
+	}
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.lp.Pool().Put(s.fbuf)
-	s.lp.Pool().Put(s.bbuf)
-	s.fbuf, s.bbuf, s.partial = nil, nil, nil
+	s.fbuf, s.partial = nil, nil
 	s.freeExchange()
 }
 
@@ -1564,6 +1607,10 @@ func span(a, b time.Time) string {
 }
 
 func (s *cycle) print(w io.Writer) {
+	if s.backSide == nil {
+		fmt.Fprintf(w, "phase %s, front %v, no backend, buffer %v", phaseNames[s.phase], s.fready.Ready(), s.fbuf != nil)
+		return
+	}
 	fmt.Fprintf(w, "phase %s, front %v, back %v (connecting %v, reused %v), buffers %v/%v",
 		phaseNames[s.phase], s.fready.Ready(), s.bready.Ready(), s.dial != nil && s.dial.State() == session.DialConnecting, s.reused, s.fbuf != nil, s.bbuf != nil)
 }

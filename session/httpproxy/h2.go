@@ -298,7 +298,7 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 	st.child, st.token = child, t
 	child.frontToken = t // its request timer starts when it reads the head, below
 	f.streams[id] = st
-	child.x = s.st.getExchange(s.l.cfg.Limits)
+	child.begin()
 	st.buildRequest(fields, endStream, child.x)
 	f.queue(st, eventloop.Readable|eventloop.Writable)
 }

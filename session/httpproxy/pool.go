@@ -27,6 +27,7 @@ type workerState struct {
 	spareHead http1.Head    // the index of a head nobody reads it from (an interim one)
 	intern    interner      // HTTP/2 field strings
 	children  []*h2Child    // HTTP/2 stream sessions, for the next streams
+	sides     []*backSide   // cycles' backend sides, for the next requests
 
 	clusterAnswers map[string]map[int]Answer
 	seq            uint64 // request id counter
@@ -257,6 +258,25 @@ type exchange struct {
 // for the requests of a busy loop in flight at once, few enough that the
 // memory of a burst goes back (each is about 3 KiB with its field slices).
 const maxFreeExchanges = 512 // an HTTP/2 client may have hundreds of streams in flight
+
+// getSide lends a backend side.
+func (st *workerState) getSide() *backSide {
+	if n := len(st.sides); n > 0 {
+		b := st.sides[n-1]
+		st.sides[n-1] = nil
+		st.sides = st.sides[:n-1]
+		return b
+	}
+	return &backSide{}
+}
+
+// putSide takes a backend side back, cleared.
+func (st *workerState) putSide(b *backSide) {
+	*b = backSide{}
+	if len(st.sides) < 1024 {
+		st.sides = append(st.sides, b)
+	}
+}
 
 func (st *workerState) getExchange(limits http1.Limits) *exchange {
 	var x *exchange
