@@ -64,26 +64,26 @@ type cycle struct {
 	frontSeen  time.Time
 
 	// Small fields together: the struct is part of every connection.
-	frontToken eventloop.Token
-	fready     protocol.Readiness
-	phase      phase
-	secure                bool // the client came over TLS (HSTS applies)
-	frontEOF              bool
-	overLimit             bool // the client is over the per-IP limit: its request gets 429
-	closeAfter            bool // the client connection ends after this response
-	headSent              bool
-	headParsed            bool // the current request's head is parsed and its body framing set
-	headGone              bool // the request head was consumed from fbuf (no retry after that)
-	reqDone               bool // the whole request reached the backend
-	reused                bool // the backend connection came from the idle pool (or is a stream)
-	retried               bool // the request is on its fresh-connection retry
-	respHead              bool // the response head is parsed
-	respBodyEOF           bool // the response ended with the backend's close
-	backNoReuse           bool // the backend connection cannot carry another request
-	respSent              bool // a byte of the response reached the client
-	tunnel                bool // the response switches protocols: a pipe follows its head
-	reqData               bool // the back stream took the request head as fields: it gets the body's content
-	respData              bool // the front stream took the response head as fields: it gets the body's content
+	frontToken  eventloop.Token
+	fready      protocol.Readiness
+	phase       phase
+	secure      bool // the client came over TLS (HSTS applies)
+	frontEOF    bool
+	overLimit   bool // the client is over the per-IP limit: its request gets 429
+	closeAfter  bool // the client connection ends after this response
+	headSent    bool
+	headParsed  bool // the current request's head is parsed and its body framing set
+	headGone    bool // the request head was consumed from fbuf (no retry after that)
+	reqDone     bool // the whole request reached the backend
+	reused      bool // the backend connection came from the idle pool (or is a stream)
+	retried     bool // the request is on its fresh-connection retry
+	respHead    bool // the response head is parsed
+	respBodyEOF bool // the response ended with the backend's close
+	backNoReuse bool // the backend connection cannot carry another request
+	respSent    bool // a byte of the response reached the client
+	tunnel      bool // the response switches protocols: a pipe follows its head
+	reqData     bool // the back stream took the request head as fields: it gets the body's content
+	respData    bool // the front stream took the response head as fields: it gets the body's content
 }
 
 // backSide is what a cycle holds of its request's route and backend:
