@@ -41,17 +41,16 @@ const maxAttempts = 8
 // timers. It is the part of an HTTP session that does not depend on how
 // the client's bytes arrive.
 type cycle struct {
-	session.Base                      // Peer, Source (a PROXY header's), Last (the last event)
-	self         session.ProxySession // the session this cycle is part of: a *Session or an HTTP/2 stream's
-	l            *Listener
-	lp           *session.Loop
-	st           *workerState
-	lw           *onWorker // the listener's part on this worker: routes, counters
+	Peer   netip.AddrPort       // the client as the kernel saw it
+	Source netip.AddrPort       // the client a PROXY header named, if any
+	Last   time.Time            // the last event
+	self   session.ProxySession // the session this cycle is part of: a *Session or an HTTP/2 stream's
+	lp     *session.Loop
+	lw     *onWorker // the listener's part on this worker: its settings (lw.l), routes, counters, the worker's state (lw.st)
 
 	front   frontStream      // where the request comes from and the response goes
 	fbuf    *protocol.Buffer // request bytes: the head, then body bytes
 	partial []byte           // an incomplete head, kept without a pool buffer
-	local   netip.AddrPort
 
 	// The request and the response being exchanged, and the backend
 	// side, borrowed from the worker while a request is in progress (the
@@ -65,6 +64,7 @@ type cycle struct {
 
 	// Small fields together: the struct is part of every connection.
 	frontToken  eventloop.Token
+	localPort   uint16 // the port the client reached (X-Forwarded-Port)
 	fready      protocol.Readiness
 	phase       phase
 	secure      bool // the client came over TLS (HSTS applies)
@@ -107,10 +107,10 @@ type backSide struct {
 // begin borrows what a request needs: the exchange and the backend side.
 func (s *cycle) begin() {
 	if s.x == nil {
-		s.x = s.st.getExchange(s.l.cfg.Limits)
+		s.x = s.lw.st.getExchange(s.lw.l.cfg.Limits)
 	}
 	if s.backSide == nil {
-		s.backSide = s.st.getSide()
+		s.backSide = s.lw.st.getSide()
 	}
 }
 
@@ -123,7 +123,7 @@ func (s *cycle) endSide() {
 	}
 	s.lp.Timers().Cancel(b.backTimer)
 	s.backSide = nil
-	s.st.putSide(b)
+	s.lw.st.putSide(b)
 }
 
 // cycleOwner is a session with a cycle: a *Session or an HTTP/2
@@ -149,6 +149,15 @@ func (s *cycle) Protocol() session.Protocol {
 
 // FrontendToken implements session.ProxySession.
 func (s *cycle) FrontendToken() eventloop.Token { return s.frontToken }
+
+// SessionAddress implements session.ProxySession: the PROXY header's
+// source when there was one, else the peer.
+func (s *cycle) SessionAddress() (netip.AddrPort, bool) {
+	if s.Source.IsValid() {
+		return s.Source, true
+	}
+	return s.Peer, s.Peer.IsValid()
+}
 
 // LastEvent implements session.ProxySession.
 func (s *cycle) LastEvent() time.Time { return s.Last }
@@ -302,7 +311,7 @@ func (s *cycle) readHead() (bool, session.Result) {
 		s.x.start = s.lp.Now()
 		s.frontSeen = s.x.start
 		s.lp.Timers().Cancel(s.frontTimer)
-		s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.RequestTimeout)
+		s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.lw.l.cfg.RequestTimeout)
 	}
 	c := s.conn()
 	if c != nil && !c.h1seen {
@@ -320,7 +329,7 @@ func (s *cycle) readHead() (bool, session.Result) {
 	} else {
 		done, err = x.parser.Parse(b, http1.Request, &x.req)
 	}
-	if err != nil && s.l.cfg.H2C && c != nil && !c.h1seen && !http1Line(b) {
+	if err != nil && s.lw.l.cfg.H2C && c != nil && !c.h1seen && !http1Line(b) {
 		// On a listener that takes both, bytes that are neither the
 		// HTTP/2 preface nor an HTTP/1.x request line get no HTTP/1.1
 		// answer the client could not read: the connection just closes
@@ -361,17 +370,17 @@ func (s *cycle) headDone() session.Result {
 	s.headGone = false
 	head := s.fbuf.Bytes()[:s.x.req.Len]
 	kind, n := s.x.req.Body(false, false)
-	if s.l.cfg.MaxBody > 0 && kind == http1.BodyLength && n > s.l.cfg.MaxBody {
+	if s.lw.l.cfg.MaxBody > 0 && kind == http1.BodyLength && n > s.lw.l.cfg.MaxBody {
 		_, res := s.answerWith(ans413, true)
 		return res
 	}
-	s.x.reqBody.Init(kind, n, s.l.cfg.Limits)
+	s.x.reqBody.Init(kind, n, s.lw.l.cfg.Limits)
 	s.x.reqBody.Parse(nil) // no body, or an empty one: done already
 	s.headParsed = true
 	s.x.reqBodyIn = 0
 	s.x.known = findFields(&s.x.req, head)
 	s.setRequestID(head)
-	if s.l.cfg.AccessLog != nil {
+	if s.lw.l.cfg.AccessLog != nil {
 		s.x.logLine = append(append(append(s.x.logLine[:0], s.x.req.Method.Of(head)...), s.x.req.Host.Of(head)...), s.x.req.Target.Of(head)...)
 		s.x.logSpans = [3]int{s.x.req.Method.Len(), s.x.req.Method.Len() + s.x.req.Host.Len(), len(s.x.logLine)}
 	}
@@ -449,7 +458,7 @@ func (s *cycle) chooseRoute() bool {
 		return false
 	}
 	s.route = f
-	if m := s.st.routeHooks[s.l]; m != nil {
+	if m := s.lw.st.routeHooks[s.lw.l]; m != nil {
 		x.rhooks = m[f.ID]
 	}
 	switch f.Action.Kind {
@@ -477,7 +486,7 @@ func (s *cycle) chooseCluster() bool {
 		return false
 	}
 	x.sticky = ""
-	if name := s.l.cfg.StickyCookie; name != "" {
+	if name := s.lw.l.cfg.StickyCookie; name != "" {
 		if v := cookieValue(s.fbuf.Bytes()[:x.req.Len], &x.req, name); v != nil {
 			x.sticky = string(v)
 		}
@@ -495,10 +504,10 @@ func (s *cycle) connect(self session.ProxySession) (bool, session.Result) {
 			return s.answerWith(ans503, true)
 		}
 		r := &s.x.hreq
-		d = s.st.getDialer()
+		d = s.lw.st.getDialer()
 		s.dial = d
 		d.Cluster, d.Take = s.x.clusterID, take
-		d.Attempts, d.ConnectTimeout = min(s.l.cfg.ConnectAttempts, maxAttempts), s.l.cfg.ConnectTimeout
+		d.Attempts, d.ConnectTimeout = min(s.lw.l.cfg.ConnectAttempts, maxAttempts), s.lw.l.cfg.ConnectTimeout
 		d.Sticky, d.Key, d.UseKey, d.BackendID = s.x.sticky, r.key, r.useKey, r.backendID
 		d.Dial(s.lp, self)
 	}
@@ -523,7 +532,7 @@ func (s *cycle) connect(self session.ProxySession) (bool, session.Result) {
 // of a request a pooled connection failed.
 func take(self session.ProxySession, b *backend.Backend) session.TakeResult {
 	s := self.(cycleOwner).requests()
-	if s.st.h2Clusters[s.x.clusterID] {
+	if s.lw.st.h2Clusters[s.x.clusterID] {
 		bs, t, err := s.openH2Stream(b)
 		if err != nil {
 			return session.TakeSkip
@@ -532,7 +541,7 @@ func take(self session.ProxySession, b *backend.Backend) session.TakeResult {
 		return session.Taken
 	}
 	if !s.retried {
-		if sock, t, ok := s.st.take(s.lp, b, s.self); ok {
+		if sock, t, ok := s.lw.st.take(s.lp, b, s.self); ok {
 			s.useBack(b, sock, t, true)
 			s.lw.stats.reusedBackend.Add(1)
 			return session.Taken
@@ -564,7 +573,7 @@ func (s *cycle) attachBack(b *backend.Backend, back backStream, t eventloop.Toke
 	}
 	s.x.connected = s.lp.Now()
 	s.lp.Timers().Cancel(s.backTimer)
-	s.backTimer = s.lp.Schedule(t, 0, s.l.cfg.BackTimeout)
+	s.backTimer = s.lp.Schedule(t, 0, s.lw.l.cfg.BackTimeout)
 	s.backSeen = s.lp.Now()
 	s.startExchange()
 }
@@ -608,7 +617,7 @@ func (s *cycle) startExchange() {
 	// fbuf (a request is sent again only while nothing of it was
 	// consumed): a retry must not inherit the first attempt's state.
 	kind, n := s.x.req.Body(false, false)
-	s.x.reqBody.Init(kind, n, s.l.cfg.Limits)
+	s.x.reqBody.Init(kind, n, s.lw.l.cfg.Limits)
 	s.x.reqBody.Parse(nil)
 	s.x.reqBodyIn = 0
 	s.x.respBuilt, s.x.respBuildErr = false, nil
@@ -628,7 +637,7 @@ func (s *cycle) startExchange() {
 	if b := s.fbuf.Bytes(); len(b) > s.x.req.Len && s.x.reqBody.Kind() != http1.BodyNone && len(s.x.reqOut) < len(s.x.segs) {
 		n, _, err := s.x.reqBody.Parse(b[s.x.req.Len:])
 		switch {
-		case s.l.cfg.MaxBody > 0 && int64(n) > s.l.cfg.MaxBody:
+		case s.lw.l.cfg.MaxBody > 0 && int64(n) > s.lw.l.cfg.MaxBody:
 			s.x.tooBig = true // sendRequest answers 413 before writing anything
 		case err == nil && n > 0:
 			s.x.reqOut = append(s.x.reqOut, b[s.x.req.Len:s.x.req.Len+n])
@@ -658,7 +667,7 @@ func (s *cycle) forwardedFields(head []byte) {
 	ip := client.Addr().AppendTo(s.x.scratch[:0])
 	// Values that extend the client's are built in the worker's scratch
 	// (the editor copies them), so that no request allocates.
-	tmp := s.st.tmp[:0]
+	tmp := s.lw.st.tmp[:0]
 	if k.xff >= 0 {
 		tmp = append(append(append(tmp, s.x.req.Fields[k.xff].Value.Of(head)...), ", "...), ip...)
 		e.Replace(k.xff, tmp)
@@ -666,10 +675,10 @@ func (s *cycle) forwardedFields(head []byte) {
 		e.Add("X-Forwarded-For", ip)
 	}
 	if k.xfp < 0 {
-		e.Add("X-Forwarded-Proto", []byte(s.l.cfg.Scheme))
+		e.Add("X-Forwarded-Proto", []byte(s.lw.l.cfg.Scheme))
 	}
 	if k.xfport < 0 {
-		e.Add("X-Forwarded-Port", strconv.AppendUint(tmp[:0], uint64(s.local.Port()), 10))
+		e.Add("X-Forwarded-Port", strconv.AppendUint(tmp[:0], uint64(s.localPort), 10))
 	}
 	fwd := tmp[:0]
 	if k.fwd >= 0 {
@@ -681,7 +690,7 @@ func (s *cycle) forwardedFields(head []byte) {
 	} else {
 		fwd = append(fwd, ip...)
 	}
-	fwd = append(append(fwd, ";proto="...), s.l.cfg.Scheme...)
+	fwd = append(append(fwd, ";proto="...), s.lw.l.cfg.Scheme...)
 	if k.fwd >= 0 {
 		e.Replace(k.fwd, fwd)
 	} else {
@@ -692,7 +701,7 @@ func (s *cycle) forwardedFields(head []byte) {
 	} else if s.x.req.Fields[k.xrid].Value.Len() == 0 {
 		e.Replace(k.xrid, s.x.id[:s.x.idLen]) // an empty one was replaced by ours
 	}
-	s.st.tmp = fwd[:0]
+	s.lw.st.tmp = fwd[:0]
 }
 
 // knownFields are the indexes of the request fields the proxy edits, -1
@@ -743,8 +752,8 @@ func (s *cycle) setRequestID(head []byte) {
 			return
 		}
 	}
-	s.st.seq++
-	v := s.st.seq*0x9E3779B97F4A7C15 ^ s.st.salt
+	s.lw.st.seq++
+	v := s.lw.st.seq*0x9E3779B97F4A7C15 ^ s.lw.st.salt
 	const hex = "0123456789abcdef"
 	for i := 15; i >= 0; i-- {
 		s.x.id[i] = hex[v&15]
@@ -830,7 +839,7 @@ func (s *cycle) sendRequest() (bool, session.Result) {
 			if err != nil {
 				return s.answerWith(ans400, true)
 			}
-			if s.l.cfg.MaxBody > 0 && s.x.reqBodyIn+int64(n) > s.l.cfg.MaxBody {
+			if s.lw.l.cfg.MaxBody > 0 && s.x.reqBodyIn+int64(n) > s.lw.l.cfg.MaxBody {
 				return s.answerWith(ans413, true)
 			}
 			if n > 0 {
@@ -1079,7 +1088,7 @@ func (s *cycle) startResponse(b []byte) bool {
 		}
 		s.closeAfter, s.backNoReuse = true, true
 	}
-	s.x.respBody.Init(kind, n, s.l.cfg.Limits)
+	s.x.respBody.Init(kind, n, s.lw.l.cfg.Limits)
 	s.x.respBody.Parse(nil)
 	if kind == http1.BodyUntilClose || !h.KeepAlive() {
 		s.backNoReuse = true
@@ -1110,7 +1119,7 @@ func (s *cycle) startResponse(b []byte) bool {
 			e.Add(f.Name, []byte(f.Value))
 		}
 	}
-	if name := s.l.cfg.StickyCookie; name != "" && s.backend != nil && s.backend.StickyID != s.x.sticky {
+	if name := s.lw.l.cfg.StickyCookie; name != "" && s.backend != nil && s.backend.StickyID != s.x.sticky {
 		v := make([]byte, 0, len(name)+len(s.backend.StickyID)+24)
 		v = append(append(append(append(v, name...), '='), s.backend.StickyID...), "; Path=/; HttpOnly"...)
 		e.Add("Set-Cookie", v)
@@ -1188,7 +1197,7 @@ func (s *cycle) responseDone() session.Result {
 		s.releaseFront()
 	}
 	s.lp.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.FrontTimeout)
+	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.lw.l.cfg.FrontTimeout)
 	s.frontSeen = s.lp.Now()
 	return session.Continue
 }
@@ -1212,7 +1221,7 @@ func (s *cycle) freeExchange() {
 			s.lw.stats.bytesIn.Add(x.sentBack)
 			s.lw.stats.bytesOut.Add(x.gotBack)
 		}
-		s.st.putExchange(x)
+		s.lw.st.putExchange(x)
 		s.x = nil
 	}
 	s.endSide()
@@ -1281,7 +1290,7 @@ func (s *cycle) dropBack(reuse bool) {
 	s.closeBack(reuse)
 	if s.dial != nil {
 		s.dial.Close() // a connect under way, or the backend's accounting
-		s.st.putDialer(s.dial)
+		s.lw.st.putDialer(s.dial)
 		s.dial = nil
 	}
 }
@@ -1348,7 +1357,7 @@ func (s *cycle) queueAnswer(status int) {
 	s.x.answerCode = status
 	s.phase = phaseAnswer
 	s.lp.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.FrontTimeout)
+	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.lw.l.cfg.FrontTimeout)
 }
 
 // writeAnswer flushes the answer, then closes or goes on with the next
@@ -1454,20 +1463,20 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 		var since time.Time
 		switch s.phase {
 		case phaseHead:
-			limit, since = s.l.cfg.RequestTimeout, s.x.start
+			limit, since = s.lw.l.cfg.RequestTimeout, s.x.start
 		case phaseIdle:
-			limit, since = s.l.cfg.FrontTimeout, s.frontSeen
+			limit, since = s.lw.l.cfg.FrontTimeout, s.frontSeen
 		case phaseExchange:
 			if s.respHead && len(s.x.respOut) > 0 {
-				limit, since = s.l.cfg.FrontTimeout, s.frontSeen // the client does not read
+				limit, since = s.lw.l.cfg.FrontTimeout, s.frontSeen // the client does not read
 			} else {
-				limit, since = s.l.cfg.FrontTimeout, s.frontSeen
+				limit, since = s.lw.l.cfg.FrontTimeout, s.frontSeen
 				if s.backSeen.After(since) {
 					since = s.backSeen // the exchange is moving; the back timer watches it
 				}
 			}
 		default:
-			limit, since = s.l.cfg.FrontTimeout, s.frontSeen
+			limit, since = s.lw.l.cfg.FrontTimeout, s.frontSeen
 		}
 		if left := limit - now.Sub(since); left > 0 {
 			s.frontTimer = s.lp.Schedule(t, 0, left)
@@ -1507,7 +1516,7 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 		// whose own timeout applies, not on the backend.
 		s.backSeen = now
 	}
-	if left := s.l.cfg.BackTimeout - now.Sub(s.backSeen); left > 0 && !(s.reqDone && !s.respHead && now.Sub(s.backSeen) >= s.l.cfg.BackTimeout) {
+	if left := s.lw.l.cfg.BackTimeout - now.Sub(s.backSeen); left > 0 && !(s.reqDone && !s.respHead && now.Sub(s.backSeen) >= s.lw.l.cfg.BackTimeout) {
 		s.backTimer = s.lp.Schedule(t, 0, left)
 		return session.Continue
 	}
@@ -1527,7 +1536,7 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 // meanwhile, finishes it and closes after.
 func (s *cycle) ShuttingDown() session.Result {
 	if s.phase == phaseIdle && (s.fbuf == nil || s.fbuf.Empty()) &&
-		s.lp.Now().Sub(s.frontSeen) >= s.l.cfg.StopIdleAfter {
+		s.lp.Now().Sub(s.frontSeen) >= s.lw.l.cfg.StopIdleAfter {
 		return session.Close
 	}
 	s.closeAfter = true
@@ -1574,7 +1583,7 @@ func (s *cycle) exchangeEnded(err error) {
 }
 
 func (s *cycle) logAccess(status int) {
-	log := s.l.cfg.AccessLog
+	log := s.lw.l.cfg.AccessLog
 	if log == nil || s.x == nil {
 		return
 	}
@@ -1639,14 +1648,14 @@ func cookieValue(head []byte, h *http1.Head, name string) []byte {
 // template finds the answer body for status: the routed cluster's, then
 // the listener's, else nil (the default text).
 func (s *cycle) template(status int) *Answer {
-	if s.route != nil && s.st.clusterAnswers != nil {
-		if m := s.st.clusterAnswers[s.route.Action.Cluster]; m != nil {
+	if s.route != nil && s.lw.st.clusterAnswers != nil {
+		if m := s.lw.st.clusterAnswers[s.route.Action.Cluster]; m != nil {
 			if a, ok := m[status]; ok {
 				return &a
 			}
 		}
 	}
-	if a, ok := s.l.cfg.Answers[status]; ok {
+	if a, ok := s.lw.l.cfg.Answers[status]; ok {
 		return &a
 	}
 	return nil

@@ -97,7 +97,7 @@ const (
 // bytes already read (the h2c preface and what followed it).
 func (s *Session) startH2(initial []byte) (bool, session.Result) {
 	f := &h2Front{s: s, streams: map[uint32]*h2Stream{}, idleAt: s.lp.Now()}
-	f.conn = h2.NewServerConn(s.l.cfg.HTTP2, f)
+	f.conn = h2.NewServerConn(s.lw.l.cfg.HTTP2, f)
 	s.h2 = f
 	s.state = connH2
 	s.lw.stats.h2Conns.Add(1)
@@ -189,9 +189,9 @@ func (f *h2Front) kick() {
 // or the idle timeout when no stream is open.
 func (f *h2Front) schedule() {
 	s := f.s
-	next := f.idleAt.Add(s.l.cfg.FrontTimeout)
+	next := f.idleAt.Add(s.lw.l.cfg.FrontTimeout)
 	if !f.shrunk {
-		next = f.idleAt.Add(min(time.Second, s.l.cfg.FrontTimeout))
+		next = f.idleAt.Add(min(time.Second, s.lw.l.cfg.FrontTimeout))
 	}
 	if d := f.conn.Deadline(); !d.IsZero() && d.Before(next) {
 		next = d
@@ -214,7 +214,7 @@ func (f *h2Front) timeout() session.Result {
 		f.conn.ShrinkBuffers()
 		f.shrunk = true
 	}
-	if len(f.streams) == 0 && now.Sub(f.idleAt) >= s.l.cfg.FrontTimeout {
+	if len(f.streams) == 0 && now.Sub(f.idleAt) >= s.lw.l.cfg.FrontTimeout {
 		if f.stopped {
 			return session.Close
 		}
@@ -273,19 +273,19 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 	}
 	s := f.s
 	now := s.lp.Now()
-	child := s.st.newChild()
+	child := s.lw.st.newChild()
 	st := &child.st
 	st.f, st.id = f, id
 	child.cycle = cycle{
-		Base:       session.Base{Peer: s.Peer, Source: s.Source, Last: now},
+		Peer:       s.Peer,
+		Source:     s.Source,
+		Last:       now,
 		self:       child,
-		l:          s.l,
 		lp:         s.lp,
-		st:         s.st,
 		lw:         s.lw,
 		front:      st,
 		secure:     s.secure,
-		local:      s.local,
+		localPort:  s.localPort,
 		overLimit:  s.overLimit,
 		closeAfter: true, // one request per stream
 		frontSeen:  now,
@@ -373,7 +373,7 @@ func (st *h2Stream) buildRequest(fields []h2.HeaderField, endStream bool, x *exc
 	if method == "CONNECT" {
 		target = authority
 	}
-	w := &st.f.s.st.build
+	w := &st.f.s.lw.st.build
 	w.Limits = x.parser.Limits
 	buf := st.reqBuf[:0]
 	if cap(buf) < size {
@@ -582,7 +582,7 @@ func (st *h2Stream) endBody(trailers []byte) protocol.SocketResult {
 		return protocol.Continue
 	}
 	if len(trailers) > 0 {
-		fields := trailerFields(st.f.fields[:0], &st.f.s.st.intern, trailers)
+		fields := trailerFields(st.f.fields[:0], &st.f.s.lw.st.intern, trailers)
 		st.f.fields = fields[:0]
 		if len(fields) > 0 && st.f.conn.WriteHeaders(st.id, fields, true) == nil {
 			st.finish(false)
@@ -623,7 +623,7 @@ func (st *h2Stream) takeResponse(e *http1.Editor, kind http1.BodyKind, left int6
 		st.reset = true // the stream is gone: its cycle closes
 		return headFailed
 	}
-	in := &st.f.s.st.intern
+	in := &st.f.s.lw.st.intern
 	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(e.Status())})
 	e.EachField(func(name, value []byte) { fields = appendH2Field(fields, in, name, value, false) })
 	st.f.fields = fields[:0]
@@ -652,7 +652,7 @@ func (st *h2Stream) gone() bool { return st.reset }
 // §8.2.2: no connection-specific fields, lower-case names).
 func (st *h2Stream) responseFields(head []byte) []h2.HeaderField {
 	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(st.resp.Status)})
-	fields = appendHeadFields(fields, &st.f.s.st.intern, head, &st.resp)
+	fields = appendHeadFields(fields, &st.f.s.lw.st.intern, head, &st.resp)
 	st.f.fields = fields[:0]
 	return fields
 }
@@ -708,7 +708,7 @@ func (c *h2Child) Close() {
 	c.close()
 	c.st.Close()
 	if first {
-		c.st.f.s.st.reuseChild(c)
+		c.st.f.s.lw.st.reuseChild(c)
 	}
 }
 

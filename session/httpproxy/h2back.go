@@ -109,7 +109,7 @@ type h2BackStream struct {
 // openH2Stream gives s a stream to backend b, on a connection with room
 // or a new one. The stream's token is registered to s.
 func (s *cycle) openH2Stream(b *backend.Backend) (*h2BackStream, eventloop.Token, error) {
-	st := s.st
+	st := s.lw.st
 	var c *h2Back
 	for _, x := range st.h2conns[b] {
 		if !x.closed && x.conn.CanOpen() {
@@ -140,8 +140,8 @@ func (s *cycle) dialH2(b *backend.Backend) (*h2Back, error) {
 		b.ConnectFailed(s.lp.Now())
 		return nil, err
 	}
-	c := &h2Back{lp: s.lp, st: s.st, b: b, sock: protocol.NewTCPSocket(fd), connecting: true,
-		streams: map[uint32]*h2BackStream{}, idle: s.l.cfg.IdleBackendTimeout, idleAt: s.lp.Now(), began: s.lp.Now(), last: s.lp.Now()}
+	c := &h2Back{lp: s.lp, st: s.lw.st, b: b, sock: protocol.NewTCPSocket(fd), connecting: true,
+		streams: map[uint32]*h2BackStream{}, idle: s.lw.l.cfg.IdleBackendTimeout, idleAt: s.lp.Now(), began: s.lp.Now(), last: s.lp.Now()}
 	t, err := s.lp.Register(fd, c)
 	if err != nil {
 		c.sock.Close()
@@ -152,11 +152,11 @@ func (s *cycle) dialH2(b *backend.Backend) (*h2Back, error) {
 	c.token = t
 	c.conn = h2.NewClientConn(h2.ClientConfig{}, c)
 	c.conn.Timeout(s.lp.Now()) // starts its clock
-	if s.st.h2conns == nil {
-		s.st.h2conns = map[*backend.Backend][]*h2Back{}
+	if s.lw.st.h2conns == nil {
+		s.lw.st.h2conns = map[*backend.Backend][]*h2Back{}
 	}
-	s.st.h2conns[b] = append(s.st.h2conns[b], c)
-	c.timer = s.lp.Schedule(t, 0, s.l.cfg.ConnectTimeout)
+	s.lw.st.h2conns[b] = append(s.lw.st.h2conns[b], c)
+	c.timer = s.lp.Schedule(t, 0, s.lw.l.cfg.ConnectTimeout)
 	s.lw.stats.newBackend.Add(1)
 	return c, nil
 }

@@ -497,7 +497,7 @@ func (s *cycle) advance() session.Result {
 	for {
 		switch r.stage {
 		case phaseListenerRequest:
-			if !s.runRequestHooks(s.l.cfg.Hooks, false) {
+			if !s.runRequestHooks(s.lw.l.cfg.Hooks, false) {
 				return session.Continue
 			}
 			r.stage = phaseRouting
@@ -518,8 +518,8 @@ func (s *cycle) advance() session.Result {
 			s.editRequest()
 			r.stage = phaseUpstream
 		case phaseUpstream:
-			if len(s.l.cfg.Hooks) > 0 && !x.upstreamRoute {
-				if !s.runRequestHooks(s.l.cfg.Hooks, true) {
+			if len(s.lw.l.cfg.Hooks) > 0 && !x.upstreamRoute {
+				if !s.runRequestHooks(s.lw.l.cfg.Hooks, true) {
 					return session.Continue
 				}
 				x.upstreamRoute = true
@@ -552,7 +552,7 @@ func (s *cycle) resume(p *Pending, f func(r *Request)) {
 	r := &s.x.hreq
 	r.pend, r.stopped = nil, false
 	s.lp.Timers().Cancel(s.frontTimer)
-	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.FrontTimeout)
+	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.lw.l.cfg.FrontTimeout)
 	s.phase = phaseHead // not reading: the hooks decide what comes next
 	if f != nil {
 		s.callHook(func() { f(r) })
@@ -577,7 +577,7 @@ func (s *cycle) hookTimedOut() session.Result {
 // runResponseHooks runs the Response hooks on the parsed response head.
 // It reports false when one answered instead.
 func (s *cycle) runResponseHooks() bool {
-	lh, rh := s.l.cfg.Hooks, s.routeHooks()
+	lh, rh := s.lw.l.cfg.Hooks, s.routeHooks()
 	if len(lh) == 0 && len(rh) == 0 {
 		return true
 	}
@@ -609,7 +609,7 @@ func (s *cycle) exchangeDone(status int, answered bool, err error) {
 	x.doneRun = true
 	now := s.lp.Now()
 	s.countExchange(status, answered, now)
-	lh, rh := s.l.cfg.Hooks, s.routeHooks()
+	lh, rh := s.lw.l.cfg.Hooks, s.routeHooks()
 	if len(lh) == 0 && len(rh) == 0 {
 		return
 	}

@@ -16,6 +16,8 @@ import (
 // memory no other worker touches); Stats and scrapes read them from any
 // goroutine and sum the workers'.
 type onWorker struct {
+	l      *Listener
+	st     *workerState
 	routes *router.Router
 	stats  Stats
 	tls    tlsStats
@@ -30,7 +32,7 @@ var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // onWorker is the listener's part on lp's worker, made the first time.
 func (l *Listener) onWorker(lp *session.Loop) *onWorker {
-	return l.workers.Get(lp, func() *onWorker { return &onWorker{routes: router.New()} })
+	return l.workers.Get(lp, func() *onWorker { return &onWorker{l: l, st: stateOf(lp), routes: router.New()} })
 }
 
 // Stats returns the listener's counters, summed over its workers.

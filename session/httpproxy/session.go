@@ -78,15 +78,14 @@ func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.Pro
 	protocol.SetNoDelay(a.Fd, true)
 	s := &Session{sock: tcpStream{protocol.NewTCPSocket(a.Fd)}}
 	s.cycle = cycle{
-		Base:       session.Base{Peer: a.Peer, Last: lp.Now()},
+		Peer:       a.Peer,
+		Last:       lp.Now(),
 		self:       s,
-		l:          l,
 		lp:         lp,
-		st:         stateOf(lp),
 		lw:         l.onWorker(lp),
 		front:      &s.sock,
 		frontToken: a.Token,
-		local:      a.Local,
+		localPort:  a.Local.Port(),
 		overLimit:  a.OverLimit,
 		frontSeen:  lp.Now(),
 	}
@@ -196,7 +195,7 @@ func (s *Session) run(self session.ProxySession) session.Result {
 // the HTTP/2 preface, which turns the connection into an HTTP/2 one. It
 // reports done when readHead must return (p, res) instead of parsing.
 func (s *Session) beforeRequests(progress bool) (p bool, res session.Result, done bool) {
-	if s.l.cfg.ExpectProxy && !s.proxyDone {
+	if s.lw.l.cfg.ExpectProxy && !s.proxyDone {
 		var hdr proxyproto.Header
 		hn, err := proxyproto.ParseInto(&hdr, s.fbuf.Bytes(), proxyproto.ParseOptions{})
 		switch {
@@ -217,7 +216,7 @@ func (s *Session) beforeRequests(progress bool) (p bool, res session.Result, don
 		}
 	}
 	b := s.fbuf.Bytes()
-	if s.l.cfg.H2C && s.tls.Socket == nil {
+	if s.lw.l.cfg.H2C && s.tls.Socket == nil {
 		// HTTP/2 with prior knowledge (RFC 9113 §3.3) starts with the
 		// client preface, which no HTTP/1.1 request does.
 		if prefaceStart(b) {
@@ -239,7 +238,7 @@ func (s *Session) beforeRequests(progress bool) (p bool, res session.Result, don
 // sent so far, and no HTTP/1.1 request before them, are the start of the
 // HTTP/2 client preface.
 func (s *Session) h2cPreface() bool {
-	if !s.l.cfg.H2C || s.h1seen || s.tls.Socket != nil {
+	if !s.lw.l.cfg.H2C || s.h1seen || s.tls.Socket != nil {
 		return false
 	}
 	if s.fbuf != nil && !s.fbuf.Empty() {
@@ -379,8 +378,8 @@ func (s *Session) startTunnel() session.Result {
 	s.frontSeen, s.backSeen = s.lp.Now(), s.lp.Now()
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.lp.Timers().Cancel(s.backTimer)
-	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.TunnelTimeout)
-	s.backTimer = s.lp.Schedule(s.backToken, 0, s.l.cfg.TunnelTimeout)
+	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.lw.l.cfg.TunnelTimeout)
+	s.backTimer = s.lp.Schedule(s.backToken, 0, s.lw.l.cfg.TunnelTimeout)
 	return s.relayTunnel()
 }
 
@@ -410,7 +409,7 @@ func (s *Session) relayTunnel() session.Result {
 func (s *Session) tunnelTimeout(t eventloop.Token, now time.Time) session.Result {
 	if t == s.frontToken && s.needBuffer {
 		s.needBuffer = false
-		s.frontTimer = s.lp.Schedule(t, 0, max(s.l.cfg.TunnelTimeout-now.Sub(s.frontSeen), time.Millisecond))
+		s.frontTimer = s.lp.Schedule(t, 0, max(s.lw.l.cfg.TunnelTimeout-now.Sub(s.frontSeen), time.Millisecond))
 		return s.relayTunnel()
 	}
 	// A side the pipe is not waiting on (its bytes wait for the other
@@ -424,7 +423,7 @@ func (s *Session) tunnelTimeout(t eventloop.Token, now time.Time) session.Result
 	if t != s.frontToken {
 		seen, h = s.backSeen, &s.backTimer
 	}
-	if left := s.l.cfg.TunnelTimeout - now.Sub(seen); left > 0 {
+	if left := s.lw.l.cfg.TunnelTimeout - now.Sub(seen); left > 0 {
 		*h = s.lp.Schedule(t, 0, left)
 		return session.Continue
 	}

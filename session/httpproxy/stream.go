@@ -73,7 +73,7 @@ func (*tcpStream) neverUp() bool                        { return false }
 
 func (t *tcpStream) release(s *cycle, reuse bool) {
 	if !(reuse && (s.bbuf == nil || s.bbuf.Empty()) &&
-		s.st.put(s.lp, s.backend, t.TCPSocket, s.backToken, s.l.cfg.MaxIdlePerBackend, s.l.cfg.IdleBackendTimeout)) {
+		s.lw.st.put(s.lp, s.backend, t.TCPSocket, s.backToken, s.lw.l.cfg.MaxIdlePerBackend, s.lw.l.cfg.IdleBackendTimeout)) {
 		s.lp.Release(s.backToken, t.Fd())
 		t.Close()
 	}

@@ -131,11 +131,11 @@ func (t *TLS) pool() *tlsconn.Pool {
 
 // startTLS prepares the handshake of a new connection.
 func (s *Session) startTLS(lp *session.Loop) {
-	st := s.st
+	st := s.lw.st
 	if st.scratch == nil {
 		st.scratch = tlsconn.NewScratch()
 	}
-	s.tls = tlsStream{tlsconn.NewSocket(s.sock.Fd(), s.l.tlsConfig, st.scratch, func() { lp.Wake(s.frontToken, s) })}
+	s.tls = tlsStream{tlsconn.NewSocket(s.sock.Fd(), s.lw.l.tlsConfig, st.scratch, func() { lp.Wake(s.frontToken, s) })}
 	s.front, s.secure = &s.tls, true
 	s.state = connHandshake
 }
@@ -143,12 +143,12 @@ func (s *Session) startTLS(lp *session.Loop) {
 // handshake drives the TLS handshake; when it completes, the session
 // reads requests over it.
 func (s *Session) handshake() (bool, session.Result) {
-	if s.l.cfg.ExpectProxy && !s.proxyDone {
+	if s.lw.l.cfg.ExpectProxy && !s.proxyDone {
 		if progress, res, ok := s.readProxyBeforeTLS(); !ok {
 			return progress, res
 		}
 	}
-	switch s.tls.Handshake(s.l.tlsPool, s.l.cfg.RequestTimeout, &s.fready) {
+	switch s.tls.Handshake(s.lw.l.tlsPool, s.lw.l.cfg.RequestTimeout, &s.fready) {
 	case tlsconn.Established:
 		if start := s.tls.Started(); !start.IsZero() {
 			s.lw.tls.done(time.Since(start))
@@ -163,7 +163,7 @@ func (s *Session) handshake() (bool, session.Result) {
 		s.state, s.phase = connH1, phaseIdle
 		s.frontSeen = s.lp.Now()
 		s.lp.Timers().Cancel(s.frontTimer)
-		s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.l.cfg.FrontTimeout)
+		s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.lw.l.cfg.FrontTimeout)
 		return true, session.Continue
 	case tlsconn.Failed:
 		err := s.tls.Conn().Err()
@@ -259,7 +259,7 @@ func (s *Session) closeGently() bool {
 	s.state = connLinger
 	wait := lingerTime
 	if s.tls.Socket != nil && s.tls.Pending() {
-		wait = s.l.cfg.FrontTimeout // a slow client takes the last ciphertext
+		wait = s.lw.l.cfg.FrontTimeout // a slow client takes the last ciphertext
 	}
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.frontTimer = s.lp.Schedule(s.frontToken, 0, wait)
