@@ -13,6 +13,7 @@ import (
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
 	"github.com/sluiceproxy/sluice/protocol/http1"
+	"github.com/sluiceproxy/sluice/protocol/pipe"
 	"github.com/sluiceproxy/sluice/router"
 	"github.com/sluiceproxy/sluice/session"
 	"github.com/sluiceproxy/sluice/timer"
@@ -42,7 +43,7 @@ const maxAttempts = 8
 // the client's bytes arrive.
 type cycle struct {
 	Peer   netip.AddrPort       // the client as the kernel saw it
-	Source netip.AddrPort       // the client a PROXY header named, if any
+	source *netip.AddrPort      // the client a PROXY header named, if any (most connections have none: a pointer)
 	Last   time.Time            // the last event
 	self   session.ProxySession // the session this cycle is part of: a *Session or an HTTP/2 stream's
 	lp     *session.Loop
@@ -102,6 +103,7 @@ type backSide struct {
 	backSeen  time.Time
 	backToken eventloop.Token
 	bready    protocol.Readiness
+	pipe      *pipe.Pipe // a tunnel's relay (connTunnel), which keeps the backend side
 }
 
 // begin borrows what a request needs: the exchange and the backend side.
@@ -153,8 +155,8 @@ func (s *cycle) FrontendToken() eventloop.Token { return s.frontToken }
 // SessionAddress implements session.ProxySession: the PROXY header's
 // source when there was one, else the peer.
 func (s *cycle) SessionAddress() (netip.AddrPort, bool) {
-	if s.Source.IsValid() {
-		return s.Source, true
+	if s.source != nil {
+		return *s.source, true
 	}
 	return s.Peer, s.Peer.IsValid()
 }

@@ -278,7 +278,7 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 	st.f, st.id = f, id
 	child.cycle = cycle{
 		Peer:       s.Peer,
-		Source:     s.Source,
+		source:     s.source,
 		Last:       now,
 		self:       child,
 		lp:         s.lp,

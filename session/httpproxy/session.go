@@ -125,10 +125,9 @@ var connStateNames = [...]string{"h1", "handshake", "h2", "tunnel", "linger", "c
 type Session struct {
 	cycle // the requests of an HTTP/1.1 connection
 
-	sock       tcpStream  // the client's socket; the cycle's front unless TLS is
-	tls        tlsStream  // HTTPS: sock's descriptor under TLS
-	h2         *h2Front   // connH2: this connection speaks HTTP/2
-	pipe       *pipe.Pipe // connTunnel
+	sock       tcpStream // the client's socket; the cycle's front unless TLS is
+	tls        tlsStream // HTTPS: sock's descriptor under TLS
+	h2         *h2Front  // connH2: this connection speaks HTTP/2
 	state      connState
 	notified   bool // HTTPS: close_notify was queued
 	proxyDone  bool // the expected PROXY header was read
@@ -258,7 +257,8 @@ func prefaceStart(b []byte) bool {
 // LOCAL one, a health check of the balancer, carries none).
 func (s *Session) useProxyHeader(h *proxyproto.Header) {
 	if h.Command == proxyproto.Proxy && h.Source.IsValid() {
-		s.Source = h.Source
+		src := h.Source
+		s.source = &src
 	}
 	s.proxyDone = true
 }
