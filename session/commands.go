@@ -252,10 +252,7 @@ func (w *Worker) SoftStop(ctx context.Context) error {
 			return nil
 		}
 		w.stopping = true
-		for addr, ls := range w.listeners {
-			ls.close(w)
-			delete(w.listeners, addr)
-		}
+		w.closeListeners()
 		w.log.Info("soft stop", "sessions", w.sessions)
 		w.shutdownRound()
 		return nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -509,9 +510,20 @@ func (w *Worker) closeAll() {
 			w.closeSafely(e.s)
 		}
 	}
-	for addr, l := range w.listeners {
-		l.close(w)
-		delete(w.listeners, addr)
+	w.closeListeners()
+}
+
+// closeListeners closes every listening socket, in address order (not
+// the map's, so that a simulation's run is the same every time).
+func (w *Worker) closeListeners() {
+	addrs := make([]netip.AddrPort, 0, len(w.listeners))
+	for a := range w.listeners {
+		addrs = append(addrs, a)
+	}
+	slices.SortFunc(addrs, netip.AddrPort.Compare)
+	for _, a := range addrs {
+		w.listeners[a].close(w)
+		delete(w.listeners, a)
 	}
 }
 

@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -248,8 +249,15 @@ func (f *h2Front) close() {
 	if n := fl.RapidReset + fl.MadeYouReset + fl.Continuation + fl.Ping + fl.Settings + fl.EmptyData + fl.WindowUpdate + fl.ControlQueue; n > 0 {
 		f.s.lw.stats.h2Floods.Add(n)
 	}
-	for _, stream := range f.streams {
-		if !stream.closed {
+	// In stream order, not the map's: what the world sees of the
+	// closes (backend connections ending) is then the same every run.
+	ids := make([]uint32, 0, len(f.streams))
+	for id := range f.streams {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if stream := f.streams[id]; stream != nil && !stream.closed {
 			f.s.lp.CloseSession(stream.child)
 		}
 	}

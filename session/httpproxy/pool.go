@@ -1,6 +1,8 @@
 package httpproxy
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluiceproxy/sluice/backend"
@@ -44,7 +46,7 @@ type stateKey struct{}
 
 func stateOf(lp *session.Loop) *workerState {
 	return lp.Local(stateKey{}, func() any {
-		st := &workerState{idle: map[*backend.Backend][]*idleConn{}, salt: uint64(time.Now().UnixNano())}
+		st := &workerState{idle: map[*backend.Backend][]*idleConn{}, salt: uint64(lp.Now().UnixNano())} // the loop's clock: a simulation replays its ids
 		lp.OnClusterRemoved(st.clusterRemoved)
 		lp.OnTokenShortage(st.evictIdle)
 		lp.OnBackendRemoved(st.backendRemoved)
@@ -76,13 +78,25 @@ func (st *workerState) backendRemoved(b *backend.Backend) {
 // round the backends so that none loses its whole pool while others keep
 // theirs.
 func (st *workerState) evictIdle(need int) {
+	// The backends in a fixed order (by address, then id), not the
+	// map's: which connections close is then the same every run.
+	bs := make([]*backend.Backend, 0, len(st.idle))
+	for b := range st.idle {
+		bs = append(bs, b)
+	}
+	slices.SortFunc(bs, func(a, b *backend.Backend) int {
+		if c := a.Address.Compare(b.Address); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	for need > 0 {
 		closed := false
-		for _, list := range st.idle {
+		for _, b := range bs {
 			if need == 0 {
 				break
 			}
-			if len(list) > 0 {
+			if list := st.idle[b]; len(list) > 0 {
 				list[0].Close() // removes itself from the list
 				need--
 				closed = true
