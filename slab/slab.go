@@ -20,6 +20,17 @@ const maxKeys = math.MaxInt32
 // early inserts does not pay for several tiny reallocations.
 const minGrow = 16
 
+// Entries live in pages of pageSize: the first page grows by doubling from
+// minGrow (a small slab stays small), then whole pages are added. A big
+// slab then holds at most one page of slots beyond its high-water mark,
+// where a doubled array held up to as many as were in use, and growing
+// copies nothing.
+const (
+	pageShift = 10
+	pageSize  = 1 << pageShift
+	pageMask  = pageSize - 1
+)
+
 // state tells whether a slot is free, reserved through Vacant, or occupied.
 // It is a byte so that it packs next to the int32 link in the entry.
 type state uint8
@@ -49,8 +60,9 @@ type entry[T any] struct {
 // keys dense and small. The zero Slab is an empty, unbounded slab ready for
 // use. A Slab is not safe for concurrent use: it belongs to one event loop.
 type Slab[T any] struct {
-	entries  []entry[T]
-	freeHead int32 // key+1 of the most recently freed slot; 0 when none.
+	pages    [][]entry[T] // every page holds pageSize slots but the first, while it grows, and a bounded slab's last
+	n        int32        // slots handed out so far: keys are below n
+	freeHead int32        // key+1 of the most recently freed slot; 0 when none.
 	ticket   uint32
 	occupied int
 	reserved int
@@ -75,40 +87,49 @@ func New[T any](limit int) *Slab[T] {
 func (s *Slab[T]) claim() (int32, error) {
 	if h := s.freeHead; h != 0 {
 		k := h - 1
-		s.freeHead = s.entries[k].aux
+		s.freeHead = s.slot(k).aux
 		return k, nil
 	}
-	n := len(s.entries)
+	n := int(s.n)
 	if (s.limit > 0 && n >= s.limit) || n >= maxKeys {
 		return 0, ErrFull
 	}
-	if n == cap(s.entries) {
+	if n == s.Cap() {
 		s.grow()
 	}
-	s.entries = s.entries[:n+1]
+	s.n++
 	return int32(n), nil
 }
 
-// grow doubles the backing array, clipped to the limit so that a bounded slab
-// never holds memory for slots it may not hand out.
+// grow makes room for one more slot: the first page doubles until it is a
+// whole page, then a page is added. Both are clipped to the limit, so that
+// a bounded slab never holds memory for slots it may not hand out.
 func (s *Slab[T]) grow() {
-	n := len(s.entries)
-	c := max(2*cap(s.entries), minGrow)
-	if s.limit > 0 && c > s.limit {
-		c = s.limit
+	room := maxKeys - s.Cap()
+	if s.limit > 0 {
+		room = s.limit - s.Cap()
 	}
-	if c > maxKeys {
-		c = maxKeys
+	if len(s.pages) == 0 || len(s.pages) == 1 && len(s.pages[0]) < pageSize {
+		var first []entry[T]
+		if len(s.pages) == 1 {
+			first = s.pages[0]
+		}
+		c := min(max(2*len(first), minGrow), pageSize, len(first)+room)
+		grown := make([]entry[T], c)
+		copy(grown, first)
+		s.pages = append(s.pages[:0], grown)
+		return
 	}
-	grown := make([]entry[T], n, c)
-	copy(grown, s.entries)
-	s.entries = grown
+	s.pages = append(s.pages, make([]entry[T], min(pageSize, room)))
 }
+
+// slot is key k's entry; k must be below s.n.
+func (s *Slab[T]) slot(k int32) *entry[T] { return &s.pages[k>>pageShift][k&pageMask] }
 
 // release puts an occupied or reserved slot back on the free list. The value
 // is cleared so the slab does not keep what it referenced alive.
 func (s *Slab[T]) release(k int32) {
-	e := &s.entries[k]
+	e := s.slot(k)
 	var zero T
 	e.val = zero
 	e.state = stateFree
@@ -125,7 +146,7 @@ func (s *Slab[T]) Insert(v T) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	e := &s.entries[k]
+	e := s.slot(k)
 	e.val = v
 	e.state = stateOccupied
 	s.occupied++
@@ -143,7 +164,7 @@ func (s *Slab[T]) Vacant() (Vacant[T], error) {
 	}
 	s.ticket++
 	t := int32(s.ticket)
-	e := &s.entries[k]
+	e := s.slot(k)
 	e.state = stateReserved
 	e.aux = t
 	s.reserved++
@@ -154,10 +175,10 @@ func (s *Slab[T]) Vacant() (Vacant[T], error) {
 // otherwise. The unsigned comparison rejects negative keys too, so lookups
 // with a bogus token never panic.
 func (s *Slab[T]) at(key int) *entry[T] {
-	if uint(key) >= uint(len(s.entries)) {
+	if uint(key) >= uint(s.n) {
 		return nil
 	}
-	return &s.entries[key]
+	return s.slot(int32(key))
 }
 
 // Get returns the value stored under key. It reports false for keys that are
@@ -238,7 +259,12 @@ func (s *Slab[T]) Reserved() int { return s.reserved }
 // Cap returns the number of slots allocated so far. It only grows (Clear
 // keeps the memory), and a change in Cap is what invalidates pointers
 // obtained from Ptr.
-func (s *Slab[T]) Cap() int { return cap(s.entries) }
+func (s *Slab[T]) Cap() int {
+	if len(s.pages) == 0 {
+		return 0
+	}
+	return (len(s.pages)-1)*pageSize + len(s.pages[len(s.pages)-1])
+}
 
 // Limit returns the bound given to New on keys in use; 0 means unbounded.
 func (s *Slab[T]) Limit() int { return s.limit }
@@ -254,12 +280,12 @@ func (s *Slab[T]) Limit() int { return s.limit }
 // Ptr or Replace to modify an entry.
 func (s *Slab[T]) All() iter.Seq2[int, T] {
 	return func(yield func(int, T) bool) {
-		for i := 0; i < len(s.entries); i++ {
-			e := &s.entries[i]
+		for i := int32(0); i < s.n; i++ {
+			e := s.slot(i)
 			if e.state != stateOccupied {
 				continue
 			}
-			if !yield(i, e.val) {
+			if !yield(int(i), e.val) {
 				return
 			}
 		}
@@ -270,8 +296,10 @@ func (s *Slab[T]) All() iter.Seq2[int, T] {
 // memory, so a reset loop does not have to reallocate. Keys restart at 0 and
 // outstanding Vacant handles become invalid.
 func (s *Slab[T]) Clear() {
-	clear(s.entries)
-	s.entries = s.entries[:0]
+	for _, p := range s.pages {
+		clear(p)
+	}
+	s.n = 0
 	s.freeHead = 0
 	s.occupied = 0
 	s.reserved = 0
@@ -310,7 +338,7 @@ func (v Vacant[T]) Insert(val T) {
 	if !v.live() {
 		panic("slab: Vacant.Insert on a reservation that was already used or released")
 	}
-	e := &v.s.entries[v.key]
+	e := v.s.slot(v.key)
 	e.val = val
 	e.state = stateOccupied
 	v.s.reserved--

@@ -16,7 +16,8 @@ func checkInvariants[T comparable](t *testing.T, s *Slab[T]) {
 	t.Helper()
 	var zero T
 	occupied, reserved, free := 0, 0, 0
-	for i, e := range s.entries {
+	for i := int32(0); i < s.n; i++ {
+		e := s.slot(i)
 		switch e.state {
 		case stateOccupied:
 			occupied++
@@ -34,17 +35,17 @@ func checkInvariants[T comparable](t *testing.T, s *Slab[T]) {
 	require.Equal(t, reserved, s.Reserved())
 
 	seen := make(map[int32]bool)
-	for h := s.freeHead; h != 0; h = s.entries[h-1].aux {
+	for h := s.freeHead; h != 0; h = s.slot(h - 1).aux {
 		k := h - 1
-		require.Less(t, int(k), len(s.entries), "free list points past the used slots")
+		require.Less(t, k, s.n, "free list points past the used slots")
 		require.GreaterOrEqual(t, k, int32(0))
 		require.False(t, seen[k], "free list has a cycle at %d", k)
 		seen[k] = true
-		require.Equal(t, stateFree, s.entries[k].state, "free list links non-free slot %d", k)
+		require.Equal(t, stateFree, s.slot(k).state, "free list links non-free slot %d", k)
 	}
 	require.Len(t, seen, free, "free list does not link every free slot")
 
-	require.LessOrEqual(t, len(s.entries), s.Cap())
+	require.LessOrEqual(t, int(s.n), s.Cap())
 	if s.Limit() > 0 {
 		require.LessOrEqual(t, s.Cap(), s.Limit())
 		require.LessOrEqual(t, s.Len()+s.Reserved(), s.Limit())
@@ -95,7 +96,7 @@ func TestRemoveClearsValue(t *testing.T) {
 	k, err := s.Insert(big{&x})
 	require.NoError(t, err)
 	s.Remove(k)
-	assert.Nil(t, s.entries[k].val.p, "removed slot still references its value")
+	assert.Nil(t, s.slot(int32(k)).val.p, "removed slot still references its value")
 }
 
 func TestKeyReuseLIFO(t *testing.T) {
@@ -464,8 +465,10 @@ func TestClear(t *testing.T) {
 	assert.False(t, s.Contains(0))
 	keys, _ := collect(s)
 	assert.Empty(t, keys)
-	for _, e := range s.entries[:cap(s.entries)] {
-		assert.Nil(t, e.val, "cleared slot still references its value")
+	for _, p := range s.pages {
+		for _, e := range p {
+			assert.Nil(t, e.val, "cleared slot still references its value")
+		}
 	}
 	assert.Panics(t, func() { v.Insert(nil) }, "reservations do not survive Clear")
 	checkInvariants(t, s)
@@ -741,4 +744,37 @@ func TestSteadyStateAllocs(t *testing.T) {
 	})
 	assert.Zero(t, allocs, "All")
 	assert.Equal(t, live, s.Len())
+}
+
+// A big slab grows by pages: it holds at most a page of slots beyond
+// what it handed out, growing copies nothing (a pointer into a full page
+// stays valid), and a bounded one stops at its limit.
+func TestGrowsByPages(t *testing.T) {
+	s := New[int](0)
+	var first *int
+	for i := 0; i < 3*pageSize+5; i++ {
+		k, err := s.Insert(i)
+		require.NoError(t, err)
+		require.Equal(t, i, k)
+		if i == pageSize { // the first slot of the second page
+			first = s.Ptr(k)
+		}
+		require.LessOrEqual(t, s.Cap(), max(i+1+pageSize, minGrow))
+	}
+	require.Equal(t, 4*pageSize, s.Cap())
+	assert.Equal(t, pageSize, *first, "a pointer into a full page survives growth")
+	v, ok := s.Get(2*pageSize + 7)
+	assert.True(t, ok)
+	assert.Equal(t, 2*pageSize+7, v)
+	checkInvariants(t, s)
+
+	b := New[int](pageSize + 10)
+	for i := 0; i < pageSize+10; i++ {
+		_, err := b.Insert(i)
+		require.NoError(t, err)
+	}
+	_, err := b.Insert(0)
+	assert.ErrorIs(t, err, ErrFull)
+	assert.Equal(t, pageSize+10, b.Cap(), "no slot beyond the limit")
+	checkInvariants(t, b)
 }
