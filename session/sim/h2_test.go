@@ -1,7 +1,6 @@
 package sim_test
 
 import (
-	"bytes"
 	"strconv"
 	"testing"
 	"time"
@@ -242,20 +241,7 @@ func runH2(seed uint64) (*sim.Net, error) {
 			c := &h2Client{w: world, id: i}
 			for j := 0; j < 1+rng.IntN(6); j++ {
 				id := strconv.Itoa(i) + "-" + strconv.Itoa(j)
-				method := [...]string{"GET", "GET", "POST", "PUT"}[rng.IntN(4)]
-				var body []byte
-				if method != "GET" {
-					body = bytes.Repeat([]byte{byte('a' + rng.IntN(26))}, rng.IntN(1<<uint(rng.IntN(18))))
-				}
-				pl := planOK
-				if r := rng.IntN(10); r < 2 {
-					pl = planChunked
-				} else if r < 3 {
-					pl = planClose
-				}
-				if faulty && rng.IntN(4) == 0 {
-					pl = [...]plan{planHang, planAbort, planGarbage}[rng.IntN(3)]
-				}
+				method, body, pl := drawRequest(rng, 18, faulty, planHang, planAbort, planGarbage)
 				world.plans[id], world.methods[id] = pl, method
 				c.reqs = append(c.reqs, request{id: id, method: method, body: body})
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -446,22 +447,9 @@ func runHTTP(seed uint64) (*sim.Net, error) {
 			c := &httpClient{w: world, id: i, pipeline: rng.IntN(3) == 0}
 			for j := 0; j < 1+rng.IntN(5); j++ {
 				id := strconv.Itoa(i) + "-" + strconv.Itoa(j)
-				method := [...]string{"GET", "GET", "POST", "PUT"}[rng.IntN(4)]
-				var body []byte
-				if method != "GET" {
-					body = bytes.Repeat([]byte{byte('a' + rng.IntN(26))}, rng.IntN(1<<uint(rng.IntN(14))))
-				}
-				pl := planOK
-				if r := rng.IntN(10); r < 2 {
-					pl = planChunked
-				} else if r < 3 {
-					pl = planClose
-				}
-				if faulty && rng.IntN(4) == 0 {
-					pl = [...]plan{planHang, planAbort, planGarbage, planEarly}[rng.IntN(4)]
-					if pl == planEarly && method == "GET" {
-						pl = planGarbage
-					}
+				method, body, pl := drawRequest(rng, 14, faulty, planHang, planAbort, planGarbage, planEarly)
+				if pl == planEarly && method == "GET" {
+					pl = planGarbage
 				}
 				world.plans[id], world.methods[id] = pl, method
 				c.reqs = append(c.reqs, request{id: id, method: method, body: body, wire: buildRequest(id, method, body, rng.IntN(2) == 0)})
@@ -492,4 +480,27 @@ func mustUnlessStopped(n *sim.Net, err error) {
 	if !errors.Is(err, session.ErrStopped) {
 		must(n, err)
 	}
+}
+
+// drawRequest draws a client's request and its backend's plan, in the
+// order every scenario draws them (a seed means the same run only while
+// it does): the method, a body of up to 2^maxBodyBits-1 bytes for a
+// method that has one, the plan (chunked or closing now and then), and
+// in a faulty run one of faults a quarter of the time.
+func drawRequest(rng *rand.Rand, maxBodyBits int, faulty bool, faults ...plan) (string, []byte, plan) {
+	method := [...]string{"GET", "GET", "POST", "PUT"}[rng.IntN(4)]
+	var body []byte
+	if method != "GET" {
+		body = bytes.Repeat([]byte{byte('a' + rng.IntN(26))}, rng.IntN(1<<uint(rng.IntN(maxBodyBits))))
+	}
+	pl := planOK
+	if r := rng.IntN(10); r < 2 {
+		pl = planChunked
+	} else if r < 3 {
+		pl = planClose
+	}
+	if faulty && rng.IntN(4) == 0 {
+		pl = faults[rng.IntN(len(faults))]
+	}
+	return method, body, pl
 }
