@@ -161,7 +161,11 @@ func (s *cycle) countExchange(status int, answered bool, now time.Time) {
 	case !answered && s.backend != nil && !x.respAt.IsZero():
 		s.backend.Served(status, x.respAt.Sub(x.connected), d)
 	case answered && x.clusterID != "":
-		if c := s.lp.Clusters().Cluster(x.clusterID); c != nil {
+		c := s.cluster // resolved when the request was routed
+		if c == nil || c.ID != x.clusterID {
+			c = s.lp.Clusters().Cluster(x.clusterID) // answered before that
+		}
+		if c != nil {
 			c.Answered(status, d)
 		}
 	}
