@@ -329,6 +329,16 @@ func (b *Backend) Served(status int, firstByte, total time.Duration) {
 	b.counters.Duration.Observe(total)
 }
 
+// State names where the backend stands for operators (metrics, admin
+// output): "unhealthy" when its health checks hold it out, else its
+// Status ("up", "down", "removed").
+func (b *Backend) State() string {
+	if b.sick {
+		return "unhealthy"
+	}
+	return b.status.String()
+}
+
 // String returns the backend's ID and address, for logs.
 func (b *Backend) String() string {
 	return b.ID + "@" + b.Address.String()

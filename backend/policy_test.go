@@ -369,3 +369,17 @@ func TestCountingDoesNotAllocate(t *testing.T) {
 	assert.Zero(t, allocs)
 	assert.NotZero(t, total.Requests)
 }
+
+func TestStateNamesWhereABackendStands(t *testing.T) {
+	cs, _, bs := newCluster(t, Config{MaxFailures: 1}, RoundRobin, spec{id: "a"})
+	a := bs[0]
+	assert.Equal(t, "up", a.State())
+	a.ConnectStarted()
+	a.ConnectFailed(t0)
+	assert.Equal(t, "down", a.State())
+	a.SetHealthy(false)
+	assert.Equal(t, "unhealthy", a.State(), "the health checks' verdict wins")
+	a.SetHealthy(true)
+	require.NoError(t, cs.RemoveBackend("c", "a"))
+	assert.Equal(t, "removed", a.State())
+}

@@ -91,13 +91,7 @@ func collectCluster(s *metrics.Set, c *backend.Cluster) {
 		be := metrics.L("backend", b.ID)
 		counters(s, "sluice_backend_", b.Counters(), id, be)
 		s.Gauge("sluice_backend_active_connections", "Connections to the backend: connects in progress and established.", float64(b.Active()), id, be)
-		state := "up"
-		switch {
-		case !b.Healthy():
-			state = "unhealthy"
-		case b.Status() == backend.Down:
-			state = "down"
-		}
+		state := b.State()
 		for _, k := range [...]string{"up", "down", "unhealthy"} {
 			v := 0.0
 			if k == state {

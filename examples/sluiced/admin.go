@@ -325,13 +325,7 @@ func (s *server) backends() ([]BackendState, error) {
 	err := s.p.Exec(func(lp *session.Loop) error {
 		for _, c := range lp.Clusters().All() {
 			for _, b := range c.Backends() {
-				state := "up"
-				switch {
-				case !b.Healthy():
-					state = "unhealthy"
-				case b.Status() == backend.Down:
-					state = "down"
-				}
+				state := b.State()
 				mu.Lock()
 				k := key{c.ID, b.ID}
 				st := live[k]

@@ -155,13 +155,6 @@ func (a *Addr) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// MarshalText is for the admin socket's JSON.
-func (a Addr) MarshalText() ([]byte, error) {
-	if !a.IsValid() {
-		return nil, nil
-	}
-	return []byte(a.String()), nil
-}
 
 // Duration is a time.Duration written as "30s".
 type Duration time.Duration
@@ -175,9 +168,6 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
-
-// MarshalText is for the admin socket's JSON.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // ConfigError is a refused file: where, and why.
 type ConfigError struct {

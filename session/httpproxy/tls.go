@@ -60,30 +60,29 @@ type TLSStats struct {
 	HandshakeTime, HandshakeMax time.Duration
 }
 
+// tlsStats is a listener's handshake counters on one worker, written by
+// its loop only. The histogram holds the completed handshakes: their
+// count and their total time too.
 type tlsStats struct {
-	handshakes, resumed                        atomic.Uint64
+	resumed                                    atomic.Uint64
 	notTLS, poolFull, timeout, closed, refused atomic.Uint64
-	nanos, maxNanos                            atomic.Int64
+	maxNanos                                   atomic.Int64
 	duration                                   metrics.Histogram
 }
 
 func (s *tlsStats) snapshot() TLSStats {
+	h := s.duration.Load()
 	return TLSStats{
-		Handshakes: s.handshakes.Load(), Resumed: s.resumed.Load(), NotTLS: s.notTLS.Load(), PoolFull: s.poolFull.Load(),
+		Handshakes: h.Count(), Resumed: s.resumed.Load(), NotTLS: s.notTLS.Load(), PoolFull: s.poolFull.Load(),
 		Timeout: s.timeout.Load(), ClientClosed: s.closed.Load(), Refused: s.refused.Load(),
-		HandshakeTime: time.Duration(s.nanos.Load()), HandshakeMax: time.Duration(s.maxNanos.Load()),
+		HandshakeTime: h.Sum, HandshakeMax: time.Duration(s.maxNanos.Load()),
 	}
 }
 
 func (s *tlsStats) done(d time.Duration) {
-	s.handshakes.Add(1)
-	s.nanos.Add(int64(d))
 	s.duration.Observe(d)
-	for {
-		m := s.maxNanos.Load()
-		if int64(d) <= m || s.maxNanos.CompareAndSwap(m, int64(d)) {
-			return
-		}
+	if int64(d) > s.maxNanos.Load() { // one writer: the loop
+		s.maxNanos.Store(int64(d))
 	}
 }
 
