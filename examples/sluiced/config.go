@@ -155,7 +155,6 @@ func (a *Addr) UnmarshalText(b []byte) error {
 	return nil
 }
 
-
 // Duration is a time.Duration written as "30s".
 type Duration time.Duration
 

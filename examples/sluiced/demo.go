@@ -1,18 +1,14 @@
 package main
 
 import (
-	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sluiceproxy/sluice/examples/internal/demo"
 	"github.com/sluiceproxy/sluice/protocol"
-	"github.com/sluiceproxy/sluice/protocol/certs"
 )
 
 // startDemo starts the demo backends the file declares, on sockets an
@@ -49,35 +45,15 @@ func startDemo(ds []DemoBackend, inherited map[string]int) ([]net.Listener, map[
 			return fail(fmt.Errorf("demo backend %q: %w", d.Name, err))
 		}
 		lns = append(lns, ln)
-		name := d.Name
 		switch d.Kind {
 		case "http":
-			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				fmt.Fprintf(w, "hello from %s\n", name)
-			}), ReadHeaderTimeout: 10 * time.Second}
-			go srv.Serve(ln)
+			demo.ServeHello(ln, d.Name)
 		case "tls":
-			cert, err := certs.SelfSigned(365*24*time.Hour, d.Names...)
-			if err != nil {
+			if err := demo.ServeTLS(ln, d.Name, d.Names...); err != nil {
 				return fail(err)
 			}
-			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				fmt.Fprintf(w, "backend %s (server name %q)\n", name, r.TLS.ServerName)
-			}), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ReadHeaderTimeout: 10 * time.Second}
-			go srv.ServeTLS(ln, "", "")
 		case "echo":
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer c.Close()
-						io.Copy(c, c)
-					}()
-				}
-			}()
+			demo.ServeEcho(ln, "")
 		}
 	}
 	return lns, fds, nil

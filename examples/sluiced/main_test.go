@@ -238,7 +238,8 @@ func whoAnswers(t *testing.T, url string, n int) map[string]int {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		require.Equal(t, 200, resp.StatusCode, "%s", b)
-		seen[strings.TrimPrefix(strings.TrimSpace(string(b)), "hello from ")]++
+		name, _, _ := strings.Cut(strings.TrimPrefix(string(b), "hello from "), " ") // "hello from NAME (...)"
+		seen[strings.TrimSpace(name)]++
 	}
 	return seen
 }

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"crypto/tls"
-	"fmt"
 	"net"
-	"net/http"
-	"time"
 
-	"github.com/sluiceproxy/sluice/protocol/certs"
+	"github.com/sluiceproxy/sluice/examples/internal/demo"
 )
 
 // startDemoBackends starts three HTTPS servers on loopback, each with a
@@ -33,21 +29,13 @@ func startDemoBackends() (routes []string, fallback string, err error) {
 // tlsBackend serves "backend NAME" over HTTPS with a certificate for
 // names, and returns its address.
 func tlsBackend(name string, names ...string) (string, error) {
-	cert, err := certs.SelfSigned(24*time.Hour, names...)
-	if err != nil {
-		return "", err
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "backend %s (server name %q)\n", name, r.TLS.ServerName)
-		}),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
-		ReadHeaderTimeout: 10 * time.Second,
+	if err := demo.ServeTLS(ln, name, names...); err != nil {
+		ln.Close()
+		return "", err
 	}
-	go srv.ServeTLS(ln, "", "")
 	return ln.Addr().String(), nil
 }

@@ -13,7 +13,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -137,18 +136,6 @@ func echoBackend(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				fmt.Fprintf(c, "hello from %s\n", name)
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	demo.ServeEcho(ln, "hello from "+name+"\n")
 	return ln.Addr().String(), nil
 }

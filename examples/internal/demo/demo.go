@@ -4,7 +4,9 @@ package demo
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluiceproxy/sluice/protocol/certs"
 	"github.com/sluiceproxy/sluice/session"
 )
 
@@ -25,11 +28,55 @@ func Backend(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	ServeHello(ln, name)
+	return ln.Addr().String(), nil
+}
+
+// ServeHello answers every HTTP request on ln with "hello from NAME",
+// the path asked for and the X-Forwarded-Proto the proxy set, until ln
+// closes.
+func ServeHello(ln net.Listener, name string) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s (you asked for %s, proto %s)\n", name, r.URL.Path, r.Header.Get("X-Forwarded-Proto"))
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	return ln.Addr().String(), nil
+}
+
+// ServeTLS answers every HTTPS request on ln with "backend NAME" and the
+// server name the client asked for, with a self-signed certificate for
+// names (made here), until ln closes.
+func ServeTLS(ln net.Listener, name string, names ...string) error {
+	cert, err := certs.SelfSigned(365*24*time.Hour, names...)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "backend %s (server name %q)\n", name, r.TLS.ServerName)
+		}),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go srv.ServeTLS(ln, "", "")
+	return nil
+}
+
+// ServeEcho sends greeting (if any) on each connection ln accepts, then
+// sends back what it gets, until ln closes.
+func ServeEcho(ln net.Listener, greeting string) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.WriteString(c, greeting)
+				io.Copy(c, c)
+			}()
+		}
+	}()
 }
 
 // List is a repeatable string flag (-backend a -backend b).
