@@ -171,6 +171,24 @@ func statusOf(p *ports) (Status, error) {
 	return st, unmarshalResult(resp, &st)
 }
 
+// served is the requests the web listener has read, from the admin
+// socket's metrics.
+func served(t *testing.T, p *ports) int {
+	t.Helper()
+	text, errText, code := runCtl(p, "metrics")
+	require.Equal(t, 0, code, errText)
+	m := regexp.MustCompile(`(?m)^sluice_http_requests_total\{listener="web"\} (\d+)$`).FindStringSubmatch(text)
+	require.NotNil(t, m, "no request counter in:\n%s", text)
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// servedAtLeast waits until the web listener has read n requests.
+func servedAtLeast(t *testing.T, p *ports, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return served(t, p) >= n }, 10*time.Second, 10*time.Millisecond)
+}
+
 // runCtl runs `sluiced ctl -config FILE args...` in-process.
 func runCtl(p *ports, args ...string) (stdout, stderr string, code int) {
 	var out, errb bytes.Buffer
@@ -253,11 +271,11 @@ func TestReloadUnderLoad(t *testing.T) {
 	assert.Equal(t, map[string]int{"app-1": 10, "app-2": 10}, whoAnswers(t, p.url(), 20))
 
 	load := startWrk(t, p.url(), 3*time.Second)
-	time.Sleep(time.Second)
+	servedAtLeast(t, p, 200) // the load is on
 	p.write(t, "app-1", "app-3")
 	out, errText, code := runCtl(p, "reload")
 	require.Equal(t, 0, code, "ctl reload: %s%s", out, errText)
-	time.Sleep(500 * time.Millisecond)
+	servedAtLeast(t, p, served(t, p)+200) // and goes on after the reload
 	require.NoError(t, pr.cmd.Process.Signal(syscall.SIGHUP)) // the same file again: nothing to change
 	r := <-load
 	t.Logf("wrk: %d requests during the reload", r.requests)
@@ -290,7 +308,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	p.write(t, "app-1", "app-2")
 	old := start(t, p)
 	load := startWrk(t, p.url(), 4*time.Second)
-	time.Sleep(time.Second)
+	servedAtLeast(t, p, 200) // the load is on
 	next := start(t, p, "-upgrade")
 	require.NoError(t, old.exited(t, 15*time.Second), "the old process drains and exits cleanly")
 	r := <-load

@@ -139,7 +139,13 @@ func TestSoftStopAnswersTheNextRequestOfABusyConnection(t *testing.T) {
 		defer cancel()
 		stopped <- tt.w.SoftStop(ctx)
 	}()
-	time.Sleep(300 * time.Millisecond) // several shutdown rounds
+	// The stop's first round has run once the worker says it is
+	// shutting down: without StopIdleAfter the connection is closed by
+	// then.
+	require.Eventually(t, func() bool {
+		st, err := tt.w.Status()
+		return err == nil && st.ShuttingDown
+	}, 5*time.Second, time.Millisecond)
 	resp := ask()
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.True(t, resp.Close, "the last response says Connection: close")
