@@ -275,7 +275,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	p.write(t, "app-1", "app-3")
 	out, errText, code := runCtl(p, "reload")
 	require.Equal(t, 0, code, "ctl reload: %s%s", out, errText)
-	servedAtLeast(t, p, served(t, p)+200) // and goes on after the reload
+	servedAtLeast(t, p, served(t, p)+200)                     // and goes on after the reload
 	require.NoError(t, pr.cmd.Process.Signal(syscall.SIGHUP)) // the same file again: nothing to change
 	r := <-load
 	t.Logf("wrk: %d requests during the reload", r.requests)
