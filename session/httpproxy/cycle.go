@@ -44,14 +44,14 @@ const maxAttempts = 8
 type cycle struct {
 	Peer   netip.AddrPort       // the client as the kernel saw it
 	source *netip.AddrPort      // the client a PROXY header named, if any (most connections have none: a pointer)
-	Last   time.Time            // the last event
+	last   stamp                // the last event
 	self   session.ProxySession // the session this cycle is part of: a *Session or an HTTP/2 stream's
 	lp     *session.Loop
 	lw     *onWorker // the listener's part on this worker: its settings (lw.l), routes, counters, the worker's state (lw.st)
 
 	front   frontStream      // where the request comes from and the response goes
 	fbuf    *protocol.Buffer // request bytes: the head, then body bytes
-	partial []byte           // an incomplete head, kept without a pool buffer
+	partial *[]byte          // an incomplete head, kept without a pool buffer (most connections have none: a pointer)
 
 	// The request and the response being exchanged, and the backend
 	// side, borrowed from the worker while a request is in progress (the
@@ -61,7 +61,7 @@ type cycle struct {
 	*backSide
 
 	frontTimer timer.Handle
-	frontSeen  time.Time
+	frontSeen  stamp // the client's last progress
 
 	// Small fields together: the struct is part of every connection.
 	frontToken  eventloop.Token
@@ -100,7 +100,7 @@ type backSide struct {
 	dial      *session.Dialer
 	bbuf      *protocol.Buffer // response bytes
 	backTimer timer.Handle
-	backSeen  time.Time
+	backSeen  stamp
 	backToken eventloop.Token
 	bready    protocol.Readiness
 	pipe      *pipe.Pipe // a tunnel's relay (connTunnel), which keeps the backend side
@@ -162,7 +162,7 @@ func (s *cycle) SessionAddress() (netip.AddrPort, bool) {
 }
 
 // LastEvent implements session.ProxySession.
-func (s *cycle) LastEvent() time.Time { return s.Last }
+func (s *cycle) LastEvent() time.Time { return s.last.time() }
 
 // ClusterID implements session.ProxySession.
 func (s *cycle) ClusterID() (string, bool) {
@@ -178,7 +178,7 @@ func (s *cycle) ClusterID() (string, bool) {
 // UpdateReadiness records an event of the front, the backend connection
 // or the dialer's connect.
 func (s *cycle) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
-	s.Last = s.lp.Now()
+	s.last = s.stamp()
 	if t == s.frontToken {
 		s.fready.Update(r)
 		return
@@ -244,15 +244,14 @@ func (s *cycle) readFront() (int, protocol.SocketResult) {
 		if s.fbuf = s.lp.Pool().Get(); s.fbuf == nil {
 			return 0, protocol.Error
 		}
-		if len(s.partial) > 0 {
-			copy(s.fbuf.Space(), s.partial)
-			s.fbuf.Fill(len(s.partial))
-			s.partial = s.partial[:0]
+		if p := s.held(); len(p) > 0 {
+			s.fbuf.Fill(copy(s.fbuf.Space(), p))
+			*s.partial = p[:0]
 		}
 	}
 	n, r := readInto(s.front, s.fbuf, &s.fready)
 	if n > 0 {
-		s.frontSeen = s.lp.Now()
+		s.frontSeen = s.stamp()
 	}
 	if r == protocol.Closed {
 		s.frontEOF = true
@@ -290,7 +289,7 @@ func (s *cycle) readHead() (bool, session.Result) {
 			if s.fbuf != nil && !s.fbuf.Empty() {
 				// readFront brought an incomplete head back from partial
 				// and the read found nothing (a stale edge): keep it.
-				s.partial = append(s.partial[:0], s.fbuf.Bytes()...)
+				s.keep(s.fbuf.Bytes())
 			}
 			s.releaseFront()
 			if s.frontEOF || r == protocol.Error {
@@ -311,7 +310,7 @@ func (s *cycle) readHead() (bool, session.Result) {
 	if s.phase == phaseIdle {
 		s.phase = phaseHead
 		s.x.start = s.lp.Now()
-		s.frontSeen = s.x.start
+		s.frontSeen = stampOf(s.x.start)
 		s.lp.Timers().Cancel(s.frontTimer)
 		s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.lw.l.cfg.RequestTimeout)
 	}
@@ -354,7 +353,7 @@ func (s *cycle) readHead() (bool, session.Result) {
 			return false, session.Close
 		}
 		// Give the buffer back; keep the bytes in a slice of their size.
-		s.partial = append(s.partial[:0], b...)
+		s.keep(b)
 		s.lp.Pool().Put(s.fbuf)
 		s.fbuf = nil
 		return progress, session.Continue
@@ -576,7 +575,7 @@ func (s *cycle) attachBack(b *backend.Backend, back backStream, t eventloop.Toke
 	s.x.connected = s.lp.Now()
 	s.lp.Timers().Cancel(s.backTimer)
 	s.backTimer = s.lp.Schedule(t, 0, s.lw.l.cfg.BackTimeout)
-	s.backSeen = s.lp.Now()
+	s.backSeen = s.stamp()
 	s.startExchange()
 }
 
@@ -799,7 +798,7 @@ func (s *cycle) sendRequest() (bool, session.Result) {
 				s.backend.CountBytes(uint64(n), 0)
 				s.x.sentBack += uint64(n)
 				progress = true
-				s.backSeen = s.lp.Now()
+				s.backSeen = s.stamp()
 			}
 			if r == protocol.WouldBlock {
 				s.bready.Wrote(r)
@@ -924,7 +923,7 @@ func (s *cycle) readBack() (int, protocol.SocketResult) {
 	if n > 0 {
 		s.backend.CountBytes(0, uint64(n))
 		s.x.gotBack += uint64(n)
-		s.backSeen = s.lp.Now()
+		s.backSeen = s.stamp()
 	}
 	return n, r
 }
@@ -943,7 +942,7 @@ func (s *cycle) relayResponse() (bool, session.Result) {
 			s.x.respOut = advance(s.x.respOut, n)
 			if n > 0 {
 				progress, s.respSent = true, true
-				s.frontSeen = s.lp.Now()
+				s.frontSeen = s.stamp()
 				s.x.respBytes += int64(n)
 			}
 			if r == protocol.WouldBlock {
@@ -1200,7 +1199,7 @@ func (s *cycle) responseDone() session.Result {
 	}
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.lw.l.cfg.FrontTimeout)
-	s.frontSeen = s.lp.Now()
+	s.frontSeen = s.stamp()
 	return session.Continue
 }
 
@@ -1462,10 +1461,10 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 	}
 	if t == s.frontToken {
 		var limit time.Duration
-		var since time.Time
+		var since stamp
 		switch s.phase {
 		case phaseHead:
-			limit, since = s.lw.l.cfg.RequestTimeout, s.x.start
+			limit, since = s.lw.l.cfg.RequestTimeout, stampOf(s.x.start)
 		case phaseIdle:
 			limit, since = s.lw.l.cfg.FrontTimeout, s.frontSeen
 		case phaseExchange:
@@ -1473,14 +1472,14 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 				limit, since = s.lw.l.cfg.FrontTimeout, s.frontSeen // the client does not read
 			} else {
 				limit, since = s.lw.l.cfg.FrontTimeout, s.frontSeen
-				if s.backSeen.After(since) {
+				if s.backSeen > since {
 					since = s.backSeen // the exchange is moving; the back timer watches it
 				}
 			}
 		default:
 			limit, since = s.lw.l.cfg.FrontTimeout, s.frontSeen
 		}
-		if left := limit - now.Sub(since); left > 0 {
+		if left := limit - since.age(now); left > 0 {
 			s.frontTimer = s.lp.Schedule(t, 0, left)
 			return session.Continue
 		}
@@ -1516,9 +1515,9 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 		// the rest is the client's to send (a slow upload, a request body
 		// an HTTP/2 frame at a time): the exchange waits on the client,
 		// whose own timeout applies, not on the backend.
-		s.backSeen = now
+		s.backSeen = stampOf(now)
 	}
-	if left := s.lw.l.cfg.BackTimeout - now.Sub(s.backSeen); left > 0 && !(s.reqDone && !s.respHead && now.Sub(s.backSeen) >= s.lw.l.cfg.BackTimeout) {
+	if left := s.lw.l.cfg.BackTimeout - s.backSeen.age(now); left > 0 && !(s.reqDone && !s.respHead && s.backSeen.age(now) >= s.lw.l.cfg.BackTimeout) {
 		s.backTimer = s.lp.Schedule(t, 0, left)
 		return session.Continue
 	}
@@ -1538,7 +1537,7 @@ func (s *cycle) timeout(t eventloop.Token, name eventloop.TimerName) session.Res
 // meanwhile, finishes it and closes after.
 func (s *cycle) ShuttingDown() session.Result {
 	if s.phase == phaseIdle && (s.fbuf == nil || s.fbuf.Empty()) &&
-		s.lp.Now().Sub(s.frontSeen) >= s.lw.l.cfg.StopIdleAfter {
+		s.frontSeen.age(s.lp.Now()) >= s.lw.l.cfg.StopIdleAfter {
 		return session.Close
 	}
 	s.closeAfter = true
@@ -1682,3 +1681,45 @@ func http1Line(b []byte) bool {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// A stamp is a loop time in 8 bytes rather than time.Time's 24: the
+// time since the package's epoch (monotonic when the loop's clock is).
+// A connection keeps a few, and an idle one keeps every byte it has.
+type stamp time.Duration
+
+var epoch = time.Now()
+
+func stampOf(t time.Time) stamp { return stamp(t.Sub(epoch)) }
+
+// time is the stamp as a time.Time again.
+func (t stamp) time() time.Time { return epoch.Add(time.Duration(t)) }
+
+// age is how long before now the stamp was.
+func (t stamp) age(now time.Time) time.Duration { return time.Duration(stampOf(now) - t) }
+
+// stamp is the loop's time now.
+func (s *cycle) stamp() stamp { return stampOf(s.lp.Now()) }
+
+// held is the incomplete head kept without a buffer.
+func (s *cycle) held() []byte {
+	if s.partial == nil {
+		return nil
+	}
+	return *s.partial
+}
+
+// keep replaces the bytes held with b's.
+func (s *cycle) keep(b []byte) {
+	if s.partial != nil {
+		*s.partial = (*s.partial)[:0]
+	}
+	s.hold(b)
+}
+
+// hold adds b to the bytes held.
+func (s *cycle) hold(b []byte) {
+	if s.partial == nil {
+		s.partial = new([]byte)
+	}
+	*s.partial = append(*s.partial, b...)
+}

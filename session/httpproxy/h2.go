@@ -135,7 +135,7 @@ func (f *h2Front) step() (bool, session.Result) {
 		got, ended := readFrames(s.lp, s.front, &s.fready, &f.partial, f.conn)
 		if got {
 			progress = true
-			s.frontSeen = s.lp.Now()
+			s.frontSeen = s.stamp()
 		}
 		f.broken = ended
 	}
@@ -287,7 +287,7 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 	child.cycle = cycle{
 		Peer:       s.Peer,
 		source:     s.source,
-		Last:       now,
+		last:       stampOf(now),
 		self:       child,
 		lp:         s.lp,
 		lw:         s.lw,
@@ -296,7 +296,7 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 		localPort:  s.localPort,
 		overLimit:  s.overLimit,
 		closeAfter: true, // one request per stream
-		frontSeen:  now,
+		frontSeen:  stampOf(now),
 	}
 	t, err := s.lp.Register(-1, child)
 	if err != nil {

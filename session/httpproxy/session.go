@@ -79,7 +79,7 @@ func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.Pro
 	s := &Session{sock: tcpStream{protocol.NewTCPSocket(a.Fd)}}
 	s.cycle = cycle{
 		Peer:       a.Peer,
-		Last:       lp.Now(),
+		last:       stampOf(lp.Now()),
 		self:       s,
 		lp:         lp,
 		lw:         l.onWorker(lp),
@@ -87,7 +87,7 @@ func (l *Listener) NewSession(lp *session.Loop, a session.Accepted) (session.Pro
 		frontToken: a.Token,
 		localPort:  a.Local.Port(),
 		overLimit:  a.OverLimit,
-		frontSeen:  lp.Now(),
+		frontSeen:  stampOf(lp.Now()),
 	}
 	s.lw.accepted.Add(1)
 	s.lw.sessions.Add(1)
@@ -138,7 +138,7 @@ type Session struct {
 // UpdateReadiness implements session.ProxySession.
 func (s *Session) UpdateReadiness(t eventloop.Token, r eventloop.Ready) {
 	if s.state == connTunnel {
-		s.Last = s.lp.Now()
+		s.last = s.stamp()
 		if t == s.frontToken {
 			s.pipe.UpdateReadiness(pipe.Front, r)
 		} else if s.back != nil && t == s.backToken {
@@ -206,7 +206,7 @@ func (s *Session) beforeRequests(progress bool) (p bool, res session.Result, don
 				return true, session.Continue, true
 			}
 		case errors.Is(err, proxyproto.ErrIncomplete) && !s.frontEOF:
-			s.partial = append(s.partial[:0], s.fbuf.Bytes()...)
+			s.keep(s.fbuf.Bytes())
 			s.releaseFront()
 			return progress, session.Continue, true
 		default:
@@ -224,7 +224,7 @@ func (s *Session) beforeRequests(progress bool) (p bool, res session.Result, don
 				return p, res, true
 			}
 			if !s.frontEOF {
-				s.partial = append(s.partial[:0], b...)
+				s.keep(b)
 				s.releaseFront()
 				return progress, session.Continue, true
 			}
@@ -243,7 +243,7 @@ func (s *Session) h2cPreface() bool {
 	if s.fbuf != nil && !s.fbuf.Empty() {
 		return prefaceStart(s.fbuf.Bytes())
 	}
-	return prefaceStart(s.partial)
+	return prefaceStart(s.held())
 }
 
 // prefaceStart reports whether b begins as the HTTP/2 client preface
@@ -375,7 +375,8 @@ func (s *Session) startTunnel() session.Result {
 	s.fbuf, s.bbuf = nil, nil
 	s.freeExchange()
 	s.state = connTunnel
-	s.frontSeen, s.backSeen = s.lp.Now(), s.lp.Now()
+	s.frontSeen = s.stamp()
+	s.backSeen = s.frontSeen
 	s.lp.Timers().Cancel(s.frontTimer)
 	s.lp.Timers().Cancel(s.backTimer)
 	s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.lw.l.cfg.TunnelTimeout)
@@ -387,10 +388,10 @@ func (s *Session) startTunnel() session.Result {
 func (s *Session) relayTunnel() session.Result {
 	st := s.pipe.Ready()
 	if s.pipe.Moved(pipe.Front) {
-		s.frontSeen = s.lp.Now()
+		s.frontSeen = s.stamp()
 	}
 	if s.pipe.Moved(pipe.Back) {
-		s.backSeen = s.lp.Now()
+		s.backSeen = s.stamp()
 	}
 	switch st {
 	case pipe.Done, pipe.Failed:
@@ -409,21 +410,21 @@ func (s *Session) relayTunnel() session.Result {
 func (s *Session) tunnelTimeout(t eventloop.Token, now time.Time) session.Result {
 	if t == s.frontToken && s.needBuffer {
 		s.needBuffer = false
-		s.frontTimer = s.lp.Schedule(t, 0, max(s.lw.l.cfg.TunnelTimeout-now.Sub(s.frontSeen), time.Millisecond))
+		s.frontTimer = s.lp.Schedule(t, 0, max(s.lw.l.cfg.TunnelTimeout-s.frontSeen.age(now), time.Millisecond))
 		return s.relayTunnel()
 	}
 	// A side the pipe is not waiting on (its bytes wait for the other
 	// side) is not idle.
 	if t == s.frontToken && !s.pipe.Awaits(pipe.Front) {
-		s.frontSeen = now
+		s.frontSeen = stampOf(now)
 	} else if t != s.frontToken && !s.pipe.Awaits(pipe.Back) {
-		s.backSeen = now
+		s.backSeen = stampOf(now)
 	}
 	seen, h := s.frontSeen, &s.frontTimer
 	if t != s.frontToken {
 		seen, h = s.backSeen, &s.backTimer
 	}
-	if left := s.lw.l.cfg.TunnelTimeout - now.Sub(seen); left > 0 {
+	if left := s.lw.l.cfg.TunnelTimeout - seen.age(now); left > 0 {
 		*h = s.lp.Schedule(t, 0, left)
 		return session.Continue
 	}

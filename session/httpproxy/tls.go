@@ -160,7 +160,7 @@ func (s *Session) handshake() (bool, session.Result) {
 			return s.startH2(nil)
 		}
 		s.state, s.phase = connH1, phaseIdle
-		s.frontSeen = s.lp.Now()
+		s.frontSeen = s.stamp()
 		s.lp.Timers().Cancel(s.frontTimer)
 		s.frontTimer = s.lp.Schedule(s.frontToken, 0, s.lw.l.cfg.FrontTimeout)
 		return true, session.Continue
@@ -197,17 +197,17 @@ func (s *Session) readProxyBeforeTLS() (progress bool, res session.Result, ok bo
 		var buf [1024]byte
 		n, r := s.sock.Read(buf[:])
 		s.fready.Read(n, r)
-		s.partial = append(s.partial, buf[:n]...)
+		s.hold(buf[:n])
 		progress = progress || n > 0
 		var hdr proxyproto.Header
-		hn, err := proxyproto.ParseInto(&hdr, s.partial, proxyproto.ParseOptions{})
+		hn, err := proxyproto.ParseInto(&hdr, s.held(), proxyproto.ParseOptions{})
 		switch {
 		case err == nil:
 			s.useProxyHeader(&hdr)
-			s.tls.Conn().Feed(s.partial[hn:])
+			s.tls.Conn().Feed(s.held()[hn:])
 			s.partial = nil
 			return true, session.Continue, true
-		case errors.Is(err, proxyproto.ErrIncomplete) && r != protocol.Closed && r != protocol.Error && len(s.partial) < maxProxyHeader:
+		case errors.Is(err, proxyproto.ErrIncomplete) && r != protocol.Closed && r != protocol.Error && len(s.held()) < maxProxyHeader:
 			continue
 		default:
 			s.lw.stats.proxyRejected.Add(1)
