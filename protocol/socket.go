@@ -463,3 +463,13 @@ func Dup(fd int) (int, error) {
 	}
 	return nfd, nil
 }
+
+// SpliceFd is the descriptor splice(2) may move bytes to and from: the
+// socket's own, or -1 for a simulated one. A type that wraps the socket
+// (TLS) does not have it, so a relay splices only plain TCP.
+func (s *TCPSocket) SpliceFd() int {
+	if s.fd >= SimFD {
+		return -1
+	}
+	return s.fd
+}

@@ -230,6 +230,8 @@ func (w *Worker) snapshot() Status {
 	st.ShuttingDown = w.stopping
 	st.BuffersLent = w.pool.Lent()
 	st.BuffersRefused = w.pool.Exhausted()
+	st.PipesLent = w.pipes.Lent()
+	st.PipesRefused = w.pipes.Refused()
 	st.Clusters = w.clusters.Len()
 	return st
 }

@@ -72,6 +72,16 @@ const ReservedTimerNames eventloop.TimerName = 240
 // DialTimer is the name of a [Dialer]'s connect timer on its token.
 const DialTimer eventloop.TimerName = 255
 
+// Pipes is the worker's pool of kernel pipes, for relays that splice
+// ([pipe.Pipe.Splice]); it lends none where splicing is off or not
+// supported.
+//
+// [pipe.Pipe.Splice]: https://pkg.go.dev/github.com/sluiceproxy/sluice/protocol/pipe#Pipe.Splice
+func (l *Loop) Pipes() *protocol.PipePool {
+	l.check("Pipes")
+	return l.w.pipes
+}
+
 // Pool is the worker's bounded buffer pool.
 func (l *Loop) Pool() *protocol.Pool {
 	l.check("Pool")

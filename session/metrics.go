@@ -76,6 +76,8 @@ func (w *Worker) collect(s *metrics.Set) {
 	s.Gauge("sluice_buffers_lent", "Buffers lent from the workers' pools.", float64(st.BuffersLent))
 	s.Gauge("sluice_buffers_max", "Buffers the workers' pools may lend at once.", float64(w.pool.Max()))
 	s.Counter("sluice_buffers_refused_total", "Buffer requests refused: the pool was exhausted.", st.BuffersRefused)
+	s.Gauge("sluice_pipes_lent", "Kernel pipes lent to splicing relays.", float64(st.PipesLent))
+	s.Counter("sluice_pipes_refused_total", "Bulk transfers copied through a buffer: no kernel pipe to lend.", st.PipesRefused)
 	for _, c := range w.clusters.All() {
 		collectCluster(s, c)
 	}

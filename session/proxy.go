@@ -241,6 +241,8 @@ func (s *Status) add(o Status) {
 	s.ShuttingDown = s.ShuttingDown || o.ShuttingDown
 	s.BuffersLent += o.BuffersLent
 	s.BuffersRefused += o.BuffersRefused
+	s.PipesLent += o.PipesLent
+	s.PipesRefused += o.PipesRefused
 }
 
 // SoftStop soft-stops every worker (see [Worker.SoftStop]) and waits for

@@ -49,6 +49,14 @@ type Config struct {
 	// Buffers sizes the worker's buffer pool. Default: 16 KiB buffers,
 	// at most two per session (MaxConnections × 2).
 	Buffers protocol.PoolConfig
+	// Pipes sizes the worker's kernel pipes, through which relays between
+	// two plain TCP sockets splice bulk transfers ([pipe.Pipe.Splice]).
+	// Default: MaxConnections / 4 pipes (as HAProxy's maxpipes), each
+	// two descriptors, open only while bytes are in flight (and up to
+	// Keep kept for reuse). Negative Max turns splicing off.
+	//
+	// [pipe.Pipe.Splice]: https://pkg.go.dev/github.com/sluiceproxy/sluice/protocol/pipe#Pipe.Splice
+	Pipes protocol.PipePoolConfig
 	// Backends tunes failure handling of the worker's backends (back-off,
 	// failures before down). Defaults: see [backend.Config].
 	Backends backend.Config
@@ -70,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Buffers.Max <= 0 {
 		c.Buffers.Max = 2 * c.MaxConnections
+	}
+	if c.Pipes.Max == 0 {
+		c.Pipes.Max = max(c.MaxConnections/4, 1)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -94,6 +105,8 @@ type Status struct {
 	ShuttingDown     bool
 	BuffersLent      int    // buffers out of the pool now
 	BuffersRefused   uint64 // pool exhaustion events since start
+	PipesLent        int    // kernel pipes lent to splicing relays now
+	PipesRefused     uint64 // splices that copied instead: no pipe to lend
 	Clusters         int
 }
 
@@ -117,6 +130,7 @@ type Worker struct {
 	tokens    *slab.Slab[entry]
 	log       *slog.Logger
 	pool      *protocol.Pool
+	pipes     *protocol.PipePool
 	clusters  *backend.Clusters
 	checkLoop bool
 	loopG     loopGoroutine
@@ -174,6 +188,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		tokens:    slab.New[entry](limit),
 		log:       cfg.Logger,
 		pool:      protocol.NewPool(cfg.Buffers),
+		pipes:     protocol.NewPipePool(cfg.Pipes),
 		clusters:  backend.NewClusters(cfg.Backends),
 		checkLoop: loopCheckEnabled(),
 		listeners: map[netip.AddrPort]*listenSession{},
@@ -199,6 +214,7 @@ func (w *Worker) Run() error {
 	h := (*loopHandler)(w)
 	err := w.loop.Run(h)
 	w.closeAll()
+	w.pipes.Close()
 	h.EndBatch()
 	w.final = w.snapshot()
 	w.loopG.Store(0)

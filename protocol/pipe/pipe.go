@@ -53,11 +53,14 @@ type end struct {
 	sock  protocol.Socket
 	flush protocol.Flusher // sock, when its Write may leave bytes to flush (TLS)
 	ready protocol.Readiness
-	in    *protocol.Buffer // read from this end, bound for the other; nil when empty
-	eof   bool             // this end sent FIN (read returned EOF)
-	shut  bool             // we sent FIN to this end
-	read  uint64           // bytes read from this end
-	wrote uint64           // bytes written to this end
+	in    *protocol.Buffer     // read from this end, bound for the other; nil when empty
+	kp    *protocol.KernelPipe // spliced from this end, bound for the other; nil when empty
+	fd    int                  // the descriptor to splice, or -1 (not a plain TCP socket)
+	bulk  bool                 // a read filled a whole buffer: bytes from this end come by the pipeful
+	eof   bool                 // this end sent FIN (read returned EOF)
+	shut  bool                 // we sent FIN to this end
+	read  uint64               // bytes read from this end
+	wrote uint64               // bytes written to this end
 }
 
 // Pipe relays between a front and a back socket with backpressure (a
@@ -68,6 +71,7 @@ type end struct {
 // flight. It belongs to one loop.
 type Pipe struct {
 	pool  *protocol.Pool
+	pipes *protocol.PipePool // kernel pipes for splicing; nil: buffers only
 	ends  [2]end
 	moved [2]bool // bytes moved on each side during the last Ready
 }
@@ -90,7 +94,31 @@ func (p *Pipe) Init(pool *protocol.Pool, front, back protocol.Socket) {
 func (e *end) setSock(s protocol.Socket) {
 	e.sock = s
 	e.flush, _ = s.(protocol.Flusher)
+	e.fd = -1
+	if t, ok := s.(interface{ SpliceFd() int }); ok {
+		e.fd = t.SpliceFd()
+	}
 }
+
+// Splice lets the pipe move bulk transfers through kernel pipes from pp
+// with splice(2) when both sockets are plain TCP (Linux): a direction
+// whose read fills a whole buffer switches to the kernel pipe, which
+// moves up to its size per system call and never copies to user space;
+// small exchanges stay on the buffer path, which costs one read and one
+// write as a splice does. A nil or empty pool leaves the pipe on buffers.
+func (p *Pipe) Splice(pp *protocol.PipePool) {
+	if pp.Enabled() {
+		p.pipes = pp
+	}
+}
+
+// spliceable reports whether src→dst may go through a kernel pipe.
+func (p *Pipe) spliceable(src, dst *end) bool {
+	return p.pipes != nil && src.fd >= 0 && dst.fd >= 0
+}
+
+// spliced reports whether bytes from e wait in its kernel pipe.
+func (e *end) spliced() bool { return e.kp != nil && e.kp.Len() > 0 }
 
 // pending reports whether bytes the socket accepted wait for the kernel.
 func (e *end) pending() bool { return e.flush != nil && e.flush.Pending() }
@@ -147,7 +175,7 @@ func (p *Pipe) run(front, back *end) Status {
 // finished reports whether the src→dst direction has ended: src sent
 // FIN, everything was written, and the FIN was passed on.
 func (p *Pipe) finished(src, dst *end) bool {
-	return src.eof && src.in == nil && dst.shut && !dst.pending()
+	return src.eof && src.in == nil && !src.spliced() && dst.shut && !dst.pending()
 }
 
 // relay moves src→dst until it would block. It reports whether anything
@@ -192,6 +220,11 @@ func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 			p.pool.Put(src.in)
 			src.in = nil
 		}
+		if src.in == nil && (src.kp != nil || src.bulk && src.ready.Readable() && !src.eof) {
+			if moved, st, ok := p.splice(src, dst); ok {
+				return progress || moved, st
+			}
+		}
 		if src.eof {
 			if !dst.shut {
 				dst.shut = true
@@ -219,6 +252,9 @@ func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 		src.read += uint64(n)
 		if n > 0 {
 			progress = true
+			if n == src.in.Cap() && p.spliceable(src, dst) {
+				src.bulk = true // the kernel had a buffer's worth or more
+			}
 		}
 		src.ready.Read(n, r)
 		switch r {
@@ -275,7 +311,12 @@ func (p *Pipe) BytesOut() uint64 { return p.ends[Back].read }
 
 // Buffered reports whether a buffer is held (bytes in flight).
 func (p *Pipe) Buffered() bool {
-	return p.ends[Front].in != nil || p.ends[Back].in != nil || p.ends[Front].pending() || p.ends[Back].pending()
+	for i := range p.ends {
+		if e := &p.ends[i]; e.in != nil || e.kp != nil || e.pending() {
+			return true
+		}
+	}
+	return false
 }
 
 // Idle reports whether no byte is in flight, the state in which a soft
@@ -289,11 +330,11 @@ func (p *Pipe) Idle() bool { return !p.Buffered() }
 // inactivity timeout on it would blame it for the other side's pace.
 func (p *Pipe) Awaits(s Side) bool {
 	e, other := &p.ends[s], &p.ends[1-s]
-	if other.in != nil && !other.in.Empty() || e.pending() || other.eof && !e.shut {
+	if other.in != nil && !other.in.Empty() || other.spliced() || e.pending() || other.eof && !e.shut {
 		return true // bytes (or a FIN) bound for s
 	}
 	// The pipe reads s once what it read before went to the other side.
-	return !e.eof && (e.in == nil || e.in.Empty())
+	return !e.eof && (e.in == nil || e.in.Empty()) && !e.spliced()
 }
 
 // EOF reports whether side s has sent its FIN.
@@ -305,9 +346,67 @@ func (p *Pipe) Release() {
 	for i := range p.ends {
 		p.pool.Put(p.ends[i].in)
 		p.ends[i].in = nil
+		if p.ends[i].kp != nil {
+			p.pipes.Put(p.ends[i].kp) // closed if bytes are left in it
+			p.ends[i].kp = nil
+		}
 	}
 }
 
 // Token is a convenient token for a side when a test or a simple
 // program registers the two sockets of one pipe on its own loop.
 func (s Side) Token() eventloop.Token { return eventloop.Token(s) }
+
+// splice moves src→dst through a kernel pipe until it would block. ok is
+// false when no pipe could be had: the caller copies through a buffer
+// instead. src's buffer is empty (bytes read before go first).
+//
+// The pipe is filled only when empty, so that EAGAIN from a fill means
+// the socket is drained (on a pipe with bytes in it, it may mean the
+// pipe ran out of slots, and clearing the readable bit on that would
+// wait for an edge that never comes). It goes back to the pool when
+// emptied and src has nothing more for now: an idle relay holds no pipe.
+func (p *Pipe) splice(src, dst *end) (progress bool, st Status, ok bool) {
+	for {
+		if src.spliced() {
+			if !dst.ready.Writable() {
+				return progress, Open, true
+			}
+			n, r := src.kp.DrainTo(dst.fd)
+			dst.wrote += uint64(n)
+			if n > 0 {
+				progress = true
+			}
+			dst.ready.Wrote(r)
+			switch r {
+			case protocol.WouldBlock:
+				return progress, Open, true
+			case protocol.Closed, protocol.Error:
+				return progress, Failed, true
+			}
+		}
+		if src.eof || !src.ready.Readable() {
+			p.pipes.Put(src.kp)
+			src.kp = nil
+			return progress, Open, false // the caller relays the FIN or waits
+		}
+		if src.kp == nil {
+			if src.kp = p.pipes.Get(); src.kp == nil {
+				return progress, Open, false
+			}
+		}
+		n, r := src.kp.FillFrom(src.fd)
+		src.read += uint64(n)
+		if n > 0 {
+			progress = true
+		}
+		src.ready.Read(n, r)
+		switch r {
+		case protocol.Closed:
+			src.eof = true
+			progress = true
+		case protocol.Error:
+			return progress, Failed, true
+		}
+	}
+}

@@ -361,6 +361,7 @@ func (s *Session) startTunnel() session.Result {
 	s.exchangeEnded(nil)
 	s.pipe = new(pipe.Pipe)
 	s.pipe.Init(s.lp.Pool(), s.front, &s.bsock)
+	s.pipe.Splice(s.lp.Pipes())
 	s.pipe.MergeReadiness(pipe.Front, s.fready)
 	s.pipe.MergeReadiness(pipe.Back, s.bready)
 	if s.fbuf != nil {

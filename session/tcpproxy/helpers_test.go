@@ -34,7 +34,7 @@ var warmUp sync.Once
 // process's descriptors and goroutines are back to what they were before
 // the test started.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	w    *session.Worker
 	runc chan error
 
@@ -45,7 +45,7 @@ type env struct {
 
 // newEnv starts a worker with cfg and a round-robin cluster "c". The
 // baseline (descriptors, goroutines) is taken before anything is created.
-func newEnv(t *testing.T, cfg session.Config) *env {
+func newEnv(t testing.TB, cfg session.Config) *env {
 	t.Helper()
 	warmUp.Do(func() {
 		// The runtime opens its own poller's descriptors on the first
@@ -122,7 +122,7 @@ func (e *env) finish(fds, gs int) {
 	}
 }
 
-func openFDs(t *testing.T) int {
+func openFDs(t testing.TB) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	require.NoError(t, err)
@@ -251,7 +251,7 @@ func (e *env) server(handle func(c *net.TCPConn)) *server {
 	return s
 }
 
-func (s *server) close(t *testing.T) {
+func (s *server) close(t testing.TB) {
 	s.mu.Lock()
 	s.closed = true
 	for c := range s.conns {

@@ -110,7 +110,8 @@ func TestBackendAccountingAbandonedConnects(t *testing.T) {
 // When the buffer pool runs dry a session waits and retries; it goes on
 // once buffers come back.
 func TestPoolExhaustionRecovers(t *testing.T) {
-	e := newEnv(t, session.Config{Buffers: protocol.PoolConfig{Max: 2}})
+	// Splicing off: the hog must hold buffers, not kernel pipes.
+	e := newEnv(t, session.Config{Buffers: protocol.PoolConfig{Max: 2}, Pipes: protocol.PipePoolConfig{Max: -1}})
 	// A hog: a backend and a client that both send and never read, so
 	// that its session holds one buffer per direction.
 	flood := func(c *net.TCPConn) {

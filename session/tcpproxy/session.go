@@ -339,6 +339,7 @@ func (s *Session) connecting() (session.Result, bool) {
 // bytes (with a PROXY header to send first) to the pipe.
 func (s *Session) startPipe() error {
 	s.pipe.Init(s.lp.Pool(), &s.front, s.dial.Socket())
+	s.pipe.Splice(s.lp.Pipes())
 	if s.clientFIN {
 		// The FIN was read before the pipe: a read sees it again, and no
 		// edge would announce it.
