@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +66,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Loop configures the worker's event loop.
 	Loop eventloop.Config
+	// KeepGOMAXPROCS leaves GOMAXPROCS alone. By default Run raises it
+	// to one more than the loops running in the process: a loop waiting
+	// in epoll_wait or kevent keeps its P (the slot a goroutine needs to
+	// run) for as long as it waits, so with as many loops as Ps the
+	// goroutines the loops hand work to (TLS handshakes, command
+	// answers, health checks) wait for the runtime's monitor to take a
+	// P back, up to 10 ms, instead of running at once.
+	KeepGOMAXPROCS bool
 }
 
 func (c Config) withDefaults() Config {
@@ -205,6 +215,10 @@ func NewWorker(cfg Config) (*Worker, error) {
 func (w *Worker) Run() error {
 	w.running.Store(true)
 	defer close(w.done)
+	if !w.cfg.KeepGOMAXPROCS {
+		loopStarted(w.log)
+		defer loopStopped()
+	}
 	if err := w.loop.Post(func() {
 		w.loopG.Store(goroutineID())
 		w.zombieTimer = w.loop.Timers().Schedule(eventloop.TimerKey{Token: zombieToken}, w.cfg.ZombieCheckInterval)
@@ -571,3 +585,29 @@ var (
 	_ eventloop.Handler    = (*loopHandler)(nil)
 	_ eventloop.BatchEnder = (*loopHandler)(nil)
 )
+
+// loops counts the workers running in the process, for the spare P.
+var loops struct {
+	sync.Mutex
+	n int
+}
+
+// loopStarted counts a running loop and raises GOMAXPROCS, if needed,
+// to one more than the loops: a P for everything else (see
+// Config.KeepGOMAXPROCS). It never lowers it.
+func loopStarted(log *slog.Logger) {
+	loops.Lock()
+	defer loops.Unlock()
+	loops.n++
+	if p := runtime.GOMAXPROCS(0); p <= loops.n {
+		runtime.GOMAXPROCS(loops.n + 1)
+		log.Info("raised GOMAXPROCS: each event loop keeps a P while it waits for events, and the goroutines it hands work to need another",
+			"from", p, "to", loops.n+1)
+	}
+}
+
+func loopStopped() {
+	loops.Lock()
+	loops.n--
+	loops.Unlock()
+}
