@@ -25,25 +25,34 @@ func runWorker(tb testing.TB, cfg session.Config) *session.Worker {
 	return w
 }
 
-// A running loop keeps a P while it waits for events, so Run makes sure
-// there is one more than the loops: with GOMAXPROCS at 1, a goroutine the
-// loop wakes would wait for the runtime's monitor to take the P back.
-func TestRunLeavesAPSpare(t *testing.T) {
+// A running loop keeps a P while it waits for events, so a loop that
+// hands work to goroutines asks for one more than the loops: with
+// GOMAXPROCS at 1, a goroutine the loop wakes would wait for the
+// runtime's monitor to take the P back.
+func TestSparePIsOneMoreThanTheLoops(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	runWorker(t, session.Config{})
+	spare := func(w *session.Worker) {
+		require.NoError(t, w.Exec(func(l *session.Loop) error { l.SpareP(); return nil }))
+	}
+	w := runWorker(t, session.Config{})
+	assert.Equal(t, 1, runtime.GOMAXPROCS(0), "not raised before it is asked for")
+	spare(w)
 	assert.Equal(t, 2, runtime.GOMAXPROCS(0))
+	spare(w)
+	assert.Equal(t, 2, runtime.GOMAXPROCS(0), "once per worker")
 	runWorker(t, session.Config{})
-	assert.Equal(t, 3, runtime.GOMAXPROCS(0), "one per loop, and a spare")
+	assert.Equal(t, 3, runtime.GOMAXPROCS(0), "a loop that starts later keeps it one more than the loops")
 
 	runtime.GOMAXPROCS(1)
-	runWorker(t, session.Config{KeepGOMAXPROCS: true})
+	spare(runWorker(t, session.Config{KeepGOMAXPROCS: true}))
 	assert.Equal(t, 1, runtime.GOMAXPROCS(0), "left alone when asked")
 }
 
 // BenchmarkExecRoundTrip is a command's round trip to an idle loop and
 // back: the crossing a TLS handshake makes between its pool goroutine
 // and the loop. With GOMAXPROCS 1 and no spare P (keep), the answer
-// waits for the runtime's monitor; with the spare, it does not.
+// waits for the runtime's monitor; with the spare (Loop.SpareP), it
+// does not.
 func BenchmarkExecRoundTrip(b *testing.B) {
 	for _, keep := range []bool{true, false} {
 		name := "spare"
@@ -53,6 +62,7 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 			w := runWorker(b, session.Config{KeepGOMAXPROCS: keep})
+			require.NoError(b, w.Exec(func(l *session.Loop) error { l.SpareP(); return nil }))
 			b.ReportAllocs()
 			var worst time.Duration
 			for range b.N {

@@ -72,6 +72,23 @@ const ReservedTimerNames eventloop.TimerName = 240
 // DialTimer is the name of a [Dialer]'s connect timer on its token.
 const DialTimer eventloop.TimerName = 255
 
+// SpareP makes sure the process has a P (a slot for running a
+// goroutine, GOMAXPROCS of them) beyond the running loops; call it
+// before a loop first hands work to a goroutine it then waits for (a
+// TLS handshake on a pool, as httpproxy does). A loop waiting in
+// epoll_wait or kevent keeps its P for as long as it waits, so with as
+// many loops as Ps a goroutine the loop wakes waits for the runtime's
+// monitor to take a P back, every 20 µs to 10 ms, before it runs: a
+// full TLS handshake crosses four times. GOMAXPROCS is raised (never
+// lowered) once per worker and the change logged, unless
+// [Config.KeepGOMAXPROCS]; it is not raised by default because the
+// spare P costs memory (its allocation caches: about 0.7 MiB with one
+// worker) that a proxy which never hands off work does not need.
+func (l *Loop) SpareP() {
+	l.check("SpareP")
+	l.w.spareP()
+}
+
 // Pipes is the worker's pool of kernel pipes, for relays that splice
 // ([pipe.Pipe.Splice]); it lends none where splicing is off or not
 // supported.

@@ -66,13 +66,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Loop configures the worker's event loop.
 	Loop eventloop.Config
-	// KeepGOMAXPROCS leaves GOMAXPROCS alone. By default Run raises it
-	// to one more than the loops running in the process: a loop waiting
-	// in epoll_wait or kevent keeps its P (the slot a goroutine needs to
-	// run) for as long as it waits, so with as many loops as Ps the
-	// goroutines the loops hand work to (TLS handshakes, command
-	// answers, health checks) wait for the runtime's monitor to take a
-	// P back, up to 10 ms, instead of running at once.
+	// KeepGOMAXPROCS makes [Loop.SpareP] do nothing: GOMAXPROCS is
+	// left to the program.
 	KeepGOMAXPROCS bool
 }
 
@@ -141,6 +136,7 @@ type Worker struct {
 	log       *slog.Logger
 	pool      *protocol.Pool
 	pipes     *protocol.PipePool
+	spare     bool // SpareP was called
 	clusters  *backend.Clusters
 	checkLoop bool
 	loopG     loopGoroutine
@@ -215,10 +211,8 @@ func NewWorker(cfg Config) (*Worker, error) {
 func (w *Worker) Run() error {
 	w.running.Store(true)
 	defer close(w.done)
-	if !w.cfg.KeepGOMAXPROCS {
-		loopStarted(w.log)
-		defer loopStopped()
-	}
+	w.loopStarted()
+	defer w.loopStopped()
 	if err := w.loop.Post(func() {
 		w.loopG.Store(goroutineID())
 		w.zombieTimer = w.loop.Timers().Schedule(eventloop.TimerKey{Token: zombieToken}, w.cfg.ZombieCheckInterval)
@@ -586,28 +580,52 @@ var (
 	_ eventloop.BatchEnder = (*loopHandler)(nil)
 )
 
-// loops counts the workers running in the process, for the spare P.
+// loops counts the workers running in the process, and those among
+// them that hand work to goroutines (see Loop.SpareP).
 var loops struct {
 	sync.Mutex
-	n int
+	n, spare int
 }
 
-// loopStarted counts a running loop and raises GOMAXPROCS, if needed,
-// to one more than the loops: a P for everything else (see
-// Config.KeepGOMAXPROCS). It never lowers it.
-func loopStarted(log *slog.Logger) {
+// loopStarted counts a running loop, and keeps the spare P if a running
+// loop asked for one.
+func (w *Worker) loopStarted() {
 	loops.Lock()
 	defer loops.Unlock()
 	loops.n++
+	if loops.spare > 0 && !w.cfg.KeepGOMAXPROCS {
+		raiseGOMAXPROCS(w.log)
+	}
+}
+
+func (w *Worker) loopStopped() {
+	loops.Lock()
+	defer loops.Unlock()
+	loops.n--
+	if w.spare {
+		loops.spare--
+	}
+}
+
+// spareP is Loop.SpareP: the first call of a worker raises GOMAXPROCS
+// to one more than the running loops, if it is not already.
+func (w *Worker) spareP() {
+	if w.spare || w.cfg.KeepGOMAXPROCS {
+		return
+	}
+	w.spare = true
+	loops.Lock()
+	defer loops.Unlock()
+	loops.spare++
+	raiseGOMAXPROCS(w.log)
+}
+
+// raiseGOMAXPROCS makes GOMAXPROCS one more than the running loops, if
+// it is lower; it never lowers it. Called with loops held.
+func raiseGOMAXPROCS(log *slog.Logger) {
 	if p := runtime.GOMAXPROCS(0); p <= loops.n {
 		runtime.GOMAXPROCS(loops.n + 1)
 		log.Info("raised GOMAXPROCS: each event loop keeps a P while it waits for events, and the goroutines it hands work to need another",
 			"from", p, "to", loops.n+1)
 	}
-}
-
-func loopStopped() {
-	loops.Lock()
-	loops.n--
-	loops.Unlock()
 }

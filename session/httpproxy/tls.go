@@ -132,6 +132,7 @@ func (t *TLS) pool() *tlsconn.Pool {
 func (s *Session) startTLS(lp *session.Loop) {
 	st := s.lw.st
 	if st.scratch == nil {
+		lp.SpareP() // the handshakes' goroutines run at once
 		st.scratch = tlsconn.NewScratch()
 	}
 	s.tls = tlsStream{tlsconn.NewSocket(s.sock.Fd(), s.lw.l.tlsConfig, st.scratch, func() { lp.Wake(s.frontToken, s) })}
