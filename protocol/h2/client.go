@@ -452,7 +452,7 @@ func (c *ClientConn) onRSTStream(id uint32, code ErrCode) {
 		// §5.1: ignored on a closed stream, but it cost a lookup and
 		// carries nothing.
 		if !c.resets.take(c.lim.ResetBudget, c.clock) {
-			c.flood(&c.counts.Floods.RapidReset, "RST_STREAM flood")
+			c.flood(&c.counts.errs().Floods.RapidReset, "RST_STREAM flood")
 		}
 		return
 	}
@@ -682,6 +682,7 @@ func (c *ClientConn) Timeout(now time.Time) {
 // Stats returns the connection's counters.
 func (c *ClientConn) Stats() ClientStats {
 	k := &c.counts
+	r := k.copyRare()
 	return ClientStats{
 		StreamsOpened: k.StreamsOpened, StreamsRefused: k.StreamsRefused,
 		ResetsReceived: k.ResetsReceived, ResetsSent: k.ResetsSent,
@@ -689,6 +690,6 @@ func (c *ClientConn) Stats() ClientStats {
 		GoAwaySent:      k.GoAwaySent, LastGoAwayCode: k.LastGoAwayCode,
 		GoAwayReceived: c.goAwayReceived, PeerGoAwayCode: c.peerGoAwayCode,
 		PingsSent: c.pingsSent, PingsAcked: c.pingsAcked, RTT: c.rtt,
-		ConnErrors: k.ConnErrors, StreamErrors: k.StreamErrors, Floods: k.Floods,
+		ConnErrors: r.ConnErrors, StreamErrors: r.StreamErrors, Floods: r.Floods,
 	}
 }

@@ -286,7 +286,7 @@ func (c *ServerConn) answerTooLarge(id uint32, endStream bool) {
 		c.remember(id, closedByUs)
 	}
 	if !c.resets.take(c.lim.ResetBudget, c.clock) {
-		c.flood(&c.counts.Floods.MadeYouReset, "too many rejected streams")
+		c.flood(&c.counts.errs().Floods.MadeYouReset, "too many rejected streams")
 	}
 }
 
@@ -334,7 +334,7 @@ func (c *ServerConn) onRSTStream(id uint32, code ErrCode) {
 	// CVE-2023-44487: a reset of a stream we are still answering costs a
 	// backend exchange; a reset after our END_STREAM costs nothing.
 	if rapid && !c.resets.take(c.lim.ResetBudget, c.clock) {
-		c.flood(&c.counts.Floods.RapidReset, "rapid reset")
+		c.flood(&c.counts.errs().Floods.RapidReset, "rapid reset")
 	}
 }
 
@@ -504,11 +504,12 @@ func (c *ServerConn) Timeout(now time.Time) {
 // Stats returns the connection's counters.
 func (c *ServerConn) Stats() ConnStats {
 	k := &c.counts
+	r := k.copyRare()
 	return ConnStats{
 		StreamsOpened: k.StreamsOpened, StreamsRefused: k.StreamsRefused,
 		ResetsReceived: k.ResetsReceived, ResetsSent: k.ResetsSent,
 		StallResets: c.stallResets, HeadersTooLarge: k.HeadersTooLarge,
 		GoAwaySent: k.GoAwaySent, LastGoAwayCode: k.LastGoAwayCode,
-		ConnErrors: k.ConnErrors, StreamErrors: k.StreamErrors, Floods: k.Floods,
+		ConnErrors: r.ConnErrors, StreamErrors: r.StreamErrors, Floods: r.Floods,
 	}
 }

@@ -143,9 +143,32 @@ type coreCounts struct {
 	HeadersTooLarge uint64
 	GoAwaySent      uint64
 	LastGoAwayCode  ErrCode
-	ConnErrors      [ErrCodeHTTP11Required + 1]uint64
-	StreamErrors    [ErrCodeHTTP11Required + 1]uint64
-	Floods          FloodStats
+	// rare holds the error and flood counters, which stay zero on
+	// almost every connection: 288 bytes allocated on the first error
+	// rather than carried by each connection.
+	rare *rareCounts
+}
+
+type rareCounts struct {
+	ConnErrors   [ErrCodeHTTP11Required + 1]uint64
+	StreamErrors [ErrCodeHTTP11Required + 1]uint64
+	Floods       FloodStats
+}
+
+// errs is where errors and floods are counted, allocated on the first.
+func (k *coreCounts) errs() *rareCounts {
+	if k.rare == nil {
+		k.rare = new(rareCounts)
+	}
+	return k.rare
+}
+
+// copyRare copies the rare counters out (zeros when none was counted).
+func (k *coreCounts) copyRare() (r rareCounts) {
+	if k.rare != nil {
+		r = *k.rare
+	}
+	return r
 }
 
 func (c *connCore) init(lim limits, ev streamEvents, r role, server bool) {
@@ -419,7 +442,7 @@ func (c *connCore) onDataConn(id uint32, length int64, empty, endStream bool) bo
 	}
 	c.recvConnWindow -= length
 	if empty && !endStream && !c.empties.take(c.lim.EmptyDataBudget, c.clock) {
-		c.flood(&c.counts.Floods.EmptyData, "empty DATA frames")
+		c.flood(&c.counts.errs().Floods.EmptyData, "empty DATA frames")
 		return false
 	}
 	return true
@@ -463,7 +486,7 @@ func (c *connCore) onHeaders(id uint32, frag []byte, endStream, endHeaders, self
 		return
 	}
 	if uint32(len(frag)) > c.lim.MaxHeaderBlockSize {
-		c.flood(&c.counts.Floods.Continuation, "field block too large")
+		c.flood(&c.counts.errs().Floods.Continuation, "field block too large")
 		return
 	}
 	c.blockID, c.blockEnd, c.blockErr, c.blockCont = id, endStream, selfDep, 0
@@ -479,7 +502,7 @@ func (c *connCore) onContinuation(id uint32, frag []byte, endHeaders bool) {
 	c.blockCont++
 	if c.blockCont > c.lim.MaxContinuations || uint64(len(c.block))+uint64(len(frag)) > uint64(c.lim.MaxHeaderBlockSize) {
 		// CVE-2024-27316: a block that never ends, or ends huge.
-		c.flood(&c.counts.Floods.Continuation, "CONTINUATION flood")
+		c.flood(&c.counts.errs().Floods.Continuation, "CONTINUATION flood")
 		return
 	}
 	c.block = append(c.block, frag...)
@@ -511,7 +534,7 @@ func (c *connCore) decodeBlock(block []byte) (fields []HeaderField, tooLarge, ok
 // are applied in the order they appear) and acknowledges it.
 func (c *connCore) applySettings(f *Frame) {
 	if !c.settings.take(c.lim.SettingsBudget, c.clock) {
-		c.flood(&c.counts.Floods.Settings, "SETTINGS flood")
+		c.flood(&c.counts.errs().Floods.Settings, "SETTINGS flood")
 		return
 	}
 	opened := false
@@ -572,7 +595,7 @@ func (c *connCore) onSettingsAck() bool {
 // answerPing answers a PING (§6.7) with the same payload.
 func (c *connCore) answerPing(data [8]byte) {
 	if !c.pings.take(c.lim.PingBudget, c.clock) {
-		c.flood(&c.counts.Floods.Ping, "PING flood")
+		c.flood(&c.counts.errs().Floods.Ping, "PING flood")
 		return
 	}
 	c.appendControl(AppendPing(c.out, true, data))
@@ -580,7 +603,7 @@ func (c *connCore) answerPing(data [8]byte) {
 
 func (c *connCore) onWindowUpdate(id uint32, inc uint32) {
 	if !c.wupdates.take(c.lim.WindowUpdateBudget, c.clock) {
-		c.flood(&c.counts.Floods.WindowUpdate, "WINDOW_UPDATE flood")
+		c.flood(&c.counts.errs().Floods.WindowUpdate, "WINDOW_UPDATE flood")
 		return
 	}
 	if id == 0 {
@@ -642,12 +665,12 @@ func (c *connCore) notifyWritable(id uint32) {
 // streamError resets a stream because of the peer's frames (§5.4.2),
 // charging the reset budget (CVE-2025-8671).
 func (c *connCore) streamError(id uint32, code ErrCode) {
-	if int(code) < len(c.counts.StreamErrors) {
-		c.counts.StreamErrors[code]++
+	if k := c.counts.errs(); int(code) < len(k.StreamErrors) {
+		k.StreamErrors[code]++
 	}
 	c.sendReset(id, code, true)
 	if c.err == nil && !c.resets.take(c.lim.ResetBudget, c.clock) {
-		c.flood(&c.counts.Floods.MadeYouReset, "too many streams reset for errors")
+		c.flood(&c.counts.errs().Floods.MadeYouReset, "too many streams reset for errors")
 	}
 }
 
@@ -681,8 +704,8 @@ func (c *connCore) fail(code ErrCode, reason string) error {
 	if c.err != nil {
 		return c.err
 	}
-	if int(code) < len(c.counts.ConnErrors) {
-		c.counts.ConnErrors[code]++
+	if k := c.counts.errs(); int(code) < len(k.ConnErrors) {
+		k.ConnErrors[code]++
 	}
 	var last uint32
 	if c.server {
@@ -741,7 +764,7 @@ func (c *connCore) appendControl(out []byte) {
 	}
 	c.ctrlEnds = append(c.ctrlEnds, c.outBase+uint64(len(c.out)-c.outHead))
 	if len(c.ctrlEnds)-c.ctrlHead > c.lim.MaxQueuedControlFrames {
-		c.flood(&c.counts.Floods.ControlQueue, c.peerName("client does not read its control frames", "server does not read its control frames"))
+		c.flood(&c.counts.errs().Floods.ControlQueue, c.peerName("client does not read its control frames", "server does not read its control frames"))
 	}
 }
 

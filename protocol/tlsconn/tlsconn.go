@@ -249,6 +249,7 @@ func (c *Conn) Poll(pool *Pool, timeout time.Duration) State {
 	case Handshaking:
 		select {
 		case <-c.done:
+			c.done = nil // 96 bytes an established connection would keep
 			c.mc.lock()
 			err := c.mc.hsErr
 			c.mc.unlock()

@@ -48,7 +48,6 @@ type h2Front struct {
 	idleAt  time.Time
 	timerAt time.Time // when the connection's timer fires
 	shrunk  bool      // the idle connection's buffers were given back
-	fields  []h2.HeaderField
 }
 
 // h2Child is the session of one request stream: a cycle whose front is
@@ -590,8 +589,8 @@ func (st *h2Stream) endBody(trailers []byte) protocol.SocketResult {
 		return protocol.Continue
 	}
 	if len(trailers) > 0 {
-		fields := trailerFields(st.f.fields[:0], &st.f.s.lw.st.intern, trailers)
-		st.f.fields = fields[:0]
+		fields := trailerFields(st.f.s.lw.st.h2fields[:0], &st.f.s.lw.st.intern, trailers)
+		st.f.s.lw.st.h2fields = fields[:0]
 		if len(fields) > 0 && st.f.conn.WriteHeaders(st.id, fields, true) == nil {
 			st.finish(false)
 			st.f.kick()
@@ -632,9 +631,9 @@ func (st *h2Stream) takeResponse(e *http1.Editor, kind http1.BodyKind, left int6
 		return headFailed
 	}
 	in := &st.f.s.lw.st.intern
-	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(e.Status())})
+	fields := append(st.f.s.lw.st.h2fields[:0], h2.HeaderField{Name: ":status", Value: statusText(e.Status())})
 	e.EachField(func(name, value []byte) { fields = appendH2Field(fields, in, name, value, false) })
-	st.f.fields = fields[:0]
+	st.f.s.lw.st.h2fields = fields[:0]
 	st.kind, st.left = kind, left
 	end := kind == http1.BodyNone || kind == http1.BodyLength && left == 0
 	defer st.f.kick()
@@ -659,9 +658,9 @@ func (st *h2Stream) gone() bool { return st.reset }
 // responseFields converts a response head to HTTP/2 fields (RFC 9113
 // §8.2.2: no connection-specific fields, lower-case names).
 func (st *h2Stream) responseFields(head []byte) []h2.HeaderField {
-	fields := append(st.f.fields[:0], h2.HeaderField{Name: ":status", Value: statusText(st.resp.Status)})
+	fields := append(st.f.s.lw.st.h2fields[:0], h2.HeaderField{Name: ":status", Value: statusText(st.resp.Status)})
 	fields = appendHeadFields(fields, &st.f.s.lw.st.intern, head, &st.resp)
-	st.f.fields = fields[:0]
+	st.f.s.lw.st.h2fields = fields[:0]
 	return fields
 }
 

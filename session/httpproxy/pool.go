@@ -8,6 +8,7 @@ import (
 	"github.com/sluiceproxy/sluice/backend"
 	"github.com/sluiceproxy/sluice/eventloop"
 	"github.com/sluiceproxy/sluice/protocol"
+	"github.com/sluiceproxy/sluice/protocol/h2"
 	"github.com/sluiceproxy/sluice/protocol/http1"
 	"github.com/sluiceproxy/sluice/protocol/tlsconn"
 	"github.com/sluiceproxy/sluice/session"
@@ -24,12 +25,13 @@ type workerState struct {
 	dials []*session.Dialer
 	// spareIdle keeps idleConn values between a take and the next put.
 	spareIdle []*idleConn
-	tmp       []byte        // scratch for field values the editor copies
-	build     http1.Builder // heads from HTTP/2 fields, written as HTTP/1.1 and indexed at once
-	spareHead http1.Head    // the index of a head nobody reads it from (an interim one)
-	intern    interner      // HTTP/2 field strings
-	children  []*h2Child    // HTTP/2 stream sessions, for the next streams
-	sides     []*backSide   // cycles' backend sides, for the next requests
+	tmp       []byte           // scratch for field values the editor copies
+	build     http1.Builder    // heads from HTTP/2 fields, written as HTTP/1.1 and indexed at once
+	spareHead http1.Head       // the index of a head nobody reads it from (an interim one)
+	intern    interner         // HTTP/2 field strings
+	h2fields  []h2.HeaderField // scratch: a response head's HTTP/2 fields, encoded at once
+	children  []*h2Child       // HTTP/2 stream sessions, for the next streams
+	sides     []*backSide      // cycles' backend sides, for the next requests
 
 	clusterAnswers map[string]map[int]Answer
 	seq            uint64 // request id counter
