@@ -13,7 +13,8 @@
 #               (wrk does not resume sessions; sluice's log confirms resumed=0)
 #   idle        RSS per idle TLS connection: IDLE_CONNS HTTPS/1.1 connections
 #               (then as many HTTP/2 ones), one GET each, held idle
-# Numbers: req/s (median), proxy CPU % and requests per proxy CPU-second, the
+# Numbers: req/s (median), p99 latency (wrk --latency; h2load --log-file),
+# proxy CPU % and requests per proxy CPU-second, the
 # figure to compare when the load side is the bottleneck.
 set -euo pipefail
 
@@ -109,25 +110,34 @@ stop_proxy() {
 	unset "PID[$1]"
 }
 
-# load PHASE TARGET REP: runs the load, prints "req/s cpu%"
+# load PHASE TARGET REP: runs the load, prints "req/s cpu% req-per-CPU-s p99-ms"
 load() {
 	local phase=$1 t=$2 rep=$3 url="https://127.0.0.1:${PORT[$2]}/" raw="$OUT/raw/$1-$2-$3.txt"
 	local c0 c1 t0 t1 rps
 	c0=$(cpu_ticks "${PID[$t]}")
 	t0=$(date +%s.%N)
 	case $phase in
-	keepalive) timeout $((DURATION + 20)) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$url" >"$raw" 2>&1 ;;
-	handshake) timeout $((DURATION + 20)) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "Connection: close" "$url" >"$raw" 2>&1 ;;
-	h2) timeout $((DURATION + 20)) taskset -c "$LOAD_CPU" h2load -t1 -c"$CONNS" -m10 -D"$DURATION" "$url" >"$raw" 2>&1 ;;
+	keepalive) timeout $((DURATION + 20)) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$raw" 2>&1 ;;
+	handshake) timeout $((DURATION + 20)) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Connection: close" "$url" >"$raw" 2>&1 ;;
+	h2) timeout $((DURATION + 20)) taskset -c "$LOAD_CPU" h2load -t1 -c"$CONNS" -m10 -D"$DURATION" --log-file="$raw.log" "$url" >"$raw" 2>&1 ;;
 	esac
 	t1=$(date +%s.%N)
 	c1=$(cpu_ticks "${PID[$t]}")
+	local p99
 	case $phase in
-	h2) rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$raw") ;;
-	*) rps=$(awk '/^Requests\/sec:/ {print $2}' "$raw") ;;
+	h2)
+		rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$raw")
+		# 99th percentile of the per-request times h2load logged (µs)
+		p99=$(cut -f3 "$raw.log" | sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.2f", a[int(NR*0.99)]/1000; else print "-"}')
+		rm -f "$raw.log"
+		;;
+	*)
+		rps=$(awk '/^Requests\/sec:/ {print $2}' "$raw")
+		p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; printf "%.2f", v}' "$raw")
+		;;
 	esac
-	awk -v r="${rps:-0}" -v c=$((c1 - c0)) -v hz="$HZ" -v w="$(echo "$t1 - $t0" | bc)" \
-		'BEGIN { cpu = 100 * c / hz / w; printf "%.0f %.1f %.0f\n", r, cpu, (cpu > 0 ? r / (cpu / 100) : 0) }'
+	awk -v r="${rps:-0}" -v c=$((c1 - c0)) -v hz="$HZ" -v w="$(echo "$t1 - $t0" | bc)" -v p="${p99:--}" \
+		'BEGIN { cpu = 100 * c / hz / w; printf "%.0f %.1f %.0f %s\n", r, cpu, (cpu > 0 ? r / (cpu / 100) : 0), p }'
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -138,32 +148,34 @@ echo "haproxy: $(haproxy -v | head -1)"
 echo
 for phase in $MODES; do
 	[[ $phase == idle ]] && continue
-	declare -A RPS=() CPU=() EFF=()
+	declare -A RPS=() CPU=() EFF=() P99=()
 	for t in $TARGETS; do start_proxy "$t"; done
 	for rep in $(seq "$REPS"); do
 		for t in $TARGETS; do
-			read -r r c e < <(load "$phase" "$t" "$rep")
+			read -r r c e p < <(load "$phase" "$t" "$rep")
 			RPS[$t]+="$r "
 			CPU[$t]+="$c "
 			EFF[$t]+="$e "
-			echo "$phase $t rep $rep: $r req/s, proxy CPU $c%, $e req per CPU-s" >&2
+			P99[$t]+="$p "
+			echo "$phase $t rep $rep: $r req/s, proxy CPU $c%, $e req per CPU-s, p99 $p ms" >&2
 		done
 	done
 	for t in $TARGETS; do stop_proxy "$t"; done
 	echo "## $phase"
 	echo
-	echo "| proxy | req/s (median) | runs | proxy CPU % | req per proxy CPU-s | req/s vs haproxy | CPU-s efficiency vs haproxy |"
-	echo "|---|---|---|---|---|---|---|"
+	echo "| proxy | req/s (median) | runs | proxy CPU % | req per proxy CPU-s | req/s vs haproxy | CPU-s efficiency vs haproxy | p99 ms (median) |"
+	echo "|---|---|---|---|---|---|---|---|"
 	hr=$(tr ' ' '\n' <<<"${RPS[haproxy]:-}" | grep . | median)
 	he=$(tr ' ' '\n' <<<"${EFF[haproxy]:-}" | grep . | median)
 	for t in $TARGETS; do
 		r=$(tr ' ' '\n' <<<"${RPS[$t]}" | grep . | median)
 		c=$(tr ' ' '\n' <<<"${CPU[$t]}" | grep . | median)
 		e=$(tr ' ' '\n' <<<"${EFF[$t]}" | grep . | median)
-		echo "| $t | $r | ${RPS[$t]} | $c | $e | $(awk -v a="$r" -v b="${hr:-0}" 'BEGIN{printf (b>0?"%.2f":"-"), a/b}') | $(awk -v a="$e" -v b="${he:-0}" 'BEGIN{printf (b>0?"%.2f":"-"), a/b}') |"
+		p=$(tr ' ' '\n' <<<"${P99[$t]}" | grep . | median)
+		echo "| $t | $r | ${RPS[$t]} | $c | $e | $(awk -v a="$r" -v b="${hr:-0}" 'BEGIN{printf (b>0?"%.2f":"-"), a/b}') | $(awk -v a="$e" -v b="${he:-0}" 'BEGIN{printf (b>0?"%.2f":"-"), a/b}') | $p |"
 	done
 	echo
-	unset RPS CPU EFF
+	unset RPS CPU EFF P99
 done
 
 if [[ " $MODES " == *" idle "* ]]; then
