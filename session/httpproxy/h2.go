@@ -212,6 +212,10 @@ func (f *h2Front) timeout() session.Result {
 		// Idle for a second: give the buffers back rather than after each
 		// burst, which would regrow them for the next.
 		f.conn.ShrinkBuffers()
+		f.streams = nil // a map keeps its table once grown
+		if len(f.news.list) == 0 {
+			f.news = newsQueue{}
+		}
 		f.shrunk = true
 	}
 	if len(f.streams) == 0 && now.Sub(f.idleAt) >= s.lw.l.cfg.FrontTimeout {
@@ -304,6 +308,9 @@ func (f *h2Front) Headers(id uint32, fields []h2.HeaderField, endStream, trailer
 	}
 	st.child, st.token = child, t
 	child.frontToken = t // its request timer starts when it reads the head, below
+	if f.streams == nil {
+		f.streams = make(map[uint32]*h2Stream, 1) // given back after a second idle
+	}
 	f.streams[id] = st
 	child.begin()
 	st.buildRequest(fields, endStream, child.x)

@@ -286,3 +286,26 @@ func TestH2PingFloodThroughTheProxy(t *testing.T) {
 	assert.Equal(t, http2.ErrCodeEnhanceYourCalm, r.goAway())
 	require.Eventually(t, func() bool { return tt.l.Stats().H2Floods == 1 }, 5*time.Second, time.Millisecond)
 }
+
+// A connection idle for a second gives back its buffers and its stream
+// table; the next requests on it build them again.
+func TestH2ConnectionAfterItsIdleShrink(t *testing.T) {
+	tt := newTester(t, httpproxy.Config{H2C: true}, newOrigin(t, "a"))
+	c := h2cClient(t)
+	for round := range 3 {
+		var wg sync.WaitGroup
+		for range 4 { // concurrent streams: the table holds several
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, body := get(t, c, tt.url+"/x")
+				assert.Equal(t, 200, resp.StatusCode, body)
+			}()
+		}
+		wg.Wait()
+		if round < 2 {
+			time.Sleep(1200 * time.Millisecond) // past the second that shrinks an idle connection
+		}
+	}
+	assert.EqualValues(t, 1, tt.l.Stats().H2Conns, "one connection all along")
+}
