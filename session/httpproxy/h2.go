@@ -736,13 +736,10 @@ const (
 // newChild returns a stream session closed before, or a new one: a
 // stream allocates nothing once the worker has served as many at once.
 func (st *workerState) newChild() *h2Child {
-	n := len(st.children)
-	if n == 0 {
+	c, ok := st.children.take()
+	if !ok {
 		return &h2Child{}
 	}
-	c := st.children[n-1]
-	st.children[n-1] = nil
-	st.children = st.children[:n-1]
 	var buf []byte
 	if cap(c.st.reqBuf) <= maxKeptRequest {
 		buf = c.st.reqBuf[:0] // an upload's large array is not kept
@@ -758,10 +755,9 @@ func (st *workerState) newChild() *h2Child {
 // Other references to a closed child (its token until the batch ends,
 // a deferred drive) are to a closed slot the worker skips.
 func (st *workerState) reuseChild(c *h2Child) {
-	if c.st.queued || len(st.children) >= maxSpareChildren {
-		return
+	if !c.st.queued {
+		st.children.keep(c, maxSpareChildren)
 	}
-	st.children = append(st.children, c)
 }
 
 // PrintSession implements session.ProxySession.

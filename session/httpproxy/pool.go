@@ -20,18 +20,18 @@ import (
 // session.Loop.Local) and is touched only on its loop.
 type workerState struct {
 	idle map[*backend.Backend][]*idleConn
-	free []*exchange
+	free spares[*exchange]
 	// dials keeps Dialers between a session's backend connections.
-	dials []*session.Dialer
+	dials spares[*session.Dialer]
 	// spareIdle keeps idleConn values between a take and the next put.
-	spareIdle []*idleConn
-	tmp       []byte           // scratch for field values the editor copies
-	build     http1.Builder    // heads from HTTP/2 fields, written as HTTP/1.1 and indexed at once
-	spareHead http1.Head       // the index of a head nobody reads it from (an interim one)
-	intern    interner         // HTTP/2 field strings
-	h2fields  []h2.HeaderField // scratch: a response head's HTTP/2 fields, encoded at once
-	children  []*h2Child       // HTTP/2 stream sessions, for the next streams
-	sides     []*backSide      // cycles' backend sides, for the next requests
+	spareIdle spares[*idleConn]
+	tmp       []byte            // scratch for field values the editor copies
+	build     http1.Builder     // heads from HTTP/2 fields, written as HTTP/1.1 and indexed at once
+	spareHead http1.Head        // the index of a head nobody reads it from (an interim one)
+	intern    interner          // HTTP/2 field strings
+	h2fields  []h2.HeaderField  // scratch: a response head's HTTP/2 fields, encoded at once
+	children  spares[*h2Child]  // HTTP/2 stream sessions, for the next streams
+	sides     spares[*backSide] // cycles' backend sides, for the next requests
 
 	clusterAnswers map[string]map[int]Answer
 	seq            uint64 // request id counter
@@ -130,10 +130,8 @@ func (st *workerState) put(lp *session.Loop, b *backend.Backend, sock protocol.T
 	if max <= 0 || len(list) >= max || b.Status() == backend.Removed {
 		return false
 	}
-	var c *idleConn
-	if n := len(st.spareIdle); n > 0 {
-		c, st.spareIdle = st.spareIdle[n-1], st.spareIdle[:n-1]
-	} else {
+	c, ok := st.spareIdle.take()
+	if !ok {
 		c = new(idleConn)
 	}
 	*c = idleConn{lp: lp, st: st, b: b, sock: sock, token: t}
@@ -166,10 +164,8 @@ func (st *workerState) take(lp *session.Loop, b *backend.Backend, s session.Prox
 		// Nothing refers to c any more (its token is the session's now):
 		// keep it for the next put, so pooling allocates nothing per
 		// request.
-		if len(st.spareIdle) < maxFreeExchanges {
-			*c = idleConn{closed: true}
-			st.spareIdle = append(st.spareIdle, c)
-		}
+		*c = idleConn{closed: true}
+		st.spareIdle.keep(c, maxFreeExchanges)
 		return sock, t, true
 	}
 	return protocol.TCPSocket{}, 0, false
@@ -275,12 +271,33 @@ type exchange struct {
 // memory of a burst goes back (each is about 3 KiB with its field slices).
 const maxFreeExchanges = 512 // an HTTP/2 client may have hundreds of streams in flight
 
+// spares keeps values a request is done with for the next one, up to a
+// bound, so that a steady load allocates none of them.
+type spares[T any] struct{ s []T }
+
+// take returns the value kept last, if any.
+func (p *spares[T]) take() (v T, ok bool) {
+	n := len(p.s)
+	if n == 0 {
+		return v, false
+	}
+	v = p.s[n-1]
+	var zero T
+	p.s[n-1] = zero
+	p.s = p.s[:n-1]
+	return v, true
+}
+
+// keep keeps v unless max values are kept already.
+func (p *spares[T]) keep(v T, max int) {
+	if len(p.s) < max {
+		p.s = append(p.s, v)
+	}
+}
+
 // getSide lends a backend side.
 func (st *workerState) getSide() *backSide {
-	if n := len(st.sides); n > 0 {
-		b := st.sides[n-1]
-		st.sides[n-1] = nil
-		st.sides = st.sides[:n-1]
+	if b, ok := st.sides.take(); ok {
 		return b
 	}
 	return &backSide{}
@@ -289,18 +306,12 @@ func (st *workerState) getSide() *backSide {
 // putSide takes a backend side back, cleared.
 func (st *workerState) putSide(b *backSide) {
 	*b = backSide{}
-	if len(st.sides) < 1024 {
-		st.sides = append(st.sides, b)
-	}
+	st.sides.keep(b, maxFreeExchanges)
 }
 
 func (st *workerState) getExchange(limits http1.Limits) *exchange {
-	var x *exchange
-	if n := len(st.free); n > 0 {
-		x = st.free[n-1]
-		st.free[n-1] = nil
-		st.free = st.free[:n-1]
-	} else {
+	x, ok := st.free.take()
+	if !ok {
 		x = &exchange{}
 	}
 	x.parser.Limits, x.rparser.Limits = limits, limits
@@ -320,10 +331,7 @@ func (st *workerState) getExchange(limits http1.Limits) *exchange {
 // one only from its connect until its backend connection ends, so an
 // idle keep-alive session pays nothing for it.
 func (st *workerState) getDialer() *session.Dialer {
-	if n := len(st.dials); n > 0 {
-		d := st.dials[n-1]
-		st.dials[n-1] = nil
-		st.dials = st.dials[:n-1]
+	if d, ok := st.dials.take(); ok {
 		return d
 	}
 	return new(session.Dialer)
@@ -331,15 +339,12 @@ func (st *workerState) getDialer() *session.Dialer {
 
 // putDialer takes back a closed Dialer.
 func (st *workerState) putDialer(d *session.Dialer) {
-	if len(st.dials) >= maxFreeExchanges {
-		return
-	}
 	*d = session.Dialer{} // let removed backends go
-	st.dials = append(st.dials, d)
+	st.dials.keep(d, maxFreeExchanges)
 }
 
 func (st *workerState) putExchange(x *exchange) {
-	if x == nil || len(st.free) >= maxFreeExchanges {
+	if x == nil || len(st.free.s) >= maxFreeExchanges {
 		return
 	}
 	x.reqOut, x.respOut = nil, nil
@@ -348,5 +353,5 @@ func (st *workerState) putExchange(x *exchange) {
 	// Nothing of the request outlives it in the pool: a hook's value,
 	// the session, the outcome's strings.
 	x.hreq, x.hresp, x.outcome, x.rhooks = Request{}, Response{}, Outcome{}, nil
-	st.free = append(st.free, x)
+	st.free.keep(x, maxFreeExchanges)
 }
