@@ -120,6 +120,21 @@ func (p *Pipe) spliceable(src, dst *end) bool {
 // spliced reports whether bytes from e wait in its kernel pipe.
 func (e *end) spliced() bool { return e.kp != nil && e.kp.Len() > 0 }
 
+// written records a write of n bytes to e that answered r. stop is true
+// when the direction cannot go on: the socket would block (Open: wait for
+// its writable edge) or failed (Failed).
+func (e *end) written(n int, r protocol.SocketResult) (st Status, stop bool) {
+	e.wrote += uint64(n)
+	e.ready.Wrote(r)
+	switch r {
+	case protocol.WouldBlock:
+		return Open, true
+	case protocol.Closed, protocol.Error:
+		return Failed, true
+	}
+	return Open, false
+}
+
 // pending reports whether bytes the socket accepted wait for the kernel.
 func (e *end) pending() bool { return e.flush != nil && e.flush.Pending() }
 
@@ -187,13 +202,8 @@ func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 		if !dst.ready.Writable() {
 			return false, Open
 		}
-		r := dst.flush.Flush()
-		dst.ready.Wrote(r)
-		switch r {
-		case protocol.WouldBlock:
-			return false, Open
-		case protocol.Closed, protocol.Error:
-			return false, Failed
+		if st, stop := dst.written(0, dst.flush.Flush()); stop {
+			return false, st
 		}
 		progress = true
 	}
@@ -204,16 +214,9 @@ func (p *Pipe) relay(src, dst *end) (progress bool, st Status) {
 			}
 			n, r := dst.sock.Write(src.in.Bytes())
 			src.in.Consume(n)
-			dst.wrote += uint64(n)
-			if n > 0 {
-				progress = true
-			}
-			dst.ready.Wrote(r)
-			switch r {
-			case protocol.WouldBlock:
-				return progress, Open
-			case protocol.Closed, protocol.Error:
-				return progress, Failed
+			progress = progress || n > 0
+			if st, stop := dst.written(n, r); stop {
+				return progress, st
 			}
 		}
 		if src.in != nil && src.in.Empty() {
@@ -373,16 +376,9 @@ func (p *Pipe) splice(src, dst *end) (progress bool, st Status, ok bool) {
 				return progress, Open, true
 			}
 			n, r := src.kp.DrainTo(dst.fd)
-			dst.wrote += uint64(n)
-			if n > 0 {
-				progress = true
-			}
-			dst.ready.Wrote(r)
-			switch r {
-			case protocol.WouldBlock:
-				return progress, Open, true
-			case protocol.Closed, protocol.Error:
-				return progress, Failed, true
+			progress = progress || n > 0
+			if st, stop := dst.written(n, r); stop {
+				return progress, st, true
 			}
 		}
 		if src.eof || !src.ready.Readable() {
