@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,8 +181,11 @@ func TestBulkWithoutPipesCopies(t *testing.T) {
 	}
 	e := newEnv(t, session.Config{Pipes: protocol.PipePoolConfig{Max: 1}})
 	const size = 32 << 20
+	var both sync.WaitGroup // the two transfers start together
+	both.Add(2)
 	be := e.server(func(c *net.TCPConn) {
-		time.Sleep(20 * time.Millisecond) // both clients connected
+		both.Done()
+		both.Wait()
 		sendAll(size, 7)(c)
 	})
 	e.addBackend("c", "a", be.addr)
