@@ -3,8 +3,10 @@ package protocol
 import (
 	"net/netip"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,4 +178,63 @@ func TestReadStopsAtUrgentMark(t *testing.T) {
 	n, r = server.Read(buf)
 	assert.Equal(t, 0, n)
 	assert.Equal(t, WouldBlock, r)
+}
+
+// On Linux a TCPSocket reads with recvfrom and writes with sendto and
+// sendmsg; a descriptor that is not a socket (a pipe a user wrapped)
+// falls back to read, write and writev.
+func TestSocketOverAPipe(t *testing.T) {
+	var p [2]int
+	require.NoError(t, unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC))
+	r, w := NewTCPSocket(p[0]), NewTCPSocket(p[1])
+	defer r.Close()
+	defer w.Close()
+
+	n, res := w.Write([]byte("one "))
+	require.Equal(t, Continue, res)
+	require.Equal(t, 4, n)
+	n, res = w.Writev([][]byte{[]byte("two "), nil, []byte("three")})
+	require.Equal(t, Continue, res)
+	require.Equal(t, 9, n)
+
+	buf := make([]byte, 64)
+	n, res = r.Read(buf)
+	assert.Equal(t, "one two three", string(buf[:n]))
+	assert.Equal(t, WouldBlock, res, "the pipe is drained")
+}
+
+// Writes to a connection the peer reset raise no SIGPIPE: a program that
+// asked for SIGPIPE (signal.Notify) would otherwise get one per write to
+// a client that went away.
+func TestWriteRaisesNoSIGPIPE(t *testing.T) {
+	sig := make(chan os.Signal, 8)
+	signal.Notify(sig, syscall.SIGPIPE)
+	defer signal.Stop(sig)
+
+	client, server := newPair(t, loop4)
+	abort(t, server)
+	rev := waitFor(t, client.Fd(), 0)
+	require.NotZero(t, rev&(unix.POLLERR|unix.POLLHUP), "RST arrived: revents %#x", rev)
+	for range 3 {
+		_, r := client.Write([]byte("into the void"))
+		assert.Equal(t, Closed, r)
+		_, r = client.Writev([][]byte{[]byte("and"), []byte("again")})
+		assert.Equal(t, Closed, r)
+	}
+	select {
+	case s := <-sig:
+		t.Fatalf("a write raised %v", s)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	// The control: a plain write(2) to the same socket does raise it, so
+	// the silence above is MSG_NOSIGNAL's, not a signal that got lost.
+	_, err := unix.Write(client.Fd(), []byte("x"))
+	require.ErrorIs(t, err, unix.EPIPE)
+	select {
+	case <-sig:
+	case <-time.After(5 * time.Second):
+		t.Fatal("write(2) with EPIPE raised no SIGPIPE: the check above proves nothing")
+	}
+	client.Close()
 }
