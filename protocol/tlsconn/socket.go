@@ -151,6 +151,7 @@ func (s *Socket) Read(p []byte) (int, protocol.SocketResult) {
 	mc := s.conn.mc
 	total := 0
 	drained := false // the kernel's queue was found empty in this call
+	atShort := -1    // total when the kernel last gave a short read
 	for total < len(p) {
 		n, err := s.conn.tc.Read(p[total:])
 		total += n
@@ -164,8 +165,15 @@ func (s *Socket) Read(p []byte) (int, protocol.SocketResult) {
 			}
 			return total, protocol.Error
 		}
-		// crypto/tls wants more ciphertext; memConn is empty.
-		if drained {
+		// crypto/tls wants more ciphertext; memConn is empty. A short
+		// read proves the kernel's queue empty, as for a TCPSocket, once
+		// its bytes yielded plaintext: the caller's Readiness then keeps
+		// reading if a FIN came (its event's ReadClosed bit). Bytes that
+		// yielded none (a partial record, a post-handshake message) do
+		// not: a FIN may be queued behind them and reporting WouldBlock
+		// with nothing read would wait for an edge that will not come,
+		// so the kernel is asked once more.
+		if drained || atShort >= 0 && total > atShort {
 			break
 		}
 		m, res := s.tcp.Read(s.scratch.in)
@@ -176,13 +184,10 @@ func (s *Socket) Read(p []byte) (int, protocol.SocketResult) {
 		}
 		switch res {
 		case protocol.WouldBlock:
-			// A short read proves the queue empty, unless a FIN is queued
-			// behind it; but then decrypting nothing must not be
-			// reported as EAGAIN (the caller would wait for an edge that
-			// will not come), so a read that yields no plaintext asks the
-			// kernel once more.
-			if m == 0 || total > 0 {
+			if m == 0 {
 				drained = true
+			} else {
+				atShort = total
 			}
 		case protocol.Closed:
 			mc.lock()
