@@ -76,6 +76,7 @@ func TestSocketReadsARecordInOneSystemCall(t *testing.T) {
 	require.NoError(t, p.Register(fd, 1, eventloop.InterestRead|eventloop.InterestWrite))
 	events := eventloop.NewEvents(8)
 	var r protocol.Readiness
+	finSeen := false // an event carried ReadClosed
 	wait := func(what string, until func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -86,6 +87,7 @@ func TestSocketReadsARecordInOneSystemCall(t *testing.T) {
 			for i := 0; i < n; i++ {
 				_, ev := events.Get(i)
 				r.Update(ev)
+				finSeen = finSeen || ev&eventloop.ReadClosed != 0
 			}
 		}
 	}
@@ -135,8 +137,7 @@ func TestSocketReadsARecordInOneSystemCall(t *testing.T) {
 	_, err = client.Write([]byte("last"))
 	require.NoError(t, err)
 	require.NoError(t, client.NetConn().(*net.TCPConn).CloseWrite())
-	time.Sleep(20 * time.Millisecond) // both in the receive queue
-	wait("the last record", r.Readable)
+	wait("the FIN behind the record", func() bool { return finSeen }) // both are queued now
 	n, res = s.Read(buf)
 	r.Read(n, res)
 	require.Equal(t, "last", string(buf[:n]))
