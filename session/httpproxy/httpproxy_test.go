@@ -100,6 +100,9 @@ func newTester(t *testing.T, cfg httpproxy.Config, backends ...*origin) *tester 
 
 func newTesterWith(t *testing.T, cfg httpproxy.Config, sc sessionConfig, backends ...*origin) *tester {
 	t.Helper()
+	// An earlier test's idle client connection would be counted now and
+	// closed by this test's cleanup: close it before counting.
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	fds, gs := openFDs(t), runtime.NumGoroutine()
 	// Warnings and errors (a recovered panic, with its stack) go to the
 	// test log.
