@@ -12,7 +12,7 @@ const maxIovecs = 16
 // without allocating.
 func writev(fd int, bufs [][]byte) (int, error) {
 	var iov [maxIovecs]unix.Iovec
-	n := 0
+	n, one := 0, []byte(nil)
 	for _, b := range bufs {
 		if len(b) == 0 {
 			continue
@@ -20,12 +20,18 @@ func writev(fd int, bufs [][]byte) (int, error) {
 		if n == maxIovecs {
 			break
 		}
+		one = b
 		iov[n].Base = &b[0]
 		iov[n].SetLen(len(b))
 		n++
 	}
-	if n == 0 {
+	switch n {
+	case 0:
 		return 0, nil
+	case 1:
+		// One buffer: the plain write is the cheaper call, with no
+		// message header or iovec array for the kernel to copy in.
+		return sysWrite(fd, one)
 	}
 	return sysWritev(&iov[0], n, fd)
 }
