@@ -12,6 +12,8 @@
 #   MODE=https bash examples/httplb/ab.sh           # HTTPS/1.1 keep-alive (httpslb)
 #   MODE=h2 bash examples/httplb/ab.sh              # HTTP/2 over TLS (httpslb)
 #   BASELINE=HEAD~1 bash examples/httplb/ab.sh      # this tree against a commit
+#   BASELINE=HEAD SLUICE_ARGS=-no-forwarding bash examples/httplb/ab.sh
+#                                                   # the same build, like HAProxy's config: no forwarding fields
 #
 # Per run: the proxy's CPU time per request, from the run time the kernel
 # keeps for each of its threads (/proc/PID/task/*/schedstat, in ns), and
@@ -32,6 +34,7 @@ DURATION=${DURATION:-2}
 CONNS=${CONNS:-64}
 BASE=${BASE_PORT:-18280}
 BASELINE=${BASELINE:-}
+SLUICE_ARGS=${SLUICE_ARGS:-} # more flags for this tree's build only, e.g. -no-forwarding
 OUT=${OUT:-/tmp/ab-$(date +%Y%m%d-%H%M%S)}
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 HZ=$(getconf CLK_TCK)
@@ -103,6 +106,7 @@ for n in $names; do
 	PORT[$n]=$port
 	case $n in
 	haproxy) taskset -c 0 haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/$n.log" 2>&1 & ;;
+	sluice) taskset -c 0 "$OUT/$n" -listen "127.0.0.1:$port" -backend "127.0.0.1:$BASE" -workers 1 "${args[@]}" $SLUICE_ARGS >"$OUT/$n.log" 2>&1 & ;;
 	*) taskset -c 0 "$OUT/$n" -listen "127.0.0.1:$port" -backend "127.0.0.1:$BASE" -workers 1 "${args[@]}" >"$OUT/$n.log" 2>&1 & ;;
 	esac
 	PID[$n]=$!

@@ -35,6 +35,7 @@ func main() {
 	accessLog := flag.Bool("access-log", false, "log every request")
 	healthPath := flag.String("health-path", "", "check backends with GET on this path every 2 s; failing ones get no traffic")
 	expectProxy := flag.Bool("expect-proxy", false, "require a PROXY protocol header (v1 or v2) from clients")
+	noForwarding := flag.Bool("no-forwarding", false, "add no X-Forwarded-*, Forwarded or X-Request-Id fields (HAProxy without option forwardfor)")
 	grace := flag.Duration("grace", 30*time.Second, "how long a soft stop waits for in-flight requests")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
 	flag.Parse()
@@ -46,7 +47,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer stopProfile()
-	opts := options{accessLog: *accessLog, healthPath: *healthPath, expectProxy: *expectProxy}
+	opts := options{accessLog: *accessLog, healthPath: *healthPath, expectProxy: *expectProxy, noForwarding: *noForwarding}
 	if err := run(log, *listen, backends, *lb, *workers, *maxConns, opts, *grace); err != nil {
 		fmt.Fprintln(os.Stderr, "httplb:", err)
 		stopProfile()
@@ -55,8 +56,8 @@ func main() {
 }
 
 type options struct {
-	accessLog, expectProxy bool
-	healthPath             string
+	accessLog, expectProxy, noForwarding bool
+	healthPath                           string
 }
 
 func run(log *slog.Logger, listen string, backends []string, lb string, workers, maxConns int, opts options, grace time.Duration) error {
@@ -85,6 +86,9 @@ func run(log *slog.Logger, listen string, backends []string, lb string, workers,
 		}
 	}
 	cfg := httpproxy.Config{ExpectProxy: opts.expectProxy}
+	if opts.noForwarding {
+		cfg.OmitForwarding = httpproxy.AllForwarding
+	}
 	if opts.accessLog {
 		cfg.AccessLog = log
 	}

@@ -5,6 +5,7 @@
 # core 1, one ECDSA P-256 certificate for both proxies.
 #
 #   bash examples/httpslb/bench.sh            # about 2.5 minutes
+#   SLUICE_ARGS=-no-forwarding bash examples/httpslb/bench.sh  # no forwarding fields, like HAProxy here
 #
 # Phases, each run REPS times per proxy, interleaved:
 #   keepalive   wrk -c64 over HTTPS/1.1 keep-alive, GET / (1 KiB)
@@ -30,6 +31,7 @@ LOAD_CPU=${LOAD_CPU:-1}
 BASE=${BASE_PORT:-18180}
 MODES=${MODES:-keepalive h2 handshake idle}
 OUT=${OUT:-/tmp/tlsbench-$(date +%Y%m%d-%H%M%S)}
+SLUICE_ARGS=${SLUICE_ARGS:-} # more flags for httpslb, e.g. -no-forwarding (like the HAProxy config here)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 BACKEND_PORT=$BASE
 declare -A PORT=([haproxy]=$((BASE + 1)) [sluice]=$((BASE + 2)))
@@ -99,7 +101,7 @@ start_proxy() {
 	case $1 in
 	haproxy) start haproxy "$PROXY_CPU" haproxy -db -f "$OUT/conf/haproxy.cfg" ;;
 	sluice) start sluice "$PROXY_CPU" "$OUT/httpslb" -listen "127.0.0.1:${PORT[sluice]}" -workers 1 \
-		-cert "$OUT/conf/cert.pem" -key "$OUT/conf/key.pem" -backend "127.0.0.1:$BACKEND_PORT" -max-conns 20000 ;;
+		-cert "$OUT/conf/cert.pem" -key "$OUT/conf/key.pem" -backend "127.0.0.1:$BACKEND_PORT" -max-conns 20000 $SLUICE_ARGS ;;
 	esac
 	wait_port "${PORT[$1]}"
 	curl -sk --http1.1 "https://127.0.0.1:${PORT[$1]}/" -o /dev/null
@@ -145,6 +147,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "# HTTPS and HTTP/2: sluice vs HAProxy ($(date -u +%F), $(nproc) cores, REPS=$REPS, ${DURATION}s runs)"
 echo
 echo "haproxy: $(haproxy -v | head -1)"
+if [[ -n $SLUICE_ARGS ]]; then echo "sluice flags: $SLUICE_ARGS"; fi
 echo
 for phase in $MODES; do
 	[[ $phase == idle ]] && continue

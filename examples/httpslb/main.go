@@ -38,6 +38,7 @@ type options struct {
 	h2cAddr   string
 	h2c       bool
 	backendH2 bool
+	noFwd     bool
 	backends  []string
 	certFiles []string
 	keyFiles  []string
@@ -58,6 +59,7 @@ func main() {
 	flag.BoolVar(&o.h2c, "h2c", false, "also serve HTTP/2 with prior knowledge (and HTTP/1.1) on a cleartext listener")
 	flag.StringVar(&o.h2cAddr, "h2c-listen", "127.0.0.1:8082", "the -h2c listener's address")
 	flag.BoolVar(&o.backendH2, "backend-h2", false, "speak HTTP/2 cleartext (h2c) to the backends, e.g. gRPC servers")
+	flag.BoolVar(&o.noFwd, "no-forwarding", false, "add no X-Forwarded-*, Forwarded or X-Request-Id fields (HAProxy without option forwardfor)")
 	flag.IntVar(&o.workers, "workers", 0, "workers (event loops); 0 = one per CPU")
 	flag.IntVar(&o.maxConns, "max-conns", 10000, "client connections per worker")
 	flag.DurationVar(&o.grace, "grace", 30*time.Second, "how long a soft stop waits for in-flight requests")
@@ -136,7 +138,11 @@ func run(log *slog.Logger, o options) error {
 			o.workers = 1 // successive requests alternate strictly, which the demo shows
 		}
 	}
-	l := httpproxy.NewListener(httpproxy.Config{TLS: &httpproxy.TLS{Certs: store}})
+	var omit httpproxy.Forwarding
+	if o.noFwd {
+		omit = httpproxy.AllForwarding
+	}
+	l := httpproxy.NewListener(httpproxy.Config{TLS: &httpproxy.TLS{Certs: store}, OmitForwarding: omit})
 	p, err := session.NewProxy(session.ProxyConfig{Workers: o.workers, Worker: session.Config{MaxConnections: o.maxConns, Logger: log}})
 	if err != nil {
 		return err
@@ -174,7 +180,7 @@ func run(log *slog.Logger, o options) error {
 		if err != nil {
 			return fail(fmt.Errorf("-h2c-listen wants ip:port: %w", err))
 		}
-		hl := httpproxy.NewListener(httpproxy.Config{H2C: true})
+		hl := httpproxy.NewListener(httpproxy.Config{H2C: true, OmitForwarding: omit})
 		route.HSTS = "" // cleartext
 		if err := hl.AddFrontend(p, route); err != nil {
 			return fail(err)

@@ -480,6 +480,36 @@ func TestForwardingFieldsExtendTheClients(t *testing.T) {
 	assert.Contains(t, out, "id="+id, "an empty request id is replaced by the proxy's, on both sides")
 }
 
+func TestOmitForwardingLeavesFieldsOut(t *testing.T) {
+	o := newOrigin(t, "o")
+	for _, c := range []struct {
+		omit      httpproxy.Forwarding
+		want, not []string
+	}{
+		{httpproxy.AllForwarding, []string{"X-Forwarded-For: 192.0.2.1\r\n"},
+			[]string{"X-Forwarded-Proto", "X-Forwarded-Port", "Forwarded:", "X-Request-Id", "127.0.0.1"}},
+		{httpproxy.XForwardedPort | httpproxy.XRequestID,
+			[]string{"X-Forwarded-For: 192.0.2.1, 127.0.0.1\r\n", "X-Forwarded-Proto: http\r\n", "Forwarded: for=127.0.0.1;proto=http\r\n"},
+			[]string{"X-Forwarded-Port", "X-Request-Id"}},
+		{httpproxy.XForwardedFor | httpproxy.Forwarded,
+			[]string{"X-Forwarded-For: 192.0.2.1\r\n", "X-Forwarded-Proto: http\r\n", "X-Forwarded-Port: ", "X-Request-Id: "},
+			[]string{"Forwarded:", "127.0.0.1"}},
+	} {
+		t.Run(fmt.Sprintf("%05b", c.omit), func(t *testing.T) {
+			tt := newTester(t, httpproxy.Config{OmitForwarding: c.omit}, o)
+			out := tt.raw("GET /request-fields HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\nConnection: close\r\n\r\n")
+			require.Equal(t, 200, statusOf(out), out)
+			body := out[strings.Index(out, "\r\n\r\n")+4:]
+			for _, w := range c.want {
+				assert.Contains(t, body, w)
+			}
+			for _, n := range c.not {
+				assert.NotContains(t, body, n)
+			}
+		})
+	}
+}
+
 // backendCounters reads a backend's counters and its cluster's on the loop.
 func backendCounters(t *testing.T, w *session.Worker, cluster string) (per map[string]backend.Counters, all backend.Counters) {
 	per = map[string]backend.Counters{}

@@ -85,6 +85,15 @@ type Config struct {
 	ExpectProxy bool
 	// AccessLog, when set, gets one line per request. Default: none.
 	AccessLog *slog.Logger
+	// OmitForwarding lists the forwarding fields the proxy does not add
+	// to the requests it forwards. By default it adds all of them: the
+	// client's address appended to X-Forwarded-For and Forwarded (RFC
+	// 7239), X-Forwarded-Proto, X-Forwarded-Port and X-Request-Id unless
+	// the client sent them. An omitted field the client sent passes as it
+	// came, so a backend must not trust one the proxy omits (HAProxy
+	// without "option forwardfor" behaves this way). The request id
+	// stays in the access log and the proxy's answers either way.
+	OmitForwarding Forwarding
 	// Scheme is what X-Forwarded-Proto and Forwarded say. Default
 	// "https" with TLS, else "http".
 	Scheme string
@@ -100,6 +109,20 @@ type Config struct {
 	// settings. Zero values take h2's defaults.
 	HTTP2 h2.ServerConfig
 }
+
+// Forwarding is a set of the fields the proxy adds to a request so
+// that the backend learns about the client: see Config.OmitForwarding.
+type Forwarding uint8
+
+const (
+	XForwardedFor   Forwarding = 1 << iota // X-Forwarded-For: the client's address, appended
+	XForwardedProto                        // X-Forwarded-Proto: Config.Scheme
+	XForwardedPort                         // X-Forwarded-Port: the port the client reached
+	Forwarded                              // Forwarded (RFC 7239): for= and proto=, appended
+	XRequestID                             // X-Request-Id: the proxy's id for the request
+
+	AllForwarding = XForwardedFor | XForwardedProto | XForwardedPort | Forwarded | XRequestID
+)
 
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {

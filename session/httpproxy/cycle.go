@@ -660,8 +660,12 @@ func (s *cycle) headConsumed() {
 
 // forwardedFields appends the client to X-Forwarded-For and Forwarded,
 // and sets X-Forwarded-Proto, X-Forwarded-Port and X-Request-Id when the
-// client did not.
+// client did not, leaving out what Config.OmitForwarding lists.
 func (s *cycle) forwardedFields(head []byte) {
+	omit := s.lw.l.cfg.OmitForwarding
+	if omit&AllForwarding == AllForwarding {
+		return
+	}
 	e := &s.x.reqEdit
 	k := &s.x.known
 	client, _ := s.SessionAddress()
@@ -669,40 +673,47 @@ func (s *cycle) forwardedFields(head []byte) {
 	// Values that extend the client's are built in the worker's scratch
 	// (the editor copies them), so that no request allocates.
 	tmp := s.lw.st.tmp[:0]
-	if k.xff >= 0 {
-		tmp = append(append(append(tmp, s.x.req.Fields[k.xff].Value.Of(head)...), ", "...), ip...)
-		e.Replace(k.xff, tmp)
-	} else {
-		e.Add("X-Forwarded-For", ip)
+	if omit&XForwardedFor == 0 {
+		if k.xff >= 0 {
+			tmp = append(append(append(tmp, s.x.req.Fields[k.xff].Value.Of(head)...), ", "...), ip...)
+			e.Replace(k.xff, tmp)
+		} else {
+			e.Add("X-Forwarded-For", ip)
+		}
 	}
-	if k.xfp < 0 {
+	if k.xfp < 0 && omit&XForwardedProto == 0 {
 		e.Add("X-Forwarded-Proto", []byte(s.lw.l.cfg.Scheme))
 	}
-	if k.xfport < 0 {
+	if k.xfport < 0 && omit&XForwardedPort == 0 {
 		e.Add("X-Forwarded-Port", strconv.AppendUint(tmp[:0], uint64(s.localPort), 10))
 	}
-	fwd := tmp[:0]
-	if k.fwd >= 0 {
-		fwd = append(append(fwd, s.x.req.Fields[k.fwd].Value.Of(head)...), ", "...)
+	if omit&Forwarded == 0 {
+		fwd := tmp[:0]
+		if k.fwd >= 0 {
+			fwd = append(append(fwd, s.x.req.Fields[k.fwd].Value.Of(head)...), ", "...)
+		}
+		fwd = append(fwd, "for="...)
+		if client.Addr().Is6() {
+			fwd = append(append(append(fwd, "\"["...), ip...), "]\""...)
+		} else {
+			fwd = append(fwd, ip...)
+		}
+		fwd = append(append(fwd, ";proto="...), s.lw.l.cfg.Scheme...)
+		if k.fwd >= 0 {
+			e.Replace(k.fwd, fwd)
+		} else {
+			e.Add("Forwarded", fwd)
+		}
+		tmp = fwd
 	}
-	fwd = append(fwd, "for="...)
-	if client.Addr().Is6() {
-		fwd = append(append(append(fwd, "\"["...), ip...), "]\""...)
-	} else {
-		fwd = append(fwd, ip...)
+	if omit&XRequestID == 0 {
+		if k.xrid < 0 {
+			e.Add("X-Request-Id", s.x.id[:s.x.idLen])
+		} else if s.x.req.Fields[k.xrid].Value.Len() == 0 {
+			e.Replace(k.xrid, s.x.id[:s.x.idLen]) // an empty one was replaced by ours
+		}
 	}
-	fwd = append(append(fwd, ";proto="...), s.lw.l.cfg.Scheme...)
-	if k.fwd >= 0 {
-		e.Replace(k.fwd, fwd)
-	} else {
-		e.Add("Forwarded", fwd)
-	}
-	if k.xrid < 0 {
-		e.Add("X-Request-Id", s.x.id[:s.x.idLen])
-	} else if s.x.req.Fields[k.xrid].Value.Len() == 0 {
-		e.Replace(k.xrid, s.x.id[:s.x.idLen]) // an empty one was replaced by ours
-	}
-	s.lw.st.tmp = fwd[:0]
+	s.lw.st.tmp = tmp[:0]
 }
 
 // knownFields are the indexes of the request fields the proxy edits, -1

@@ -44,6 +44,9 @@ func newOrigin(t *testing.T, name string) *origin {
 		fmt.Fprintf(w, "%s %s %s xff=%s xfp=%s fwd=%s id=%s", name, r.Method, r.URL.Path,
 			r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"), r.Header.Get("Forwarded"), r.Header.Get("X-Request-Id"))
 	})
+	mux.HandleFunc("/request-fields", func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Write(w) // sorted, one "Name: value" line each
+	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		// Read first: Go's server stops reading a request body once the
 		// response is flushed.
