@@ -46,6 +46,21 @@ func TestSparePIsOneMoreThanTheLoops(t *testing.T) {
 	runtime.GOMAXPROCS(1)
 	spare(runWorker(t, session.Config{KeepGOMAXPROCS: true}))
 	assert.Equal(t, 1, runtime.GOMAXPROCS(0), "left alone when asked")
+	runWorker(t, session.Config{KeepGOMAXPROCS: true, SpareP: true})
+	assert.Equal(t, 1, runtime.GOMAXPROCS(0), "keep wins over SpareP")
+}
+
+// Config.SpareP keeps the spare P from the start, without a session
+// asking for it.
+func TestConfigSparePRaisesAtStart(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	runWorker(t, session.Config{})
+	assert.Equal(t, 1, runtime.GOMAXPROCS(0))
+	w := runWorker(t, session.Config{SpareP: true})
+	assert.Equal(t, 3, runtime.GOMAXPROCS(0), "one more than the two loops")
+	require.NoError(t, w.Exec(func(l *session.Loop) error { l.SpareP(); return nil }))
+	runWorker(t, session.Config{})
+	assert.Equal(t, 4, runtime.GOMAXPROCS(0), "still one more than the loops")
 }
 
 // BenchmarkExecRoundTrip is a command's round trip to an idle loop and

@@ -83,7 +83,9 @@ const DialTimer eventloop.TimerName = 255
 // lowered) once per worker and the change logged, unless
 // [Config.KeepGOMAXPROCS]; it is not raised by default because the
 // spare P costs memory (its allocation caches: about 0.7 MiB with one
-// worker) that a proxy which never hands off work does not need.
+// worker) that a proxy which never hands off work does not need;
+// [Config.SpareP] keeps it from the start, for the CPU it saves a busy
+// loop.
 func (l *Loop) SpareP() {
 	l.check("SpareP")
 	l.w.spareP()

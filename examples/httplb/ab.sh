@@ -35,6 +35,7 @@ CONNS=${CONNS:-64}
 BASE=${BASE_PORT:-18280}
 BASELINE=${BASELINE:-}
 SLUICE_ARGS=${SLUICE_ARGS:-} # more flags for this tree's build only, e.g. -no-forwarding
+SLUICE_ENV=${SLUICE_ENV:-}   # and its environment, e.g. GOMAXPROCS=2
 OUT=${OUT:-/tmp/ab-$(date +%Y%m%d-%H%M%S)}
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 HZ=$(getconf CLK_TCK)
@@ -106,7 +107,7 @@ for n in $names; do
 	PORT[$n]=$port
 	case $n in
 	haproxy) taskset -c 0 haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/$n.log" 2>&1 & ;;
-	sluice) taskset -c 0 "$OUT/$n" -listen "127.0.0.1:$port" -backend "127.0.0.1:$BASE" -workers 1 "${args[@]}" $SLUICE_ARGS >"$OUT/$n.log" 2>&1 & ;;
+	sluice) taskset -c 0 env $SLUICE_ENV "$OUT/$n" -listen "127.0.0.1:$port" -backend "127.0.0.1:$BASE" -workers 1 "${args[@]}" $SLUICE_ARGS >"$OUT/$n.log" 2>&1 & ;;
 	*) taskset -c 0 "$OUT/$n" -listen "127.0.0.1:$port" -backend "127.0.0.1:$BASE" -workers 1 "${args[@]}" >"$OUT/$n.log" 2>&1 & ;;
 	esac
 	PID[$n]=$!

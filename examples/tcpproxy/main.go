@@ -36,6 +36,7 @@ func main() {
 	workers := flag.Int("workers", 0, "workers (event loops); 0 = one per CPU")
 	maxConns := flag.Int("max-conns", 10000, "client connections per worker")
 	grace := flag.Duration("grace", 30*time.Second, "how long a soft stop waits for established connections")
+	spareP := flag.Bool("spare-p", false, "keep a P beyond the event loops (session.Config.SpareP): 2-3 % less CPU under load for about 0.7 MiB more memory")
 	verbose := flag.Bool("v", false, "debug logs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
 	flag.Parse()
@@ -52,14 +53,14 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(log, *listen, backends, *lb, *expect, *send, *workers, *maxConns, *grace); err != nil {
+	if err := run(log, *listen, backends, *lb, *expect, *send, *workers, *maxConns, *spareP, *grace); err != nil {
 		fmt.Fprintln(os.Stderr, "tcpproxy:", err)
 		stopProfile()
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, listen string, backends []string, lb string, expect bool, send string, workers, maxConns int, grace time.Duration) error {
+func run(log *slog.Logger, listen string, backends []string, lb string, expect bool, send string, workers, maxConns int, spareP bool, grace time.Duration) error {
 	addr, err := netip.ParseAddrPort(listen)
 	if err != nil {
 		return fmt.Errorf("-listen wants ip:port: %w", err)
@@ -95,7 +96,7 @@ func run(log *slog.Logger, listen string, backends []string, lb string, expect b
 		log.Info("no -backend given: started two embedded echo backends", "addrs", strings.Join(backends, ","))
 	}
 
-	p, err := session.NewProxy(session.ProxyConfig{Workers: workers, Worker: session.Config{MaxConnections: maxConns, Logger: log}})
+	p, err := session.NewProxy(session.ProxyConfig{Workers: workers, Worker: session.Config{MaxConnections: maxConns, Logger: log, SpareP: spareP}})
 	if err != nil {
 		return err
 	}
