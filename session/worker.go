@@ -599,17 +599,16 @@ var loops struct {
 }
 
 // loopStarted counts a running loop, and keeps the spare P if a running
-// loop asked for one.
+// loop asked for one or this worker's Config does.
 func (w *Worker) loopStarted() {
 	loops.Lock()
-	defer loops.Unlock()
 	loops.n++
-	if w.cfg.SpareP && !w.cfg.KeepGOMAXPROCS && !w.spare {
-		w.spare = true
-		loops.spare++
-	}
 	if loops.spare > 0 && !w.cfg.KeepGOMAXPROCS {
 		raiseGOMAXPROCS(w.log)
+	}
+	loops.Unlock()
+	if w.cfg.SpareP {
+		w.spareP()
 	}
 }
 
