@@ -4,10 +4,11 @@
 # resolves a 1 % change on a machine whose neighbours move the numbers of
 # runs minutes apart by 10 %. All proxies run at once, warm, each with
 # one worker on core 0; each round loads them in turn (wrk -t1 -c64, or
-# h2load -c64 -m10 for h2) from core 1, the order flipped every round,
-# with the Go backend of ../../../shared/bench on core 1 too.
+# h2load -c64 -m10 for h2) from core 1, in an order that gives each
+# proxy each place equally often (every 6 rounds with three), with the Go
+# backend of ../../../shared/bench on core 1 too.
 #
-#   bash examples/httplb/ab.sh                      # HTTP/1.1, 20 rounds of 2 s
+#   bash examples/httplb/ab.sh                      # HTTP/1.1, 24 rounds of 2 s
 #   MODE=tcp bash examples/httplb/ab.sh             # the TCP proxy
 #   MODE=https bash examples/httplb/ab.sh           # HTTPS/1.1 keep-alive (httpslb)
 #   MODE=h2 bash examples/httplb/ab.sh              # HTTP/2 over TLS (httpslb)
@@ -21,15 +22,16 @@
 # over the rounds and, for each pair, the median of the per-round ratios
 # and how many rounds the second one used less CPU in. An A/A run (two
 # identical builds: BASELINE=HEAD on a clean tree) shows the noise floor:
-# on the 2-core machine of the benchmarks, a median ratio within 0.3 %
-# and about half the rounds each way.
+# on a quiet 2-core machine, a median ratio within 0.3 % and about half
+# the rounds each way; on a noisy one, 1-2 %, so repeat a run before
+# trusting a difference that small.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
 MODE=${MODE:-http} # http | tcp | https | h2
-ROUNDS=${ROUNDS:-20}
+ROUNDS=${ROUNDS:-24} # a multiple of 6: every order of three proxies 4 times
 DURATION=${DURATION:-2}
 CONNS=${CONNS:-64}
 BASE=${BASE_PORT:-18280}
@@ -155,10 +157,15 @@ echo "| round | $(sed 's/ / ns\/req | /g' <<<"$names") ns/req | $(sed 's/ / req\
 echo "|---$(for _ in $names $names; do printf '|---:'; done)|"
 : >"$OUT/rounds.txt"
 for round in $(seq "$ROUNDS"); do
-	order=$names
-	((round % 2 == 0)) && order=$(tr ' ' '\n' <<<"$names" | tac | tr '\n' ' ')
+	# Rotate by one every two rounds and reverse every other round: with
+	# three proxies that walks all six orders, so no proxy keeps a place
+	# (the one in the middle always ran right after another's load).
+	read -ra order <<<"$names"
+	rot=$(((round - 1) / 2 % ${#order[@]}))
+	order=("${order[@]:rot}" "${order[@]:0:rot}")
+	((round % 2 == 0)) && mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
 	declare -A NS=() RPS=() SYS=()
-	for n in $order; do
+	for n in "${order[@]}"; do
 		read -r NS[$n] RPS[$n] SYS[$n] < <(run "$n")
 	done
 	line="$round"
